@@ -1,0 +1,17 @@
+import type { RemoteLoginOptions, RemoteLoginResult } from './index'
+
+export type { RemoteLoginOptions, RemoteLoginResult, ModelRef, LoginTimings } from './index'
+
+/** An error from the addon: `code` is stable (UNKNOWN_HOST, HOST_KEY_CHANGED, …), `message` is safe to show the model. */
+export interface RemoteError extends Error {
+  code: string
+}
+
+/** Dispatch a session to a configured host; rejects with a {@link RemoteError}. */
+export declare function remoteLogin(options: RemoteLoginOptions): Promise<RemoteLoginResult>
+/** The configured host names (never addresses), sorted; rejects with a {@link RemoteError}. */
+export declare function listHosts(projectDir?: string | null, options?: any | null): Promise<Array<string>>
+/** Cancel a running remoteLogin by its requestId. */
+export declare function cancelRemoteLogin(requestId: string): boolean
+/** The JSON Schema of hosts.json or of the plugin options. */
+export declare function configSchema(kind?: 'hosts' | 'plugin-options'): any

@@ -1,0 +1,18 @@
+// The package's JS API: the generated binding (index.js) with failures turned back into thrown errors.
+// napi 3 can only reject a Promise with its own fixed status codes, so the addon resolves failures as
+// Error objects whose `code` is one of ours (UNKNOWN_HOST, HOST_KEY_CHANGED, …); this file throws them.
+'use strict'
+
+const binding = require('./index.js')
+
+function unwrap(value) {
+  if (value instanceof Error) throw value
+  return value
+}
+
+module.exports = {
+  remoteLogin: async (options) => unwrap(await binding.remoteLogin(options)),
+  listHosts: async (projectDir, options) => unwrap(await binding.listHosts(projectDir, options)),
+  cancelRemoteLogin: (requestId) => binding.cancelRemoteLogin(requestId),
+  configSchema: (kind) => binding.configSchema(kind),
+}

@@ -1,0 +1,128 @@
+// The OpenCode server plugin: the `remote_login` tool and the hook that wakes the local agent after a
+// round trip. All work happens in the native addon; this file only adapts OpenCode's plugin API to it.
+// OpenCode requires a plugin module to export nothing but the plugin, so helpers stay module-private.
+import { randomUUID } from 'node:crypto'
+import { createRequire } from 'node:module'
+import path from 'node:path'
+import { z } from 'zod'
+
+const require = createRequire(import.meta.url)
+const api = require('../api.js')
+
+const TOOL = 'remote_login'
+
+function describe(hostNames) {
+  const hosts = hostNames.length > 0 ? hostNames.join(', ') : '(none configured: add hosts to hosts.json)'
+  return [
+    'Move the current session to a remote host over SSH and continue the task there.',
+    'Use when the user asks to run, continue, delegate or finish work on a remote host, server or machine.',
+    'mode "one-way" (default) hands the session over: the remote continues on its own and this conversation ends.',
+    'mode "round-trip" waits until the remote is done, brings the session back here, and the local agent continues.',
+    `Available hosts: ${hosts}`,
+  ].join('\n')
+}
+
+/** The running opencode binary (OpenCode is a compiled Bun binary), else `opencode` from PATH. */
+function opencodeBinary() {
+  const exe = process.execPath ?? ''
+  return path.basename(exe).startsWith('opencode') ? exe : 'opencode'
+}
+
+/** The session in `opencode export` shape, read in-process (much faster than spawning the CLI). */
+async function readSession(client, sessionID, directory) {
+  const query = directory ? { directory } : undefined
+  const [info, messages] = await Promise.all([
+    client.session.get({ path: { id: sessionID }, query }),
+    client.session.messages({ path: { id: sessionID }, query }),
+  ])
+  if (!info?.data || !Array.isArray(messages?.data)) return undefined
+  return JSON.stringify({ info: info.data, messages: messages.data })
+}
+
+async function hostNames(directory, options) {
+  try {
+    return await api.listHosts(directory, options ?? null)
+  } catch {
+    return []
+  }
+}
+
+export default {
+  id: 'opencode-remote',
+  server: async (input, options) => {
+    const { client, directory } = input
+    /** Round trips that finished and still owe the local agent a wake-up, by call id. */
+    const returned = new Map()
+
+    const remoteLogin = {
+      description: describe(await hostNames(directory, options)),
+      args: {
+        host: z.string().describe('Name of the host to move to (one of the available hosts).'),
+        mode: z
+          .enum(['one-way', 'round-trip'])
+          .optional()
+          .describe('one-way (default): hand over and stop. round-trip: wait for the remote, then continue here.'),
+        directory: z
+          .string()
+          .optional()
+          .describe("Working directory on the remote host (created if missing). Default: the host's configured one."),
+        message: z.string().optional().describe('What the remote agent should do. Default: continue the current task.'),
+      },
+      async execute(args, ctx) {
+        const requestId = randomUUID()
+        const cancel = () => api.cancelRemoteLogin(requestId)
+        ctx.abort?.addEventListener('abort', cancel, { once: true })
+        try {
+          const exportJson = await readSession(client, ctx.sessionID, directory).catch(() => undefined)
+          const result = await api.remoteLogin({
+            sessionId: ctx.sessionID,
+            host: args.host,
+            mode: args.mode ?? 'one-way',
+            directory: args.directory,
+            message: args.message,
+            callId: ctx.callID,
+            requestId,
+            exportJson,
+            opencodeBin: opencodeBinary(),
+            projectDir: directory,
+            options: options ?? null,
+          })
+          if (result.mode === 'round-trip' && result.continuation) {
+            returned.set(ctx.callID ?? ctx.sessionID, {
+              text: result.continuation,
+              agent: result.restoreAgent ?? undefined,
+              model: result.restoreModel ?? undefined,
+            })
+          }
+          return {
+            title: result.title,
+            output: result.output,
+            metadata: { host: args.host, mode: result.mode, jobId: result.jobId },
+          }
+        } finally {
+          ctx.abort?.removeEventListener('abort', cancel)
+        }
+      },
+    }
+
+    return {
+      tool: { [TOOL]: remoteLogin },
+      // Hosts are read at call time, so the list the model sees follows edits to hosts.json.
+      'tool.definition': async ({ toolID }, output) => {
+        if (toolID === TOOL) output.description = describe(await hostNames(directory, options))
+      },
+      // After a round trip the imported messages end the local turn; a new prompt (fire-and-forget, with
+      // the original agent and model) lets the local agent continue. Never a blocking prompt in a hook.
+      'tool.execute.after': async ({ tool, sessionID, callID }) => {
+        if (tool !== TOOL) return
+        const wake = returned.get(callID ?? sessionID)
+        if (!wake) return
+        returned.delete(callID ?? sessionID)
+        const body = { parts: [{ type: 'text', text: wake.text }] }
+        if (wake.agent) body.agent = wake.agent
+        if (wake.model) body.model = wake.model
+        client.session.promptAsync({ path: { id: sessionID }, body }).catch(() => {})
+      },
+    }
+  },
+}

@@ -1,0 +1,119 @@
+//! Reading hosts files and plugin options, and merging them into [`Hosts`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::entry::{config_error, from_provider_host, from_spec};
+use super::model::{HostSpec, HostsFile, PluginOptions, ProviderSpec};
+use super::{ConfigSources, Hosts};
+use crate::error::{display_path, Error, Result};
+
+/// What errors in inline options name as their file: the options live in opencode.json, but we are handed
+/// only the value, not its path.
+pub const INLINE_SOURCE: &str = "opencode.json (plugin options)";
+
+/// Loads and merges every source, in the order of [`ConfigSources::files`], then the inline options. A
+/// later source replaces a whole host of the same name (fields are not merged), so a project can redefine
+/// a host without inheriting settings it cannot see.
+pub fn load_hosts(sources: &ConfigSources) -> Result<Hosts> {
+    let mut hosts = Hosts::default();
+    for path in sources.files() {
+        if let Some(file) = read_hosts_file(&path)? {
+            merge(&mut hosts, &path, &file.hosts, &file.providers)?;
+        }
+    }
+    if let Some(inline) = sources.inline.as_ref().filter(|v| !v.is_null()) {
+        let path = PathBuf::from(INLINE_SOURCE);
+        let options: PluginOptions = deserialize(&path, inline.clone())?;
+        merge(&mut hosts, &path, &options.hosts, &options.providers)?;
+    }
+    Ok(hosts)
+}
+
+/// `Ok(None)` when the file does not exist; an empty file is an empty hosts file.
+pub fn read_hosts_file(path: &Path) -> Result<Option<HostsFile>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(Error::io(format!("reading {}", display_path(path)), err)),
+    };
+    parse_hosts_text(path, &text).map(Some)
+}
+
+/// JSONC (comments, trailing commas) first, then a typed pass that can name the failing field.
+pub fn parse_hosts_text(path: &Path, text: &str) -> Result<HostsFile> {
+    let value: Value =
+        jsonc_parser::parse_to_serde_value(text, &Default::default()).map_err(|err| {
+            let fix = "Fix the JSON syntax there (comments and trailing commas are fine).";
+            config_error(path, "(syntax)", err.to_string(), fix)
+        })?;
+    if value.is_null() {
+        return Ok(HostsFile::default());
+    }
+    deserialize(path, value)
+}
+
+fn deserialize<T: DeserializeOwned>(path: &Path, value: Value) -> Result<T> {
+    serde_path_to_error::deserialize(value).map_err(|err| {
+        let field = match err.path().to_string() {
+            root if root == "." => "(top level)".to_string(),
+            field => field,
+        };
+        let problem = err.into_inner().to_string();
+        let fix = if problem.starts_with("unknown field") {
+            "Remove or correct that key (keys are camelCase, e.g. identityFile); the JSON Schema lists them all."
+        } else if problem.starts_with("unknown variant") || problem.contains("not supported yet") {
+            "Use one of the values listed."
+        } else {
+            "Change the value to the expected type; the JSON Schema describes every field."
+        };
+        config_error(path, &field, problem, fix)
+    })
+}
+
+/// Adds one source's hosts. Within one source a name may be defined once (as a host, provider host or
+/// alias); across sources the later one wins.
+fn merge(
+    hosts: &mut Hosts,
+    file: &Path,
+    specs: &BTreeMap<String, HostSpec>,
+    providers: &BTreeMap<String, ProviderSpec>,
+) -> Result<()> {
+    let mut claimed = BTreeSet::new();
+    let mut claim = |name: &str, field: &str| -> Result<()> {
+        if claimed.insert(name.to_string()) {
+            return Ok(());
+        }
+        let fix = "Give every host and alias in one file its own name.";
+        Err(config_error(
+            file,
+            field,
+            format!("the name '{name}' is defined twice"),
+            fix,
+        ))
+    };
+    for (name, spec) in specs {
+        let entry = from_spec(file, name, spec)?;
+        claim(name, &format!("hosts.{name}"))?;
+        hosts.insert(entry, file);
+    }
+    for (provider, spec) in providers {
+        for (i, host) in spec.hosts.iter().enumerate() {
+            let field = format!("providers.{provider}.hosts[{i}]");
+            let entry = from_provider_host(file, &field, host)?;
+            claim(&host.name, &format!("{field}.name"))?;
+            for (j, alias) in host.aliases.iter().enumerate() {
+                claim(alias, &format!("{field}.aliases[{j}]"))?;
+            }
+            hosts.insert(entry, file);
+            for alias in &host.aliases {
+                hosts.insert_alias(alias, &host.name);
+            }
+        }
+        hosts.providers.insert(provider.clone(), spec.clone());
+    }
+    Ok(())
+}

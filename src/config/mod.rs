@@ -1,0 +1,156 @@
+//! Host configuration: hosts.json(c) files and plugin options, merged into one model.
+//!
+//! Two file formats are accepted side by side: the seed's `{"hosts": {name: address | object}}` and the
+//! provider format `{"providers": {name: {"hosts": [...]}}}` reserved for SSH workspaces. Both end up as
+//! [`HostEntry`] values looked up by name (or, for provider hosts, by alias).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+
+pub mod address;
+mod entry;
+mod load;
+pub mod model;
+
+pub use entry::HostEntry;
+pub use load::{load_hosts, parse_hosts_text, read_hosts_file, INLINE_SOURCE};
+pub use model::{HostKeyPolicy, HostsFile, Os, PluginOptions, ProviderSpec};
+
+/// Where hosts come from. Built by [`ConfigSources::from_env`] in production; tests build it directly.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ConfigSources {
+    /// OpenCode's global config directory (`~/.config/opencode`).
+    pub config_dir: PathBuf,
+    /// The project OpenCode runs in; its `hosts.json(c)` and `.opencode/hosts.json(c)` apply.
+    pub project_dir: Option<PathBuf>,
+    /// The plugin options from opencode.json, merged last.
+    pub inline: Option<Value>,
+}
+
+impl ConfigSources {
+    /// Finds the config dir the way OpenCode does: `$OPENCODE_CONFIG_DIR`, else `$XDG_CONFIG_HOME/opencode`,
+    /// else `$HOME/.config/opencode` (XDG on macOS too, as OpenCode does).
+    pub fn from_env(project_dir: Option<PathBuf>, inline: Option<Value>) -> Self {
+        Self::from_vars(project_dir, inline, |key| std::env::var_os(key))
+    }
+
+    fn from_vars(
+        project_dir: Option<PathBuf>,
+        inline: Option<Value>,
+        var: impl Fn(&str) -> Option<std::ffi::OsString>,
+    ) -> Self {
+        let var = |key: &str| var(key).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let config_dir = var("OPENCODE_CONFIG_DIR")
+            .or_else(|| var("XDG_CONFIG_HOME").map(|dir| dir.join("opencode")))
+            .unwrap_or_else(|| {
+                var("HOME")
+                    .unwrap_or_default()
+                    .join(".config")
+                    .join("opencode")
+            });
+        ConfigSources {
+            config_dir,
+            project_dir,
+            inline,
+        }
+    }
+
+    /// The files read, lowest precedence first. Also the list to watch for reloading.
+    pub fn files(&self) -> Vec<PathBuf> {
+        let mut dirs = vec![self.config_dir.clone()];
+        if let Some(project) = &self.project_dir {
+            dirs.push(project.clone());
+            dirs.push(project.join(".opencode"));
+        }
+        dirs.iter()
+            .flat_map(|dir| [dir.join("hosts.jsonc"), dir.join("hosts.json")])
+            .collect()
+    }
+}
+
+/// All configured hosts, by name.
+#[derive(Debug, Clone, Default)]
+pub struct Hosts {
+    entries: BTreeMap<String, HostEntry>,
+    /// alias -> host name, for provider hosts.
+    aliases: BTreeMap<String, String>,
+    /// Which file each host came from, so the CLI can edit or name the right one.
+    sources: BTreeMap<String, PathBuf>,
+    providers: BTreeMap<String, ProviderSpec>,
+}
+
+impl Hosts {
+    /// Host names, sorted (aliases not included).
+    pub fn names(&self) -> Vec<String> {
+        self.entries.keys().cloned().collect()
+    }
+
+    /// Looks a host up by name or alias.
+    pub fn get(&self, name: &str) -> Result<&HostEntry> {
+        let canonical = self.aliases.get(name).map_or(name, String::as_str);
+        self.entries
+            .get(canonical)
+            .ok_or_else(|| Error::UnknownHost {
+                name: name.to_string(),
+                known: self.names(),
+            })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &HostEntry> {
+        self.entries.values()
+    }
+
+    /// The file (or [`INLINE_SOURCE`]) a host or alias was defined in.
+    pub fn source(&self, name: &str) -> Option<&Path> {
+        let canonical = self.aliases.get(name).map_or(name, String::as_str);
+        self.sources.get(canonical).map(PathBuf::as_path)
+    }
+
+    /// Aliases that resolve to `name`.
+    pub fn aliases_of(&self, name: &str) -> Vec<String> {
+        self.aliases
+            .iter()
+            .filter(|(_, target)| *target == name)
+            .map(|(alias, _)| alias.clone())
+            .collect()
+    }
+
+    /// Provider groups for SSH workspaces, as written (their hosts are also in this map by name).
+    pub fn providers(&self) -> &BTreeMap<String, ProviderSpec> {
+        &self.providers
+    }
+
+    fn insert(&mut self, entry: HostEntry, file: &Path) {
+        self.aliases.remove(&entry.name);
+        self.sources.insert(entry.name.clone(), file.to_path_buf());
+        self.entries.insert(entry.name.clone(), entry);
+    }
+
+    /// An alias shadows an earlier host of the same name: the later definition wins.
+    fn insert_alias(&mut self, alias: &str, name: &str) {
+        self.entries.remove(alias);
+        self.sources.remove(alias);
+        self.aliases.insert(alias.to_string(), name.to_string());
+    }
+}
+
+/// JSON Schema of hosts.json, as published in `schema/hosts.schema.json`.
+pub fn hosts_schema() -> Value {
+    serde_json::to_value(schemars::schema_for!(HostsFile)).unwrap_or_default()
+}
+
+/// JSON Schema of the plugin options, as published in `schema/plugin-options.schema.json`.
+pub fn plugin_options_schema() -> Value {
+    serde_json::to_value(schemars::schema_for!(PluginOptions)).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests;

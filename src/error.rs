@@ -1,0 +1,168 @@
+//! The one error type of the core, with stable codes.
+//!
+//! Every error has two renderings: `Display` carries the full detail for the CLI and the local log, and
+//! [`Error::public_message`] is what the LLM (and so the tool output) may see: host *names* only, never an
+//! address, user, port, key path or token.
+
+use std::path::{Path, PathBuf};
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A config file (hosts.json, plugin options, ~/.ssh/config) is unusable.
+    #[error("{}: {field}: {problem}. {fix}", display_path(file))]
+    Config { file: PathBuf, field: String, problem: String, fix: String },
+
+    #[error("unknown host '{name}'; configured hosts: {}", list_or_none(known))]
+    UnknownHost { name: String, known: Vec<String> },
+
+    #[error("host '{host}' ({address}) is unreachable: {detail}")]
+    Unreachable { host: String, address: String, detail: String },
+
+    #[error("authentication to '{host}' as {user} failed: tried {}; the server accepts {}", list_or_none(tried), list_or_none(accepted))]
+    AuthFailed { host: String, user: String, tried: Vec<String>, accepted: Vec<String> },
+
+    #[error("the key {} for '{host}' is passphrase-protected and no ssh-agent holds it", key.display())]
+    KeyEncrypted { host: String, key: PathBuf },
+
+    #[error("host key of '{host}' ({address}) does not match {}:{line}", display_path(file))]
+    HostKeyChanged { host: String, address: String, file: PathBuf, line: usize },
+
+    #[error("host key of '{host}' ({address}) is not in {}; its {fingerprint} key was offered", display_path(file))]
+    HostKeyUnknown { host: String, address: String, file: PathBuf, fingerprint: String },
+
+    #[error("host '{host}' has no `opencode` on its PATH")]
+    RemoteNoOpencode { host: String },
+
+    #[error("the remote run on '{host}' failed: {detail}")]
+    RemoteRunFailed { host: String, detail: String, log_tail: String },
+
+    /// The session export (local or from the remote) is not what OpenCode writes.
+    #[error("session data is invalid: {0}")]
+    Session(String),
+
+    #[error("local import failed: {detail}")]
+    Import { detail: String, kept_at: Option<PathBuf> },
+
+    #[error("timed out after {secs} s while {what} on '{host}'")]
+    Timeout { host: String, what: String, secs: u64 },
+
+    #[error("cancelled")]
+    Cancelled,
+
+    /// Any other SSH-level failure (channel refused, connection lost mid-call).
+    #[error("ssh to '{host}' failed: {detail}")]
+    Ssh { host: String, detail: String },
+
+    #[error("{context}: {source}")]
+    Io { context: String, source: std::io::Error },
+}
+
+impl Error {
+    /// A stable code for scripts and the JS `err.code`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Config { .. } => "CONFIG_INVALID",
+            Error::UnknownHost { .. } => "UNKNOWN_HOST",
+            Error::Unreachable { .. } => "HOST_UNREACHABLE",
+            Error::AuthFailed { .. } => "AUTH_FAILED",
+            Error::KeyEncrypted { .. } => "KEY_ENCRYPTED",
+            Error::HostKeyChanged { .. } => "HOST_KEY_CHANGED",
+            Error::HostKeyUnknown { .. } => "HOST_KEY_UNKNOWN",
+            Error::RemoteNoOpencode { .. } => "REMOTE_NO_OPENCODE",
+            Error::RemoteRunFailed { .. } => "REMOTE_RUN_FAILED",
+            Error::Session(_) => "SESSION_INVALID",
+            Error::Import { .. } => "IMPORT_FAILED",
+            Error::Timeout { .. } => "TIMEOUT",
+            Error::Cancelled => "CANCELLED",
+            Error::Ssh { .. } => "SSH_FAILED",
+            Error::Io { .. } => "IO",
+        }
+    }
+
+    /// The text the model may see: short, actionable, and free of addresses, users, ports, key paths and
+    /// tokens. Host names come from the user's own config and are the only identifiers used.
+    pub fn public_message(&self) -> String {
+        match self {
+            Error::Config { file, field, fix, .. } => {
+                format!("Config error in {} at `{field}`. {fix}", display_path(file))
+            }
+            Error::UnknownHost { name, known } => format!(
+                "Unknown host '{}'. Configured hosts: {}.",
+                sanitize_name(name),
+                list_or_none(known)
+            ),
+            Error::Unreachable { host, .. } => format!(
+                "Host '{host}' is unreachable. Check that it is up and that `ssh {host}` works, then retry."
+            ),
+            Error::AuthFailed { host, .. } => format!(
+                "SSH authentication to '{host}' was refused. Load the right key into ssh-agent or set identityFile \
+                 for this host; `opencode-remote doctor {host}` shows what was tried."
+            ),
+            Error::KeyEncrypted { host, .. } => format!(
+                "The SSH key for '{host}' is passphrase-protected and no ssh-agent holds it. Run `ssh-add` with \
+                 that key, then retry."
+            ),
+            Error::HostKeyChanged { host, file, line, .. } => format!(
+                "The host key of '{host}' has CHANGED (known_hosts {} line {line}); refusing to connect. If the host \
+                 was reinstalled, verify the new key and remove the old line; otherwise this may be an attack.",
+                display_path(file)
+            ),
+            Error::HostKeyUnknown { host, fingerprint, .. } => format!(
+                "The host key of '{host}' is not known (offered {fingerprint}). Connect once with `ssh {host}` to \
+                 verify and record it, or set \"hostKeyPolicy\": \"accept-new\" for this host."
+            ),
+            Error::RemoteNoOpencode { host } => format!(
+                "Host '{host}' has no `opencode` command. Install it there (`npm i -g opencode-ai` or \
+                 `curl -fsSL https://opencode.ai/install | bash`), or set \"opencode\" to its path in the host entry."
+            ),
+            Error::RemoteRunFailed { host, detail, log_tail } => {
+                let mut text = format!("The remote run on '{host}' failed: {detail}.");
+                if !log_tail.is_empty() {
+                    text.push_str("\nLast log lines:\n");
+                    text.push_str(log_tail);
+                }
+                text
+            }
+            Error::Session(problem) => format!("The session data is invalid: {problem}."),
+            Error::Import { detail, .. } => {
+                format!("Importing the returned session failed ({detail}); the local session was left unchanged.")
+            }
+            Error::Timeout { host, what, secs } => format!(
+                "Timed out after {secs} s while {what} on '{host}'. The remote job keeps running; call remote_login \
+                 with the same host and mode=round-trip to collect it."
+            ),
+            Error::Cancelled => "Cancelled.".to_string(),
+            Error::Ssh { host, .. } => format!("The SSH connection to '{host}' failed. Retry; if it persists run `opencode-remote doctor {host}`."),
+            Error::Io { context, .. } => format!("Local I/O failed while {context}."),
+        }
+    }
+
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io { context: context.into(), source }
+    }
+}
+
+/// Paths under `$HOME` are shown as `~/…`: readable, and they never reveal the local user name.
+pub fn display_path(path: &Path) -> String {
+    if let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+        if let Ok(rest) = path.strip_prefix(Path::new(&home)) {
+            return format!("~/{}", rest.display());
+        }
+    }
+    path.display().to_string()
+}
+
+fn list_or_none(items: &[String]) -> String {
+    if items.is_empty() {
+        "(none)".to_string()
+    } else {
+        items.join(", ")
+    }
+}
+
+/// A name the model typed may be anything; show a bounded, printable version of it.
+fn sanitize_name(name: &str) -> String {
+    name.chars().filter(|c| !c.is_control()).take(64).collect()
+}

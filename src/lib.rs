@@ -1,0 +1,191 @@
+//! The JS surface of opencode-remote. Only this file carries `#[napi]` items: each function converts its
+//! arguments, calls a plain Rust module and maps the error. Everything returns a Promise and runs on
+//! napi's tokio runtime, never on the JS thread.
+
+#![deny(clippy::all)]
+
+pub mod config;
+pub mod error;
+pub mod login;
+pub mod session;
+pub mod ssh;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{LazyLock, Mutex};
+
+use napi::Either;
+use napi_derive::napi;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::ConfigSources;
+use crate::error::Error;
+
+/// An async call's outcome. napi 3 only rejects Promises with its fixed `Status` codes, so failures are
+/// resolved as JS `Error` objects carrying our stable `code`, and the hand-written `api.js` throws them.
+type Outcome<T> = Either<T, napi::Error<String>>;
+
+/// The one mapping from core errors to JS: `err.code` is stable, `err.message` is safe to show the model.
+fn to_js(error: Error) -> napi::Error<String> {
+    log::debug!("{}: {error}", error.code());
+    napi::Error::new(error.code().to_string(), error.public_message())
+}
+
+fn failed<T>(error: Error) -> Outcome<T> {
+    Either::B(to_js(error))
+}
+
+#[napi(object)]
+pub struct RemoteLoginOptions {
+    /// The session to move (`ses_…`).
+    pub session_id: String,
+    /// A host name from hosts.json or the plugin options.
+    pub host: String,
+    /// `one-way` (default): the remote takes over. `round-trip`: wait and bring the session back.
+    #[napi(ts_type = "'one-way' | 'round-trip'")]
+    pub mode: Option<String>,
+    /// Working directory on the remote (created if missing). Defaults to the host entry's, else home.
+    pub directory: Option<String>,
+    /// Instruction for the remote agent; defaults to "continue the task".
+    pub message: Option<String>,
+    /// The tool call's id, to find it in the session.
+    pub call_id: Option<String>,
+    /// An id for `cancelRemoteLogin`.
+    pub request_id: Option<String>,
+    /// The session export as JSON (`{info, messages}`); when absent, `opencode export` is run.
+    pub export_json: Option<String>,
+    /// The local `opencode` binary. @default "opencode"
+    pub opencode_bin: Option<String>,
+    /// The project directory (for project-level hosts.json and the export fallback).
+    pub project_dir: Option<String>,
+    /// The plugin options from opencode.json (may hold `hosts`).
+    pub options: Option<serde_json::Value>,
+}
+
+#[napi(object)]
+pub struct ModelRef {
+    #[napi(js_name = "providerID")]
+    pub provider_id: String,
+    #[napi(js_name = "modelID")]
+    pub model_id: String,
+}
+
+#[napi(object)]
+pub struct LoginTimings {
+    pub dispatch_ms: f64,
+    pub total_ms: f64,
+    /// Remote run finished → returned session verified on local disk (ms).
+    pub finished_to_verified_ms: Option<f64>,
+    /// Remote run finished → this call returned (ms).
+    pub finished_to_return_ms: Option<f64>,
+    pub reconnects: u32,
+}
+
+#[napi(object)]
+pub struct RemoteLoginResult {
+    pub title: String,
+    pub output: String,
+    #[napi(ts_type = "'one-way' | 'round-trip'")]
+    pub mode: String,
+    pub job_id: String,
+    /// Round trip: the agent the local session continues with.
+    pub restore_agent: Option<String>,
+    /// Round trip: the model the local session continues with.
+    pub restore_model: Option<ModelRef>,
+    /// Round trip: the prompt that wakes the local agent (sent by the plugin's `tool.execute.after`).
+    pub continuation: Option<String>,
+    pub timings: LoginTimings,
+}
+
+static CANCELS: LazyLock<Mutex<HashMap<String, CancellationToken>>> = LazyLock::new(Default::default);
+
+/// Dispatch a session to a host. A failure resolves to an `Error` whose `code` is one of UNKNOWN_HOST,
+/// CONFIG_INVALID, HOST_UNREACHABLE, AUTH_FAILED, KEY_ENCRYPTED, HOST_KEY_CHANGED, HOST_KEY_UNKNOWN,
+/// REMOTE_NO_OPENCODE, REMOTE_RUN_FAILED, SESSION_INVALID, IMPORT_FAILED, TIMEOUT, CANCELLED, SSH_FAILED, IO
+/// (`api.js` throws it).
+#[napi(ts_return_type = "Promise<RemoteLoginResult | Error>")]
+pub async fn remote_login(options: RemoteLoginOptions) -> Outcome<RemoteLoginResult> {
+    let mode = match options.mode.as_deref() {
+        None | Some("one-way") => login::Mode::OneWay,
+        Some("round-trip") => login::Mode::RoundTrip,
+        Some(_) => {
+            return Either::B(napi::Error::new(
+                "INVALID_ARGUMENT".to_string(),
+                "mode must be 'one-way' or 'round-trip'".to_string(),
+            ))
+        }
+    };
+    let project_dir = options.project_dir.map(PathBuf::from);
+    let request = login::LoginRequest {
+        session_id: options.session_id,
+        host: options.host,
+        mode,
+        directory: options.directory.filter(|d| !d.is_empty()),
+        message: options.message.filter(|m| !m.trim().is_empty()),
+        call_id: options.call_id,
+        export_json: options.export_json.map(String::into_bytes),
+        opencode_bin: options.opencode_bin.unwrap_or_else(|| "opencode".into()),
+        sources: ConfigSources::from_env(project_dir, options.options),
+    };
+    let cancel = CancellationToken::new();
+    let request_id = options.request_id;
+    if let Some(id) = &request_id {
+        CANCELS.lock().expect("cancel registry").insert(id.clone(), cancel.clone());
+    }
+    let result = login::remote_login(request, cancel).await;
+    if let Some(id) = &request_id {
+        CANCELS.lock().expect("cancel registry").remove(id);
+    }
+    let outcome = match result {
+        Ok(outcome) => outcome,
+        Err(error) => return failed(error),
+    };
+    let restore = outcome.restore.unwrap_or_default();
+    Either::A(RemoteLoginResult {
+        title: outcome.title,
+        output: outcome.output,
+        mode: mode.as_str().to_string(),
+        job_id: outcome.job_id,
+        restore_agent: restore.agent,
+        restore_model: restore.model.map(|(provider_id, model_id)| ModelRef { provider_id, model_id }),
+        continuation: outcome.continuation,
+        timings: LoginTimings {
+            dispatch_ms: outcome.timings.dispatch_ms,
+            total_ms: outcome.timings.total_ms,
+            finished_to_verified_ms: outcome.timings.finished_to_verified_ms,
+            finished_to_return_ms: outcome.timings.finished_to_return_ms,
+            reconnects: outcome.timings.reconnects,
+        },
+    })
+}
+
+/// Cancel a running `remoteLogin` by its `requestId`. Returns whether one was running.
+#[napi]
+pub fn cancel_remote_login(request_id: String) -> bool {
+    match CANCELS.lock().expect("cancel registry").remove(&request_id) {
+        Some(token) => {
+            token.cancel();
+            true
+        }
+        None => false,
+    }
+}
+
+/// The configured host names (never addresses), sorted; a failure resolves to an `Error` with a `code`.
+#[napi(ts_return_type = "Promise<Array<string> | Error>")]
+pub async fn list_hosts(project_dir: Option<String>, options: Option<serde_json::Value>) -> Outcome<Vec<String>> {
+    let sources = ConfigSources::from_env(project_dir.map(PathBuf::from), options);
+    match config::load_hosts(&sources) {
+        Ok(hosts) => Either::A(hosts.names()),
+        Err(error) => failed(error),
+    }
+}
+
+/// The JSON Schema of a config file: `hosts` (hosts.json) or `plugin-options`.
+#[napi]
+pub fn config_schema(#[napi(ts_arg_type = "'hosts' | 'plugin-options'")] kind: Option<String>) -> serde_json::Value {
+    match kind.as_deref() {
+        Some("plugin-options") => config::plugin_options_schema(),
+        _ => config::hosts_schema(),
+    }
+}

@@ -1,0 +1,163 @@
+//! A remote job: the files we send, and the only two command lines we ever run for `remote_login`.
+//!
+//! The command lines are constant apart from the job id, which we generate (hex) and still quote. All
+//! user-, model- and config-supplied text travels as file contents inside a tar stream on stdin, so no
+//! quoting of it exists to get wrong.
+
+use crate::ssh::quote::quote;
+
+const DISPATCH_SCRIPT: &str = include_str!("remote/dispatch.sh");
+const RUN_SCRIPT: &str = include_str!("remote/run.sh");
+const WAIT_SCRIPT: &str = include_str!("remote/wait.sh");
+
+/// Where jobs live, relative to the remote home (the directory sshd starts commands in).
+pub const JOBS_DIR: &str = ".opencode-remote/jobs";
+
+/// Exit codes of dispatch.sh / wait.sh, fixed so the client can tell them from a crash.
+pub mod exit {
+    pub const NO_OPENCODE: u32 = 90;
+    pub const BAD_DIRECTORY: u32 = 91;
+    pub const IMPORT_FAILED: u32 = 92;
+    pub const RUN_FAILED: u32 = 93;
+    pub const UNKNOWN_JOB: u32 = 94;
+    pub const DEADLINE: u32 = 95;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    OneWay,
+    RoundTrip,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::OneWay => "one-way",
+            Mode::RoundTrip => "round-trip",
+        }
+    }
+}
+
+/// Everything the remote side needs for one dispatch.
+pub struct JobSpec<'a> {
+    pub session_id: &'a str,
+    pub session_json: &'a [u8],
+    pub message: &'a str,
+    pub mode: Mode,
+    pub directory: Option<&'a str>,
+    pub agent: Option<&'a str>,
+    pub model: Option<&'a str>,
+    /// Path of `opencode` on the remote, when the host entry names one.
+    pub opencode: Option<&'a str>,
+}
+
+/// A random job id: 16 hex digits, unique enough per host and safe in any path.
+pub fn new_job_id() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+/// The tar stream dispatch unpacks into the job directory.
+pub fn bundle(spec: &JobSpec<'_>) -> std::io::Result<Vec<u8>> {
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut add = |name: &str, data: &[u8], mode: u32| -> std::io::Result<()> {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(mode);
+        header.set_mtime(0);
+        header.set_cksum();
+        builder.append_data(&mut header, name, data)
+    };
+    add("dispatch.sh", DISPATCH_SCRIPT.as_bytes(), 0o600)?;
+    add("run.sh", RUN_SCRIPT.as_bytes(), 0o600)?;
+    add("wait.sh", WAIT_SCRIPT.as_bytes(), 0o600)?;
+    add("session.json", spec.session_json, 0o600)?;
+    add("session_id", spec.session_id.as_bytes(), 0o600)?;
+    add("message.txt", spec.message.as_bytes(), 0o600)?;
+    add("mode", spec.mode.as_str().as_bytes(), 0o600)?;
+    for (name, value) in [("directory", spec.directory), ("agent", spec.agent), ("model", spec.model), ("opencode", spec.opencode)] {
+        if let Some(value) = value {
+            add(name, value.as_bytes(), 0o600)?;
+        }
+    }
+    builder.into_inner()
+}
+
+/// Unpack the bundle from stdin into a new job dir and run dispatch.sh there. The job dir is private
+/// (umask 077): it holds the whole conversation.
+pub fn dispatch_command(job_id: &str) -> String {
+    let dir = format!("{JOBS_DIR}/{job_id}");
+    format!(
+        "sh -c {} sh {}",
+        quote("umask 077 && mkdir -p \"$1\" && cd \"$1\" && tar -xf - && exec sh ./dispatch.sh"),
+        quote(&dir)
+    )
+}
+
+/// Wait for the job on the open connection, at most `deadline_secs`.
+pub fn wait_command(job_id: &str, deadline_secs: u64) -> String {
+    let dir = format!("{JOBS_DIR}/{job_id}");
+    format!(
+        "sh -c {} sh {} {}",
+        quote("cd \"$HOME\" && exec sh \"$1/wait.sh\" \"$HOME/$1\" \"$2\""),
+        quote(&dir),
+        quote(&deadline_secs.to_string())
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dispatch_command_should_be_constant_but_for_the_job_id() {
+        assert_eq!(
+            dispatch_command("00ff"),
+            "sh -c 'umask 077 && mkdir -p \"$1\" && cd \"$1\" && tar -xf - && exec sh ./dispatch.sh' sh \
+             '.opencode-remote/jobs/00ff'"
+        );
+    }
+
+    #[test]
+    fn wait_command_should_pass_job_and_deadline_as_arguments() {
+        assert_eq!(
+            wait_command("00ff", 30),
+            "sh -c 'cd \"$HOME\" && exec sh \"$1/wait.sh\" \"$HOME/$1\" \"$2\"' sh '.opencode-remote/jobs/00ff' '30'"
+        );
+    }
+
+    #[test]
+    fn new_job_id_should_be_hex() {
+        let id = new_job_id();
+        assert_eq!(id.len(), 16);
+        assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
+    }
+
+    #[test]
+    fn bundle_should_carry_values_verbatim_as_files() {
+        let hostile = "x'; rm -rf ~ $(id) `id`\n\u{fc}";
+        let spec = JobSpec {
+            session_id: "ses_1",
+            session_json: b"{}",
+            message: hostile,
+            mode: Mode::RoundTrip,
+            directory: Some(hostile),
+            agent: None,
+            model: Some("p/m"),
+            opencode: None,
+        };
+        let bytes = bundle(&spec).unwrap();
+        let mut archive = tar::Archive::new(bytes.as_slice());
+        let mut files = std::collections::BTreeMap::new();
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let name = entry.path().unwrap().to_string_lossy().into_owned();
+            let mut content = String::new();
+            std::io::Read::read_to_string(&mut entry, &mut content).unwrap();
+            files.insert(name, content);
+        }
+        assert_eq!(files["directory"], hostile);
+        assert_eq!(files["message.txt"], hostile);
+        assert_eq!(files["mode"], "round-trip");
+        assert!(!files.contains_key("agent"));
+    }
+}

@@ -1,0 +1,105 @@
+//! The local side of a round trip: reading the session when the plugin could not, importing the returned
+//! session, and remembering unfinished round trips so they can be collected later.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// `opencode export <id>` (only when the plugin's in-process client could not give us the session).
+pub async fn export_session(opencode_bin: &str, session_id: &str, cwd: Option<&Path>) -> Result<Vec<u8>> {
+    let mut command = tokio::process::Command::new(opencode_bin);
+    command.arg("export").arg(session_id).stdin(Stdio::null()).kill_on_drop(true);
+    if let Some(cwd) = cwd.filter(|c| c.is_dir()) {
+        command.current_dir(cwd);
+    }
+    let output = command.output().await.map_err(|e| Error::io("running `opencode export`", e))?;
+    if !output.status.success() {
+        return Err(Error::Session(format!("`opencode export` failed: {}", last_line(&output.stderr))));
+    }
+    Ok(output.stdout)
+}
+
+/// `opencode import <file>` from the session's own directory: import re-homes a session to the
+/// importing process's directory, so any other cwd would move it to another project.
+pub async fn import_session(opencode_bin: &str, file: &Path, cwd: Option<&Path>) -> Result<()> {
+    let mut command = tokio::process::Command::new(opencode_bin);
+    command.arg("import").arg(file).stdin(Stdio::null()).kill_on_drop(true);
+    if let Some(cwd) = cwd.filter(|c| c.is_dir()) {
+        command.current_dir(cwd);
+    }
+    let output = command.output().await.map_err(|e| Error::io("running `opencode import`", e))?;
+    if !output.status.success() {
+        return Err(Error::Import { detail: last_line(&output.stderr), kept_at: Some(file.to_path_buf()) });
+    }
+    Ok(())
+}
+
+fn last_line(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no output").chars().take(300).collect()
+}
+
+/// Our local state directory: `$XDG_STATE_HOME/opencode-remote` (or `~/.local/state/…`).
+pub fn state_dir() -> PathBuf {
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".local/state"));
+    base.join("opencode-remote")
+}
+
+/// Write `bytes` to a new private (0600) file under our state dir.
+pub fn write_private(relative: &str, bytes: &[u8]) -> Result<PathBuf> {
+    use std::io::Write;
+    let path = state_dir().join(relative);
+    if let Some(parent) = path.parent() {
+        create_private_dir(parent)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&path).map_err(|e| Error::io("writing the returned session", e))?;
+    file.write_all(bytes).and_then(|_| file.sync_all()).map_err(|e| Error::io("writing the returned session", e))?;
+    Ok(path)
+}
+
+fn create_private_dir(dir: &Path) -> Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).map_err(|e| Error::io("creating the state directory", e))
+}
+
+/// A round trip that was dispatched but not yet brought back.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PendingJob {
+    pub job_id: String,
+    pub host: String,
+    pub session_id: String,
+    pub synthetic_parts: Vec<String>,
+}
+
+impl PendingJob {
+    fn path(session_id: &str, host: &str) -> PathBuf {
+        state_dir().join("pending").join(format!("{session_id}__{host}.json"))
+    }
+
+    pub fn save(&self) -> Result<()> {
+        let bytes = serde_json::to_vec(self).expect("serializable");
+        write_private(&format!("pending/{}__{}.json", self.session_id, self.host), &bytes).map(|_| ())
+    }
+
+    pub fn load(session_id: &str, host: &str) -> Option<PendingJob> {
+        let bytes = std::fs::read(Self::path(session_id, host)).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    pub fn remove(&self) {
+        let _ = std::fs::remove_file(Self::path(&self.session_id, &self.host));
+    }
+}

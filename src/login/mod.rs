@@ -1,0 +1,253 @@
+//! `remote_login`: move the current session to a configured host, one-way or there and back.
+
+pub mod job;
+pub mod local;
+pub mod prompt;
+pub mod wait;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{self, ConfigSources, HostEntry};
+use crate::error::{Error, Result};
+use crate::session::{complete_dispatch_call, AgentModel, DispatchCall, Export};
+use crate::ssh::config::{resolve, SshTarget};
+use crate::ssh::pool::POOL;
+pub use job::Mode;
+use local::PendingJob;
+
+/// Round trips wait this long unless the host entry says otherwise.
+pub const DEFAULT_ROUND_TRIP_TIMEOUT: Duration = Duration::from_secs(3600);
+
+pub struct LoginRequest {
+    pub session_id: String,
+    pub host: String,
+    pub mode: Mode,
+    pub directory: Option<String>,
+    pub message: Option<String>,
+    /// The provider's id of this tool call, to find it in the export.
+    pub call_id: Option<String>,
+    /// The session as the plugin read it in-process; `None` means run `opencode export`.
+    pub export_json: Option<Vec<u8>>,
+    /// The local `opencode` binary (the running one, when called from the plugin).
+    pub opencode_bin: String,
+    pub sources: ConfigSources,
+}
+
+#[derive(Debug)]
+pub struct LoginOutcome {
+    pub title: String,
+    pub output: String,
+    pub job_id: String,
+    /// Round trip only: the agent and model the local session should continue with.
+    pub restore: Option<AgentModel>,
+    /// Round trip only: the prompt that wakes the local agent.
+    pub continuation: Option<String>,
+    pub timings: Timings,
+}
+
+/// Where the time went, for the benchmark and the logs.
+#[derive(Debug, Default, Clone)]
+pub struct Timings {
+    /// Start of the call until the remote run was launched.
+    pub dispatch_ms: f64,
+    /// Start of the call until it returned.
+    pub total_ms: f64,
+    /// Remote runner finished → back-file verified on local disk (same-clock hosts only).
+    pub finished_to_verified_ms: Option<f64>,
+    /// Remote runner finished → this call returning.
+    pub finished_to_return_ms: Option<f64>,
+    pub reconnects: u32,
+}
+
+pub async fn remote_login(request: LoginRequest, cancel: CancellationToken) -> Result<LoginOutcome> {
+    let started = Instant::now();
+    if !crate::session::is_id(&request.session_id, "ses_") {
+        return Err(Error::Session("the session id is malformed".into()));
+    }
+    let hosts = config::load_hosts(&request.sources)?;
+    let entry = hosts.get(&request.host)?.clone();
+    let target = resolve(&entry)?;
+    let timeout = entry.timeout_secs.map(Duration::from_secs).unwrap_or(DEFAULT_ROUND_TRIP_TIMEOUT);
+
+    if request.mode == Mode::RoundTrip {
+        if let Some(pending) = PendingJob::load(&request.session_id, &entry.name) {
+            return collect(&request, &target, pending, None, timeout, started, &cancel).await;
+        }
+    }
+
+    // The handshake and reading the session overlap: both take a while, neither needs the other.
+    let (connection, export_bytes) = tokio::join!(POOL.get(&target), read_export(&request));
+    let connection = connection?;
+    let mut export = Export::parse(&export_bytes?)?;
+    let restore = export.agent_model();
+    let job_id = job::new_job_id();
+
+    let title = match request.mode {
+        Mode::OneWay => format!("Session handed off to {}", entry.name),
+        Mode::RoundTrip => format!("Session dispatched to {} (round trip)", entry.name),
+    };
+    let synthetic_parts = complete_dispatch_call(
+        &mut export,
+        &DispatchCall {
+            call_id: request.call_id.as_deref(),
+            host: &entry.name,
+            title: title.clone(),
+            output: format!("Logged in to {}. Continue the task here.", entry.name),
+        },
+    );
+    let remote_agent_model = remote_agent_model(&entry);
+    export.set_agent_model(&remote_agent_model);
+
+    let directory = request.directory.clone().or_else(|| entry.directory.clone());
+    let message = prompt::remote_continuation(&entry.name, directory.as_deref(), request.mode, request.message.as_deref());
+    let session_json = export.to_json();
+    let bundle = job::bundle(&job::JobSpec {
+        session_id: &request.session_id,
+        session_json: &session_json,
+        message: &message,
+        mode: request.mode,
+        directory: directory.as_deref(),
+        agent: entry.agent.as_deref(),
+        model: entry.model.as_deref(),
+        opencode: entry.opencode.as_deref(),
+    })
+    .map_err(|e| Error::io("packing the job", e))?;
+
+    let command = job::dispatch_command(&job_id);
+    let dispatch = tokio::select! {
+        _ = cancel.cancelled() => return Err(Error::Cancelled),
+        output = connection.exec(&command, Some(&bundle)) => output?,
+    };
+    check_dispatch(&entry, &dispatch)?;
+    let dispatch_ms = started.elapsed().as_secs_f64() * 1000.0;
+
+    if request.mode == Mode::OneWay {
+        return Ok(LoginOutcome {
+            output: format!(
+                "Session {} now continues on {} (remote log: ~/{}/{job_id}/run.log). This conversation ends here: do \
+                 not reply or continue the task locally.",
+                request.session_id,
+                entry.name,
+                job::JOBS_DIR
+            ),
+            title,
+            job_id,
+            restore: None,
+            continuation: None,
+            timings: Timings { dispatch_ms, total_ms: dispatch_ms, ..Timings::default() },
+        });
+    }
+
+    let pending = PendingJob { job_id, host: entry.name.clone(), session_id: request.session_id.clone(), synthetic_parts };
+    pending.save()?;
+    let mut outcome = collect(&request, &target, pending, Some(export), timeout, started, &cancel).await?;
+    outcome.restore = Some(restore);
+    outcome.timings.dispatch_ms = dispatch_ms;
+    outcome.timings.total_ms = started.elapsed().as_secs_f64() * 1000.0;
+    Ok(outcome)
+}
+
+/// Wait for a dispatched round trip, verify what comes back and import it locally.
+async fn collect(
+    request: &LoginRequest,
+    target: &SshTarget,
+    pending: PendingJob,
+    sent: Option<Export>,
+    timeout: Duration,
+    started: Instant,
+    cancel: &CancellationToken,
+) -> Result<LoginOutcome> {
+    let finished = match wait::wait_for_job(target, &pending.job_id, timeout, cancel).await {
+        Err(error @ Error::RemoteRunFailed { .. }) => {
+            pending.remove();
+            return Err(error);
+        }
+        other => other?,
+    };
+    let mut returned = Export::parse(&finished.back)?;
+    let local_now = Export::parse(&read_export(request).await?)?;
+    match &sent {
+        Some(sent) => sent.check_continuation(&returned)?,
+        // Resuming: the local session has moved on since the dispatch; the ids must still agree.
+        None if returned.info.id != local_now.info.id => {
+            return Err(Error::Session("the returned session has a different id".into()))
+        }
+        None => {}
+    }
+    returned.remove_parts(&pending.synthetic_parts);
+    let restore = local_now.agent_model();
+    returned.set_agent_model(&restore);
+    let new_messages = returned.new_messages_since(&local_now).len();
+
+    let file = local::write_private(&format!("returns/{}-{}.json", pending.session_id, pending.job_id), &returned.to_json())?;
+    let verified_at = SystemTime::now();
+    let cwd = local_now.info.directory.as_ref().map(PathBuf::from);
+    local::import_session(&request.opencode_bin, &file, cwd.as_deref()).await?;
+    let _ = std::fs::remove_file(&file);
+    pending.remove();
+
+    let since_finish = |at: SystemTime| {
+        let finished = finished.finished_at_ns?;
+        let at = at.duration_since(UNIX_EPOCH).ok()?.as_nanos();
+        Some((at.checked_sub(finished)? as f64) / 1e6)
+    };
+    Ok(LoginOutcome {
+        title: format!("Round trip via {} completed", target.name),
+        output: format!(
+            "The session came back from {} with {new_messages} new message(s), now in this session's history \
+             above. The local agent continues next.",
+            target.name
+        ),
+        job_id: pending.job_id.clone(),
+        restore: Some(restore),
+        continuation: Some(prompt::local_return(&target.name)),
+        timings: Timings {
+            dispatch_ms: 0.0,
+            total_ms: started.elapsed().as_secs_f64() * 1000.0,
+            finished_to_verified_ms: since_finish(verified_at),
+            finished_to_return_ms: since_finish(SystemTime::now()),
+            reconnects: finished.reconnects,
+        },
+    })
+}
+
+async fn read_export(request: &LoginRequest) -> Result<Vec<u8>> {
+    match &request.export_json {
+        Some(bytes) => Ok(bytes.clone()),
+        None => local::export_session(&request.opencode_bin, &request.session_id, request.sources.project_dir.as_deref()).await,
+    }
+}
+
+/// The agent/model the host entry asks for (`provider/model` split at the first slash).
+fn remote_agent_model(entry: &HostEntry) -> AgentModel {
+    AgentModel {
+        agent: entry.agent.clone(),
+        model: entry.model.as_deref().and_then(|m| m.split_once('/')).map(|(p, m)| (p.to_string(), m.to_string())),
+    }
+}
+
+fn check_dispatch(entry: &HostEntry, output: &crate::ssh::exec::ExecOutput) -> Result<()> {
+    let host = entry.name.clone();
+    match output.exit_status {
+        Some(0) => Ok(()),
+        Some(job::exit::NO_OPENCODE) => Err(Error::RemoteNoOpencode { host }),
+        Some(job::exit::BAD_DIRECTORY) => Err(Error::RemoteRunFailed {
+            host,
+            detail: "the working directory could not be created".into(),
+            log_tail: output.stderr_text().trim().to_string(),
+        }),
+        Some(job::exit::IMPORT_FAILED) => Err(Error::RemoteRunFailed {
+            host,
+            detail: "`opencode import` failed on the remote (is its opencode much older than this one?)".into(),
+            log_tail: output.stderr_text().trim().to_string(),
+        }),
+        other => Err(Error::RemoteRunFailed {
+            host,
+            detail: format!("the dispatch script exited with {}", other.map_or("a signal".to_string(), |c| c.to_string())),
+            log_tail: output.stderr_text().trim().to_string(),
+        }),
+    }
+}

@@ -1,0 +1,58 @@
+# opencode-remote dispatch: runs in a fresh job directory holding the files the client sent.
+# Every value (directory, agent, model, message, session id) is read from a file, never interpolated
+# into this script, so nothing the model or a config supplies can become shell syntax.
+set -u
+job=$(pwd)
+
+# read_value NAME: sets $value to the exact contents of file NAME (trailing newlines kept), or empty.
+read_value() {
+  if [ -f "$job/$1" ]; then value=$(cat "$job/$1"; printf x); value=${value%x}; else value=; fi
+}
+
+read_value opencode
+oc=$value
+if [ -z "$oc" ]; then
+  oc=$(command -v opencode 2>/dev/null) || oc=
+fi
+if [ -z "$oc" ]; then
+  for candidate in "$HOME/.opencode/bin/opencode" "$HOME/.local/bin/opencode" "$HOME/.npm-global/bin/opencode" \
+    "$HOME/.bun/bin/opencode" /usr/local/bin/opencode /opt/homebrew/bin/opencode; do
+    if [ -x "$candidate" ]; then oc=$candidate; break; fi
+  done
+fi
+if [ -z "$oc" ] || [ ! -x "$oc" ]; then
+  echo "no-opencode" >&2
+  exit 90
+fi
+printf '%s' "$oc" > "$job/opencode.path"
+echo "version=$("$oc" --version 2>/dev/null | head -n 1)"
+
+read_value directory
+dir=$value
+case $dir in
+  "") dir=$HOME ;;
+  "~") dir=$HOME ;;
+  "~/"*) dir=$HOME/${dir#"~/"} ;;
+  /*) ;;
+  *) dir=$HOME/$dir ;;
+esac
+# $dir is absolute here, so it can never be read as an option.
+if ! mkdir -p "$dir" 2>"$job/dir.err" || ! cd "$dir" 2>>"$job/dir.err"; then
+  cat "$job/dir.err" >&2
+  exit 91
+fi
+printf '%s' "$dir" > "$job/workdir"
+
+# import re-homes the session to the current directory, which is what we want.
+if ! "$oc" import "$job/session.json" > "$job/import.log" 2>&1; then
+  tail -n 20 "$job/import.log" >&2
+  exit 92
+fi
+
+# Detach the run into its own session so it outlives this SSH channel.
+if command -v setsid > /dev/null 2>&1; then
+  setsid sh "$job/run.sh" "$job" < /dev/null > /dev/null 2>&1 &
+else
+  nohup sh "$job/run.sh" "$job" < /dev/null > /dev/null 2>&1 &
+fi
+echo "pid=$!"

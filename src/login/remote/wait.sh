@@ -1,0 +1,30 @@
+# opencode-remote waiter: blocks until the job is done, then prints its status line and back.json.
+# Usage: sh wait.sh JOB_DIR DEADLINE_SECS. Run over the already-open SSH connection; a client that
+# reconnects simply runs it again. A dot on stderr every few seconds doubles as a heartbeat and makes
+# the waiter die of SIGPIPE when the client is gone.
+set -u
+job=$1
+deadline=$2
+if [ ! -d "$job" ]; then
+  echo "unknown-job" >&2
+  exit 94
+fi
+ticks=0
+start=$(date +%s)
+while [ ! -f "$job/done" ]; do
+  sleep 0.05 2> /dev/null || sleep 1
+  ticks=$((ticks + 1))
+  if [ $((ticks % 60)) -eq 0 ]; then
+    printf . >&2 || exit 96
+    if [ $(($(date +%s) - start)) -ge "$deadline" ]; then
+      exit 95
+    fi
+  fi
+done
+status=$(cat "$job/status" 2> /dev/null || echo 98)
+echo "status=$status finished=$(cat "$job/done")"
+if [ "$status" -ne 0 ]; then
+  tail -n 20 "$job/run.log" >&2 2> /dev/null
+  exit 93
+fi
+cat "$job/back.json"

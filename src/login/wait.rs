@@ -1,0 +1,113 @@
+//! Waiting for a round trip on the open connection, reconnecting when it drops.
+//!
+//! The remote job runs detached, so a lost connection loses nothing: we reconnect with backoff and run
+//! the waiter again until the job reports done, the deadline passes or the caller cancels.
+
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use super::job::{exit, wait_command};
+use crate::error::{Error, Result};
+use crate::ssh::config::SshTarget;
+use crate::ssh::connect::reconnect_backoff;
+use crate::ssh::pool::POOL;
+
+/// What a finished job handed back.
+#[derive(Debug)]
+pub struct Finished {
+    /// The remote `opencode export` of the session.
+    pub back: Vec<u8>,
+    /// When the remote runner finished, in ns since the epoch (remote clock).
+    pub finished_at_ns: Option<u128>,
+    /// How many times the connection had to be re-established.
+    pub reconnects: u32,
+}
+
+pub async fn wait_for_job(target: &SshTarget, job_id: &str, timeout: Duration, cancel: &CancellationToken) -> Result<Finished> {
+    let deadline = Instant::now() + timeout;
+    let timed_out = || Error::Timeout { host: target.name.clone(), what: "waiting for the remote run".into(), secs: timeout.as_secs() };
+    let mut reconnects = 0;
+    loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Err(timed_out());
+        }
+        let attempt = async {
+            let connection = POOL.get(target).await?;
+            connection.exec(&wait_command(job_id, remaining.as_secs().max(1)), None).await
+        };
+        let result = tokio::select! {
+            _ = cancel.cancelled() => return Err(Error::Cancelled),
+            _ = tokio::time::sleep(remaining) => return Err(timed_out()),
+            result = attempt => result,
+        };
+        match result {
+            Ok(output) => match output.exit_status {
+                Some(0) => return parse_finished(&output.stdout, reconnects, &target.name),
+                Some(exit::RUN_FAILED) => {
+                    return Err(Error::RemoteRunFailed {
+                        host: target.name.clone(),
+                        detail: "`opencode run` exited with an error".into(),
+                        log_tail: clean_log(&output.stderr),
+                    })
+                }
+                Some(exit::UNKNOWN_JOB) => {
+                    return Err(Error::RemoteRunFailed {
+                        host: target.name.clone(),
+                        detail: "the remote job directory is gone".into(),
+                        log_tail: String::new(),
+                    })
+                }
+                Some(exit::DEADLINE) => return Err(timed_out()),
+                // No status: the channel or the waiter died with the connection; go round again.
+                _ => {}
+            },
+            Err(error @ (Error::Unreachable { .. } | Error::Ssh { .. })) => {
+                log::debug!("waiting on {}: {error}; reconnecting", target.name);
+            }
+            Err(error) => return Err(error),
+        }
+        POOL.evict(target).await;
+        reconnects += 1;
+        tokio::select! {
+            _ = cancel.cancelled() => return Err(Error::Cancelled),
+            _ = tokio::time::sleep(reconnect_backoff(reconnects)) => {}
+        }
+    }
+}
+
+/// stdout is `status=N finished=NS\n` followed by the back-file.
+fn parse_finished(stdout: &[u8], reconnects: u32, host: &str) -> Result<Finished> {
+    let newline = stdout.iter().position(|&b| b == b'\n').unwrap_or(stdout.len());
+    let header = String::from_utf8_lossy(&stdout[..newline]);
+    let finished_at_ns = header.split_whitespace().find_map(|w| w.strip_prefix("finished=")).and_then(|v| v.parse().ok());
+    if !header.starts_with("status=0") {
+        return Err(Error::RemoteRunFailed { host: host.into(), detail: "the waiter reported no status".into(), log_tail: String::new() });
+    }
+    let back = stdout.get(newline + 1..).unwrap_or_default().to_vec();
+    Ok(Finished { back, finished_at_ns, reconnects })
+}
+
+/// The waiter's stderr holds heartbeat dots before the log tail.
+fn clean_log(stderr: &[u8]) -> String {
+    String::from_utf8_lossy(stderr).trim_start_matches('.').trim().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_finished_should_split_header_and_back_file() {
+        let finished = parse_finished(b"status=0 finished=1700000000123456789\n{\"a\":1}\n", 2, "pi").unwrap();
+        assert_eq!(finished.back, b"{\"a\":1}\n");
+        assert_eq!(finished.finished_at_ns, Some(1_700_000_000_123_456_789));
+        assert_eq!(finished.reconnects, 2);
+    }
+
+    #[test]
+    fn clean_log_should_drop_heartbeats() {
+        assert_eq!(clean_log(b"...\nerror: boom\n"), "error: boom");
+    }
+}

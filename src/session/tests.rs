@@ -1,0 +1,133 @@
+use serde_json::{json, Value};
+
+use super::*;
+
+/// An export shaped like OpenCode 1.18.33's, taken while `remote_login` is running.
+fn running_export() -> Value {
+    json!({
+      "info": { "id": "ses_1", "slug": "brave-panda", "directory": "/work/p", "title": "t", "agent": "build",
+                "model": { "id": "local-m", "providerID": "fake", "variant": "default" }, "version": "1.18.33" },
+      "messages": [
+        { "info": { "id": "msg_1", "sessionID": "ses_1", "role": "user", "agent": "build",
+                    "model": { "providerID": "fake", "modelID": "local-m" }, "time": { "created": 1 } },
+          "parts": [ { "id": "prt_1", "sessionID": "ses_1", "messageID": "msg_1", "type": "text", "text": "go" } ] },
+        { "info": { "id": "msg_2", "sessionID": "ses_1", "role": "assistant", "parentID": "msg_1", "time": { "created": 2 } },
+          "parts": [
+            { "id": "prt_2", "sessionID": "ses_1", "messageID": "msg_2", "type": "step-start" },
+            { "id": "prt_3", "sessionID": "ses_1", "messageID": "msg_2", "type": "tool", "tool": "remote_login",
+              "callID": "call_9", "state": { "status": "running", "input": { "host": "pi", "mode": "round-trip" },
+              "time": { "start": 5 } } } ] }
+      ]
+    })
+}
+
+fn parse(value: &Value) -> Export {
+    Export::parse(&serde_json::to_vec(value).unwrap()).unwrap()
+}
+
+fn call(call_id: Option<&str>) -> DispatchCall<'_> {
+    DispatchCall { call_id, host: "pi", title: "Dispatched to pi".into(), output: "ok".into() }
+}
+
+#[test]
+fn parse_should_keep_unknown_fields() {
+    let export = parse(&running_export());
+    let round = serde_json::to_value(&export).unwrap();
+    assert_eq!(round["info"]["slug"], "brave-panda");
+    assert_eq!(round["messages"][0]["parts"][0]["text"], "go");
+}
+
+#[test]
+fn parse_should_reject_a_part_of_another_session() {
+    let mut value = running_export();
+    value["messages"][0]["parts"][0]["sessionID"] = json!("ses_other");
+    let error = Export::parse(&serde_json::to_vec(&value).unwrap()).unwrap_err();
+    assert_eq!(error.code(), "SESSION_INVALID");
+}
+
+#[test]
+fn parse_should_reject_truncated_json() {
+    let bytes = serde_json::to_vec(&running_export()).unwrap();
+    let error = Export::parse(&bytes[..bytes.len() / 2]).unwrap_err();
+    assert_eq!(error.code(), "SESSION_INVALID");
+}
+
+#[test]
+fn parse_should_reject_duplicate_ids() {
+    let mut value = running_export();
+    value["messages"][1]["parts"][0]["id"] = json!("prt_1");
+    value["messages"][1]["parts"][0]["messageID"] = json!("msg_2");
+    assert!(Export::parse(&serde_json::to_vec(&value).unwrap()).is_err());
+}
+
+#[test]
+fn complete_dispatch_call_should_finish_a_running_call() {
+    let mut export = parse(&running_export());
+    let created = complete_dispatch_call(&mut export, &call(Some("call_9")));
+    let part = &export.messages[1].parts[1];
+    assert_eq!(part.rest["state"]["status"], "completed");
+    assert_eq!(part.rest["state"]["input"]["mode"], "round-trip");
+    assert_eq!(part.rest["state"]["time"]["start"], 5);
+    assert_eq!(created.len(), 1);
+    let finish = export.messages[1].parts.last().unwrap();
+    assert_eq!(finish.kind, "step-finish");
+    assert_eq!(finish.id, created[0]);
+    assert_eq!(export.messages[1].info.rest["finish"], "tool-calls");
+}
+
+#[test]
+fn complete_dispatch_call_should_finish_a_pending_call_without_call_id() {
+    let mut value = running_export();
+    value["messages"][1]["parts"][1]["state"] = json!({ "status": "pending", "input": {}, "raw": "" });
+    let mut export = parse(&value);
+    complete_dispatch_call(&mut export, &call(None));
+    let state = &export.messages[1].parts[1].rest["state"];
+    assert_eq!(state["status"], "completed");
+    assert_eq!(state["input"]["host"], "pi");
+}
+
+#[test]
+fn complete_dispatch_call_should_leave_a_session_without_the_call_alone() {
+    let mut value = running_export();
+    value["messages"][1]["parts"][1]["tool"] = json!("bash");
+    let mut export = parse(&value);
+    assert!(complete_dispatch_call(&mut export, &call(Some("call_9"))).is_empty());
+    assert_eq!(export.messages[1].parts[1].rest["state"]["status"], "running");
+}
+
+#[test]
+fn agent_model_should_come_from_the_last_user_turn() {
+    let export = parse(&running_export());
+    let agent_model = export.agent_model();
+    assert_eq!(agent_model.agent.as_deref(), Some("build"));
+    assert_eq!(agent_model.model, Some(("fake".into(), "local-m".into())));
+}
+
+#[test]
+fn set_agent_model_should_overwrite_the_session_record() {
+    let mut export = parse(&running_export());
+    export.set_agent_model(&AgentModel { agent: Some("plan".into()), model: Some(("p".into(), "m".into())) });
+    assert_eq!(export.info.agent.as_deref(), Some("plan"));
+    assert_eq!(export.info.model.as_ref().unwrap()["id"], "m");
+    assert_eq!(export.info.model.as_ref().unwrap()["variant"], "default");
+}
+
+#[test]
+fn check_continuation_should_reject_a_shorter_session() {
+    let original = parse(&running_export());
+    let mut value = running_export();
+    value["messages"].as_array_mut().unwrap().pop();
+    let returned = parse(&value);
+    assert!(original.check_continuation(&returned).is_err());
+    assert!(original.check_continuation(&original).is_ok());
+}
+
+#[test]
+fn new_id_should_sort_after_older_ids() {
+    let first = new_id("prt");
+    std::thread::sleep(std::time::Duration::from_millis(2));
+    let second = new_id("prt");
+    assert!(second > first, "{first} {second}");
+    assert_eq!(first.len(), "prt_".len() + 26);
+    assert!(is_id(&first, "prt_"));
+}

@@ -1,0 +1,206 @@
+//! Connecting: TCP (or a ProxyJump channel), the handshake with strict host-key checking, then auth.
+//!
+//! The connection moves through type-states: [`Unauthenticated`] holds a handshaken session that can try
+//! auth methods; only [`authenticate`](Unauthenticated::authenticate) yields a usable [`Connection`].
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use russh::client::{self, Handle};
+use russh::keys::{PublicKey, PublicKeyOrCertificate};
+use tokio::sync::Semaphore;
+
+use super::config::SshTarget;
+use super::known_hosts::{self, HostKeyStatus};
+use crate::config::HostKeyPolicy;
+use crate::error::{Error, Result};
+
+/// Channels we keep open at once on one connection: below OpenSSH's default `MaxSessions 10`, so a
+/// busy connection queues instead of getting "administratively prohibited".
+pub const MAX_CHANNELS_PER_CONNECTION: usize = 8;
+/// Unanswered keepalives before the connection counts as dead.
+const KEEPALIVE_MAX: usize = 3;
+
+/// Our russh handler: it checks the server key and records why it refused, so the caller can report
+/// "host key changed" with file and line instead of russh's generic "unknown key".
+pub struct ClientHandler {
+    name: String,
+    hostname: String,
+    port: u16,
+    known_hosts_files: Vec<std::path::PathBuf>,
+    policy: HostKeyPolicy,
+    rejection: Arc<Mutex<Option<Error>>>,
+}
+
+impl client::Handler for ClientHandler {
+    type Error = russh::Error;
+
+    async fn check_server_key(&mut self, server_key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+        let key = match server_key {
+            PublicKeyOrCertificate::PublicKey { key, .. } => key.clone(),
+            PublicKeyOrCertificate::Certificate(cert) => PublicKey::new(cert.public_key().clone(), ""),
+        };
+        match self.verify(&key) {
+            Ok(()) => Ok(true),
+            Err(error) => {
+                *self.rejection.lock().expect("rejection lock") = Some(error);
+                Ok(false)
+            }
+        }
+    }
+}
+
+impl ClientHandler {
+    fn address(&self) -> String {
+        format!("{}:{}", self.hostname, self.port)
+    }
+
+    fn verify(&self, key: &PublicKey) -> Result<()> {
+        let status = known_hosts::check(&self.known_hosts_files, &self.hostname, self.port, key)
+            .map_err(|e| Error::io("reading known_hosts", e))?;
+        let first_file = self.known_hosts_files.first().cloned().unwrap_or_default();
+        match status {
+            HostKeyStatus::Known => Ok(()),
+            HostKeyStatus::Changed { file, line } | HostKeyStatus::Revoked { file, line } => {
+                Err(Error::HostKeyChanged { host: self.name.clone(), address: self.address(), file, line })
+            }
+            HostKeyStatus::Unknown => match self.policy {
+                HostKeyPolicy::AcceptNew => known_hosts::learn(&first_file, &self.hostname, self.port, key)
+                    .map_err(|e| Error::io("recording the new host key", e)),
+                HostKeyPolicy::Strict => Err(Error::HostKeyUnknown {
+                    host: self.name.clone(),
+                    address: self.address(),
+                    file: first_file,
+                    fingerprint: known_hosts::fingerprint(key),
+                }),
+            },
+        }
+    }
+}
+
+/// A handshaken session whose server key was accepted, not yet authenticated.
+pub struct Unauthenticated {
+    pub(super) handle: Handle<ClientHandler>,
+    pub(super) target: SshTarget,
+    jump: Option<Arc<Connection>>,
+}
+
+/// An authenticated connection; channels are opened through [`Connection::open_session`] and friends.
+pub struct Connection {
+    pub(super) handle: Handle<ClientHandler>,
+    pub(super) target: SshTarget,
+    channel_slots: Arc<Semaphore>,
+    /// Keeps the jump host's connection alive as long as this one.
+    _jump: Option<Arc<Connection>>,
+}
+
+impl Connection {
+    pub fn target(&self) -> &SshTarget {
+        &self.target
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.handle.is_closed() || self._jump.as_ref().is_some_and(|j| j.is_closed())
+    }
+
+    /// A permit to hold while a channel is open; waits when the cap is reached.
+    pub(super) async fn channel_slot(&self) -> tokio::sync::OwnedSemaphorePermit {
+        self.channel_slots.clone().acquire_owned().await.expect("semaphore never closed")
+    }
+
+    pub(super) fn ssh_error(&self, error: impl std::fmt::Display) -> Error {
+        Error::Ssh { host: self.target.name.clone(), detail: error.to_string() }
+    }
+
+    /// Close politely; errors are irrelevant when we are leaving anyway.
+    pub async fn close(&self) {
+        let _ = self.handle.disconnect(russh::Disconnect::ByApplication, "", "en").await;
+    }
+}
+
+fn client_config(target: &SshTarget) -> Arc<client::Config> {
+    Arc::new(client::Config {
+        keepalive_interval: Some(target.keepalive_interval),
+        keepalive_max: KEEPALIVE_MAX,
+        inactivity_timeout: None,
+        nodelay: true,
+        ..Default::default()
+    })
+}
+
+/// Open an authenticated connection to `target`, through its ProxyJump chain if it has one.
+pub async fn connect(target: &SshTarget) -> Result<Connection> {
+    let timeout = target.connect_timeout;
+    let attempt = async {
+        let session = handshake(target).await?;
+        session.authenticate().await
+    };
+    match tokio::time::timeout(timeout, attempt).await {
+        Ok(result) => result,
+        Err(_) => Err(Error::Unreachable {
+            host: target.name.clone(),
+            address: target.address(),
+            detail: format!("no answer within {} s", timeout.as_secs()),
+        }),
+    }
+}
+
+/// TCP (or jump channel) plus key exchange and host-key verification.
+pub async fn handshake(target: &SshTarget) -> Result<Unauthenticated> {
+    let rejection = Arc::new(Mutex::new(None));
+    let handler = ClientHandler {
+        name: target.name.clone(),
+        hostname: target.hostname.clone(),
+        port: target.port,
+        known_hosts_files: target.known_hosts_files.clone(),
+        policy: target.host_key_policy,
+        rejection: rejection.clone(),
+    };
+    let config = client_config(target);
+    let (result, jump) = match target.proxy_jump.split_last() {
+        None => {
+            let stream = tokio::net::TcpStream::connect((target.hostname.as_str(), target.port))
+                .await
+                .map_err(|e| unreachable(target, e))?;
+            let _ = stream.set_nodelay(true);
+            (client::connect_stream(config, stream, handler).await, None)
+        }
+        Some((last_jump, earlier)) => {
+            let mut jump_target = last_jump.clone();
+            jump_target.proxy_jump = earlier.to_vec();
+            let jump = Arc::new(Box::pin(connect(&jump_target)).await?);
+            let channel = jump
+                .handle
+                .channel_open_direct_tcpip(target.hostname.clone(), target.port as u32, "127.0.0.1", 0)
+                .await
+                .map_err(|e| unreachable(target, e))?;
+            (client::connect_stream(config, channel.into_stream(), handler).await, Some(jump))
+        }
+    };
+    match result {
+        Ok(handle) => Ok(Unauthenticated { handle, target: target.clone(), jump }),
+        Err(error) => Err(rejection.lock().expect("rejection lock").take().unwrap_or_else(|| unreachable(target, error))),
+    }
+}
+
+impl Unauthenticated {
+    /// Try the auth methods in OpenSSH's order; on success the session becomes a [`Connection`].
+    pub async fn authenticate(mut self) -> Result<Connection> {
+        super::auth::authenticate(&mut self.handle, &self.target).await?;
+        Ok(Connection {
+            handle: self.handle,
+            target: self.target,
+            channel_slots: Arc::new(Semaphore::new(MAX_CHANNELS_PER_CONNECTION)),
+            _jump: self.jump,
+        })
+    }
+}
+
+fn unreachable(target: &SshTarget, error: impl std::fmt::Display) -> Error {
+    Error::Unreachable { host: target.name.clone(), address: target.address(), detail: error.to_string() }
+}
+
+/// How long to wait between reconnect attempts: 0.2 s doubling to 5 s.
+pub fn reconnect_backoff(attempt: u32) -> Duration {
+    Duration::from_millis((200u64 << attempt.min(5)).min(5_000))
+}

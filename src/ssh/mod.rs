@@ -1,0 +1,10 @@
+//! The SSH core: one file per concern. Login and workspace code use these; neither opens channels itself.
+
+mod auth;
+pub mod config;
+pub mod connect;
+pub mod exec;
+pub mod known_hosts;
+pub mod pool;
+pub mod quote;
+pub mod sftp;

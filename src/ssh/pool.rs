@@ -1,0 +1,55 @@
+//! One multiplexed connection per host, shared by every call: a second `remote_login` to the same host
+//! costs a channel, not a handshake. Dead connections are replaced on the next request.
+
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
+
+use tokio::sync::Mutex;
+
+use super::config::SshTarget;
+use super::connect::{connect, Connection};
+use crate::error::Result;
+
+#[derive(Default)]
+pub struct Pool {
+    /// One lock per key, so two callers for the same host share a single handshake while other hosts
+    /// connect in parallel.
+    slots: std::sync::Mutex<HashMap<String, Arc<Mutex<Option<Arc<Connection>>>>>>,
+}
+
+/// The process-wide pool the napi functions use.
+pub static POOL: LazyLock<Pool> = LazyLock::new(Pool::default);
+
+impl Pool {
+    /// A live connection to `target`, reusing the pooled one when it is still open.
+    pub async fn get(&self, target: &SshTarget) -> Result<Arc<Connection>> {
+        let slot = self.slot(target);
+        let mut guard = slot.lock().await;
+        if let Some(connection) = guard.as_ref().filter(|c| !c.is_closed()) {
+            return Ok(connection.clone());
+        }
+        let connection = Arc::new(connect(target).await?);
+        *guard = Some(connection.clone());
+        Ok(connection)
+    }
+
+    /// Drop the pooled connection for `target` (after an error that suggests it is broken).
+    pub async fn evict(&self, target: &SshTarget) {
+        let slot = self.slot(target);
+        let connection = slot.lock().await.take();
+        if let Some(connection) = connection {
+            connection.close().await;
+        }
+    }
+
+    fn slot(&self, target: &SshTarget) -> Arc<Mutex<Option<Arc<Connection>>>> {
+        let mut slots = self.slots.lock().expect("pool lock");
+        slots.entry(pool_key(target)).or_default().clone()
+    }
+}
+
+/// Everything that changes how we connect is part of the key, so an edited config gets a new connection.
+fn pool_key(target: &SshTarget) -> String {
+    let jumps: Vec<String> = target.proxy_jump.iter().map(SshTarget::address).collect();
+    format!("{}|{}|{:?}|{}", target.name, target.address(), target.identity_files, jumps.join(","))
+}

@@ -1,0 +1,103 @@
+//! SFTP transfers. Uploads are atomic on the remote: written to a temp name in the same directory,
+//! fsynced, then renamed over the target, so a reader never sees half a file.
+
+use russh_sftp::client::SftpSession;
+use russh_sftp::protocol::FileAttributes;
+use tokio::io::AsyncWriteExt;
+
+use super::connect::Connection;
+use super::quote::command_line;
+use crate::error::Result;
+
+/// An open SFTP subsystem; holds one channel slot while alive.
+pub struct Sftp<'a> {
+    connection: &'a Connection,
+    session: SftpSession,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Connection {
+    pub async fn sftp(&self) -> Result<Sftp<'_>> {
+        let slot = self.channel_slot().await;
+        let channel = self.handle.channel_open_session().await.map_err(|e| self.ssh_error(e))?;
+        channel.request_subsystem(true, "sftp").await.map_err(|e| self.ssh_error(e))?;
+        let session = SftpSession::new(channel.into_stream()).await.map_err(|e| self.ssh_error(e))?;
+        Ok(Sftp { connection: self, session, _slot: slot })
+    }
+}
+
+impl Sftp<'_> {
+    /// `mkdir -p`: paths are relative to the remote home unless absolute.
+    pub async fn create_dir_all(&self, path: &str) -> Result<()> {
+        let mut prefix = String::new();
+        for component in path.split('/') {
+            if component.is_empty() {
+                prefix.push('/');
+                continue;
+            }
+            prefix.push_str(component);
+            if !self.session.try_exists(prefix.clone()).await.map_err(|e| self.connection.ssh_error(e))? {
+                self.session.create_dir(prefix.clone()).await.map_err(|e| self.connection.ssh_error(e))?;
+            }
+            prefix.push('/');
+        }
+        Ok(())
+    }
+
+    /// Write `data` to `path` atomically with permissions `mode`.
+    pub async fn upload_atomic(&self, path: &str, data: &[u8], mode: u32) -> Result<()> {
+        let err = |e: russh_sftp::client::error::Error| self.connection.ssh_error(format!("upload of {path}: {e}"));
+        let temp = temp_name(path);
+        let mut file = self.session.create(temp.clone()).await.map_err(err)?;
+        file.write_all(data).await.map_err(|e| self.connection.ssh_error(e))?;
+        // fsync@openssh.com: the data is on disk before the rename makes it visible.
+        file.sync_all().await.map_err(err)?;
+        file.shutdown().await.map_err(|e| self.connection.ssh_error(e))?;
+        let mut attributes = FileAttributes::empty();
+        attributes.permissions = Some(mode);
+        self.session.set_metadata(temp.clone(), attributes).await.map_err(err)?;
+        if self.session.rename(temp.clone(), path.to_string()).await.is_err() {
+            // SFTP v3 rename refuses an existing target; `mv -f` replaces it atomically (rename(2)).
+            let output = self.connection.exec(&command_line(&["mv", "-f", "--", &temp, path]), None).await?;
+            if !output.success() {
+                let _ = self.session.remove_file(temp).await;
+                return Err(self.connection.ssh_error(format!("rename to {path}: {}", output.stderr_text().trim())));
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn download(&self, path: &str) -> Result<Vec<u8>> {
+        self.session.read(path.to_string()).await.map_err(|e| self.connection.ssh_error(format!("download of {path}: {e}")))
+    }
+
+    pub async fn exists(&self, path: &str) -> Result<bool> {
+        self.session.try_exists(path.to_string()).await.map_err(|e| self.connection.ssh_error(e))
+    }
+
+    pub async fn mode(&self, path: &str) -> Result<Option<u32>> {
+        let metadata = self.session.metadata(path.to_string()).await.map_err(|e| self.connection.ssh_error(e))?;
+        Ok(metadata.permissions)
+    }
+}
+
+/// `dir/.name.tmp-<random>`: same directory, so the rename never crosses a filesystem.
+fn temp_name(path: &str) -> String {
+    let (dir, name) = match path.rfind('/') {
+        Some(i) => (&path[..=i], &path[i + 1..]),
+        None => ("", path),
+    };
+    format!("{dir}.{name}.tmp-{:016x}", rand::random::<u64>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::temp_name;
+
+    #[test]
+    fn temp_name_should_stay_in_the_same_directory() {
+        let name = temp_name("a/b/stub");
+        assert!(name.starts_with("a/b/.stub.tmp-"), "{name}");
+        assert!(temp_name("stub").starts_with(".stub.tmp-"));
+    }
+}
