@@ -15,8 +15,8 @@ export declare function cancelRemoteLogin(requestId: string): boolean
 /** The JSON Schema of a config file: `hosts` (hosts.json) or `plugin-options`. */
 export declare function configSchema(kind?: 'hosts' | 'plugin-options'): any
 
-/** The configured host names (never addresses), sorted. */
-export declare function listHosts(projectDir?: string | undefined | null, options?: any | undefined | null): Promise<Outcome<Array<string>>>
+/** The configured host names (never addresses), sorted; a failure resolves to an `Error` with a `code`. */
+export declare function listHosts(projectDir?: string | undefined | null, options?: any | undefined | null): Promise<Array<string> | Error>
 
 export interface LoginTimings {
   dispatchMs: number
@@ -34,11 +34,12 @@ export interface ModelRef {
 }
 
 /**
- * Dispatch a session to a host. Rejects with `err.code` one of UNKNOWN_HOST, CONFIG_INVALID,
- * HOST_UNREACHABLE, AUTH_FAILED, KEY_ENCRYPTED, HOST_KEY_CHANGED, HOST_KEY_UNKNOWN, REMOTE_NO_OPENCODE,
- * REMOTE_RUN_FAILED, SESSION_INVALID, IMPORT_FAILED, TIMEOUT, CANCELLED, SSH_FAILED, IO.
+ * Dispatch a session to a host. A failure resolves to an `Error` whose `code` is one of UNKNOWN_HOST,
+ * CONFIG_INVALID, HOST_UNREACHABLE, AUTH_FAILED, KEY_ENCRYPTED, HOST_KEY_CHANGED, HOST_KEY_UNKNOWN,
+ * REMOTE_NO_OPENCODE, REMOTE_RUN_FAILED, SESSION_INVALID, IMPORT_FAILED, TIMEOUT, CANCELLED, SSH_FAILED, IO
+ * (`api.js` throws it).
  */
-export declare function remoteLogin(options: RemoteLoginOptions): Promise<Outcome<RemoteLoginResult>>
+export declare function remoteLogin(options: RemoteLoginOptions): Promise<RemoteLoginResult | Error>
 
 export interface RemoteLoginOptions {
   /** The session to move (`ses_…`). */

@@ -11,6 +11,7 @@ import { parseToolDirective, startFakeLlm } from './harness/fake-llm.mjs'
 import {
   makeOpencodeHome,
   messageText,
+  opencodeConfig,
   opencodeBin,
   remoteOpencodeEnv,
   runOpencode,
@@ -33,11 +34,18 @@ after(async () => {
 describe('sshd with a separate remote user', () => {
   let sshd
   let client
+  let llm
   before(async () => {
-    sshd = await startSshd({ env: remoteOpencodeEnv() })
+    llm = await startFakeLlm()
+    // The remote user's opencode gets its config through the environment, like its PATH.
+    const config = opencodeConfig({ baseURL: llm.baseURL, model: 'fake/remote-m' })
+    sshd = await startSshd({ env: remoteOpencodeEnv({ OPENCODE_CONFIG_CONTENT: JSON.stringify(config) }) })
     client = await sshd.writeClientSshFiles(path.join(await tmpRoot('ocr-local-'), 'home'), { alias: 'lab' })
   })
-  after(() => sshd?.stop())
+  after(async () => {
+    await sshd?.stop()
+    await llm?.stop()
+  })
 
   test('ssh -F <home>/.ssh/config runs a command as the remote user with opencode on PATH', async () => {
     assert.notEqual(sshd.user, os.userInfo().username)
@@ -60,6 +68,30 @@ describe('sshd with a separate remote user', () => {
     assert.notEqual(st.uid, process.getuid())
     const { stdout } = await exec('ssh', [...sshd.sshArgs(), sshd.host, 'cat proof.txt'])
     assert.equal(stdout, 'crossed\n')
+  })
+
+  test('the remote user runs opencode offline against the fake LLM, in its own HOME', async () => {
+    const cmd = 'mkdir -p proj && cd proj && opencode run'
+    const r = await exec('ssh', [...sshd.sshArgs(), sshd.host, cmd], {
+      input: 'from remote',
+      timeoutMs: 60_000,
+    })
+    assert.equal(r.stdout.trim(), 'FAKE_REPLY: from remote')
+    assert.equal(llm.requests.at(-1).model, 'remote-m')
+    const db = await stat(path.join(sshd.userHome, '.local/share/opencode/opencode.db'))
+    assert.equal(db.uid, sshd.uid)
+  })
+
+  test('dropSessions() cuts open sessions but keeps listening', async () => {
+    const long = spawn('ssh', [...sshd.sshArgs(), sshd.host, 'echo up; sleep 30'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    await new Promise((resolve) => long.stdout.once('data', resolve))
+    const longExit = new Promise((resolve) => long.once('exit', resolve))
+    await sshd.dropSessions()
+    assert.equal(await longExit, 255)
+    const { stdout } = await exec('ssh', [...sshd.sshArgs(), sshd.host, 'echo still'])
+    assert.equal(stdout, 'still\n')
   })
 
   test('kill() drops sessions and refuses connections; restart() serves the same port and host key', async () => {

@@ -61,12 +61,19 @@ export default {
         mode: z
           .enum(['one-way', 'round-trip'])
           .optional()
-          .describe('one-way (default): hand over and stop. round-trip: wait for the remote, then continue here.'),
+          .describe(
+            'one-way (default): hand over and stop. round-trip: wait for the remote, then continue here.',
+          ),
         directory: z
           .string()
           .optional()
-          .describe("Working directory on the remote host (created if missing). Default: the host's configured one."),
-        message: z.string().optional().describe('What the remote agent should do. Default: continue the current task.'),
+          .describe(
+            "Working directory on the remote host (created if missing). Default: the host's configured one.",
+          ),
+        message: z
+          .string()
+          .optional()
+          .describe('What the remote agent should do. Default: continue the current task.'),
       },
       async execute(args, ctx) {
         const requestId = randomUUID()
@@ -97,7 +104,13 @@ export default {
           return {
             title: result.title,
             output: result.output,
-            metadata: { host: args.host, mode: result.mode, jobId: result.jobId },
+            metadata: {
+              host: args.host,
+              mode: result.mode,
+              jobId: result.jobId,
+              reconnects: result.timings.reconnects,
+              dispatchMs: Math.round(result.timings.dispatchMs),
+            },
           }
         } finally {
           ctx.abort?.removeEventListener('abort', cancel)

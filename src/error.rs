@@ -12,41 +12,86 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     /// A config file (hosts.json, plugin options, ~/.ssh/config) is unusable.
     #[error("{}: {field}: {problem}. {fix}", display_path(file))]
-    Config { file: PathBuf, field: String, problem: String, fix: String },
+    Config {
+        file: PathBuf,
+        field: String,
+        problem: String,
+        fix: String,
+    },
 
     #[error("unknown host '{name}'; configured hosts: {}", list_or_none(known))]
     UnknownHost { name: String, known: Vec<String> },
 
     #[error("host '{host}' ({address}) is unreachable: {detail}")]
-    Unreachable { host: String, address: String, detail: String },
+    Unreachable {
+        host: String,
+        address: String,
+        detail: String,
+    },
 
-    #[error("authentication to '{host}' as {user} failed: tried {}; the server accepts {}", list_or_none(tried), list_or_none(accepted))]
-    AuthFailed { host: String, user: String, tried: Vec<String>, accepted: Vec<String> },
+    #[error(
+        "authentication to '{host}' as {user} failed: tried {}; the server accepts {}",
+        list_or_none(tried),
+        list_or_none(accepted)
+    )]
+    AuthFailed {
+        host: String,
+        user: String,
+        tried: Vec<String>,
+        accepted: Vec<String>,
+    },
 
     #[error("the key {} for '{host}' is passphrase-protected and no ssh-agent holds it", key.display())]
     KeyEncrypted { host: String, key: PathBuf },
 
-    #[error("host key of '{host}' ({address}) does not match {}:{line}", display_path(file))]
-    HostKeyChanged { host: String, address: String, file: PathBuf, line: usize },
+    #[error(
+        "host key of '{host}' ({address}) does not match {}:{line}",
+        display_path(file)
+    )]
+    HostKeyChanged {
+        host: String,
+        address: String,
+        file: PathBuf,
+        line: usize,
+    },
 
-    #[error("host key of '{host}' ({address}) is not in {}; its {fingerprint} key was offered", display_path(file))]
-    HostKeyUnknown { host: String, address: String, file: PathBuf, fingerprint: String },
+    #[error(
+        "host key of '{host}' ({address}) is not in {}; its {fingerprint} key was offered",
+        display_path(file)
+    )]
+    HostKeyUnknown {
+        host: String,
+        address: String,
+        file: PathBuf,
+        fingerprint: String,
+    },
 
     #[error("host '{host}' has no `opencode` on its PATH")]
     RemoteNoOpencode { host: String },
 
     #[error("the remote run on '{host}' failed: {detail}")]
-    RemoteRunFailed { host: String, detail: String, log_tail: String },
+    RemoteRunFailed {
+        host: String,
+        detail: String,
+        log_tail: String,
+    },
 
     /// The session export (local or from the remote) is not what OpenCode writes.
     #[error("session data is invalid: {0}")]
     Session(String),
 
     #[error("local import failed: {detail}")]
-    Import { detail: String, kept_at: Option<PathBuf> },
+    Import {
+        detail: String,
+        kept_at: Option<PathBuf>,
+    },
 
     #[error("timed out after {secs} s while {what} on '{host}'")]
-    Timeout { host: String, what: String, secs: u64 },
+    Timeout {
+        host: String,
+        what: String,
+        secs: u64,
+    },
 
     #[error("cancelled")]
     Cancelled,
@@ -56,7 +101,10 @@ pub enum Error {
     Ssh { host: String, detail: String },
 
     #[error("{context}: {source}")]
-    Io { context: String, source: std::io::Error },
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
 }
 
 impl Error {
@@ -140,7 +188,10 @@ impl Error {
     }
 
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        Error::Io { context: context.into(), source }
+        Error::Io {
+            context: context.into(),
+            source,
+        }
     }
 }
 

@@ -97,7 +97,8 @@ pub struct RemoteLoginResult {
     pub timings: LoginTimings,
 }
 
-static CANCELS: LazyLock<Mutex<HashMap<String, CancellationToken>>> = LazyLock::new(Default::default);
+static CANCELS: LazyLock<Mutex<HashMap<String, CancellationToken>>> =
+    LazyLock::new(Default::default);
 
 /// Dispatch a session to a host. A failure resolves to an `Error` whose `code` is one of UNKNOWN_HOST,
 /// CONFIG_INVALID, HOST_UNREACHABLE, AUTH_FAILED, KEY_ENCRYPTED, HOST_KEY_CHANGED, HOST_KEY_UNKNOWN,
@@ -130,7 +131,10 @@ pub async fn remote_login(options: RemoteLoginOptions) -> Outcome<RemoteLoginRes
     let cancel = CancellationToken::new();
     let request_id = options.request_id;
     if let Some(id) = &request_id {
-        CANCELS.lock().expect("cancel registry").insert(id.clone(), cancel.clone());
+        CANCELS
+            .lock()
+            .expect("cancel registry")
+            .insert(id.clone(), cancel.clone());
     }
     let result = login::remote_login(request, cancel).await;
     if let Some(id) = &request_id {
@@ -147,7 +151,10 @@ pub async fn remote_login(options: RemoteLoginOptions) -> Outcome<RemoteLoginRes
         mode: mode.as_str().to_string(),
         job_id: outcome.job_id,
         restore_agent: restore.agent,
-        restore_model: restore.model.map(|(provider_id, model_id)| ModelRef { provider_id, model_id }),
+        restore_model: restore.model.map(|(provider_id, model_id)| ModelRef {
+            provider_id,
+            model_id,
+        }),
         continuation: outcome.continuation,
         timings: LoginTimings {
             dispatch_ms: outcome.timings.dispatch_ms,
@@ -173,7 +180,10 @@ pub fn cancel_remote_login(request_id: String) -> bool {
 
 /// The configured host names (never addresses), sorted; a failure resolves to an `Error` with a `code`.
 #[napi(ts_return_type = "Promise<Array<string> | Error>")]
-pub async fn list_hosts(project_dir: Option<String>, options: Option<serde_json::Value>) -> Outcome<Vec<String>> {
+pub async fn list_hosts(
+    project_dir: Option<String>,
+    options: Option<serde_json::Value>,
+) -> Outcome<Vec<String>> {
     let sources = ConfigSources::from_env(project_dir.map(PathBuf::from), options);
     match config::load_hosts(&sources) {
         Ok(hosts) => Either::A(hosts.names()),
@@ -183,7 +193,9 @@ pub async fn list_hosts(project_dir: Option<String>, options: Option<serde_json:
 
 /// The JSON Schema of a config file: `hosts` (hosts.json) or `plugin-options`.
 #[napi]
-pub fn config_schema(#[napi(ts_arg_type = "'hosts' | 'plugin-options'")] kind: Option<String>) -> serde_json::Value {
+pub fn config_schema(
+    #[napi(ts_arg_type = "'hosts' | 'plugin-options'")] kind: Option<String>,
+) -> serde_json::Value {
     match kind.as_deref() {
         Some("plugin-options") => config::plugin_options_schema(),
         _ => config::hosts_schema(),

@@ -77,11 +77,11 @@ function deepMerge(a, b) {
 }
 
 /**
- * Build the opencode.json for the fake provider.
- * @param {{baseURL: string, model: string, plugins: string[], extraConfig: object}} o
+ * Build the opencode.json for the fake provider (also usable as `OPENCODE_CONFIG_CONTENT` for a remote user).
+ * @param {{baseURL: string, model?: string, plugins?: string[], extraConfig?: object}} o
  * @returns {object}
  */
-export function opencodeConfig({ baseURL, model, plugins, extraConfig }) {
+export function opencodeConfig({ baseURL, model = 'fake/local-m', plugins = [], extraConfig = {} }) {
   const fakeModel = (name) => ({ name, tool_call: true, limit: { context: 100_000, output: 4096 } })
   const base = {
     $schema: 'https://opencode.ai/config.json',

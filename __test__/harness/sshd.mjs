@@ -67,6 +67,8 @@ function setEnvToken(name, value) {
  */
 function renderConfig(o) {
   const lines = [
+    // First: sshd keeps the first value it reads for most keywords, so these override the defaults below.
+    ...o.extraConfig,
     `Port ${o.port}`,
     'ListenAddress 127.0.0.1',
     `HostKey ${o.hostKey}`,
@@ -95,7 +97,6 @@ function renderConfig(o) {
   const env = Object.entries(o.env)
   // All vars MUST be on ONE line: sshd keeps only the first SetEnv line it reads (later lines are ignored).
   if (env.length) lines.push(`SetEnv ${env.map(([k, v]) => setEnvToken(k, v)).join(' ')}`)
-  lines.push(...o.extraConfig)
   return lines.join('\n') + '\n'
 }
 
@@ -104,9 +105,14 @@ function renderConfig(o) {
  *
  * `opts.user`: `'remote'` (default) creates a fresh Unix user `ocr<6 hex>` whose home is `<dir>/remote-home`;
  * `'self'` logs in as the current user (root) instead.
- * `opts.env` becomes `SetEnv` lines: sshd 9.2 applies SetEnv after its own defaults, so a `PATH` given here
- * replaces the default PATH of exec sessions (`ssh host cmd`, run by `sh -c` which reads no profile). A login
- * shell (interactive `ssh host` with a pty) sources /etc/profile, which resets PATH on Debian.
+ * `opts.env` becomes ONE `SetEnv` line (sshd keeps only the first SetEnv line; later ones are silently
+ * ignored). sshd 9.2 applies SetEnv after its own defaults, so a `PATH` given here replaces the default PATH of
+ * exec sessions (`ssh host cmd`, with or without `-tt`: `sh -c` reads no profile). Verified by the tests. An
+ * interactive login shell (`ssh host` with no command) sources /etc/profile, which resets PATH on Debian.
+ * `opts.extraConfig`: sshd_config lines put BEFORE the defaults so they win (sshd keeps the first value it
+ * reads for a keyword); no `Match` blocks.
+ * The user's other processes, the user and `dir` are removed by `stop()`, at process exit, and by a detached
+ * reaper even if the test process is SIGKILLed.
  *
  * @param {{user?: 'remote'|'self', env?: Record<string,string>, maxSessions?: number, maxStartups?: string,
  *   extraConfig?: string[]}} [opts]

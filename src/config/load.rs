@@ -47,8 +47,11 @@ pub fn read_hosts_file(path: &Path) -> Result<Option<HostsFile>> {
 pub fn parse_hosts_text(path: &Path, text: &str) -> Result<HostsFile> {
     let value: Value =
         jsonc_parser::parse_to_serde_value(text, &Default::default()).map_err(|err| {
-            let fix = "Fix the JSON syntax there (comments and trailing commas are fine).";
-            config_error(path, "(syntax)", err.to_string(), fix)
+            let (line, column) = (err.line_display(), err.column_display());
+            let fix = format!(
+                "Fix the JSON at line {line}, column {column} (comments and trailing commas are fine)."
+            );
+            config_error(path, "(syntax)", err.to_string(), &fix)
         })?;
     if value.is_null() {
         return Ok(HostsFile::default());
@@ -63,15 +66,32 @@ fn deserialize<T: DeserializeOwned>(path: &Path, value: Value) -> Result<T> {
             field => field,
         };
         let problem = err.into_inner().to_string();
-        let fix = if problem.starts_with("unknown field") {
-            "Remove or correct that key (keys are camelCase, e.g. identityFile); the JSON Schema lists them all."
-        } else if problem.starts_with("unknown variant") || problem.contains("not supported yet") {
-            "Use one of the values listed."
-        } else {
-            "Change the value to the expected type; the JSON Schema describes every field."
-        };
-        config_error(path, &field, problem, fix)
+        config_error(path, &field, &problem, &fix_for(&problem))
     })
+}
+
+/// The fix is all the model sees of a config error (`Error::public_message`), so it repeats what is
+/// expected, taken from serde's message, in words.
+fn fix_for(problem: &str) -> String {
+    let expected = problem.rsplit_once(", expected ").map(|(_, e)| e);
+    let expected = expected.map(|e| match e {
+        "u16" => "a number from 1 to 65535",
+        "u64" => "a whole number greater than 0",
+        other => other,
+    });
+    if problem.starts_with("unknown field") {
+        let keys = expected
+            .map(|e| e.trim_start_matches("one of "))
+            .unwrap_or("(none)");
+        format!("Remove or correct that key; keys are camelCase, one of: {keys}.")
+    } else if problem.contains("not supported yet") {
+        "Set it to \"linux\" or \"macos\"; Windows hosts are not supported yet.".to_string()
+    } else if let Some(expected) = expected {
+        format!("Use {expected} there.")
+    } else {
+        "Correct that value; the JSON Schema (`opencode-remote schema`) describes every field."
+            .into()
+    }
 }
 
 /// Adds one source's hosts. Within one source a name may be defined once (as a host, provider host or

@@ -74,7 +74,12 @@ pub fn bundle(spec: &JobSpec<'_>) -> std::io::Result<Vec<u8>> {
     add("session_id", spec.session_id.as_bytes(), 0o600)?;
     add("message.txt", spec.message.as_bytes(), 0o600)?;
     add("mode", spec.mode.as_str().as_bytes(), 0o600)?;
-    for (name, value) in [("directory", spec.directory), ("agent", spec.agent), ("model", spec.model), ("opencode", spec.opencode)] {
+    for (name, value) in [
+        ("directory", spec.directory),
+        ("agent", spec.agent),
+        ("model", spec.model),
+        ("opencode", spec.opencode),
+    ] {
         if let Some(value) = value {
             add(name, value.as_bytes(), 0o600)?;
         }

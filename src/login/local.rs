@@ -9,15 +9,27 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 
 /// `opencode export <id>` (only when the plugin's in-process client could not give us the session).
-pub async fn export_session(opencode_bin: &str, session_id: &str, cwd: Option<&Path>) -> Result<Vec<u8>> {
+pub async fn export_session(
+    opencode_bin: &str,
+    session_id: &str,
+    cwd: Option<&Path>,
+) -> Result<Vec<u8>> {
     let mut command = tokio::process::Command::new(opencode_bin);
-    command.arg("export").arg(session_id).stdin(Stdio::null()).kill_on_drop(true);
-    if let Some(cwd) = cwd.filter(|c| c.is_dir()) {
-        command.current_dir(cwd);
-    }
-    let output = command.output().await.map_err(|e| Error::io("running `opencode export`", e))?;
+    command
+        .arg("export")
+        .arg(session_id)
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    in_directory(&mut command, cwd);
+    let output = command
+        .output()
+        .await
+        .map_err(|e| Error::io("running `opencode export`", e))?;
     if !output.status.success() {
-        return Err(Error::Session(format!("`opencode export` failed: {}", last_line(&output.stderr))));
+        return Err(Error::Session(format!(
+            "`opencode export` failed: {}",
+            last_line(&output.stderr)
+        )));
     }
     Ok(output.stdout)
 }
@@ -26,20 +38,41 @@ pub async fn export_session(opencode_bin: &str, session_id: &str, cwd: Option<&P
 /// importing process's directory, so any other cwd would move it to another project.
 pub async fn import_session(opencode_bin: &str, file: &Path, cwd: Option<&Path>) -> Result<()> {
     let mut command = tokio::process::Command::new(opencode_bin);
-    command.arg("import").arg(file).stdin(Stdio::null()).kill_on_drop(true);
-    if let Some(cwd) = cwd.filter(|c| c.is_dir()) {
-        command.current_dir(cwd);
-    }
-    let output = command.output().await.map_err(|e| Error::io("running `opencode import`", e))?;
+    command
+        .arg("import")
+        .arg(file)
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    in_directory(&mut command, cwd);
+    let output = command
+        .output()
+        .await
+        .map_err(|e| Error::io("running `opencode import`", e))?;
     if !output.status.success() {
-        return Err(Error::Import { detail: last_line(&output.stderr), kept_at: Some(file.to_path_buf()) });
+        return Err(Error::Import {
+            detail: last_line(&output.stderr),
+            kept_at: Some(file.to_path_buf()),
+        });
     }
     Ok(())
 }
 
+/// OpenCode takes its project directory from `$PWD`, not from the real cwd, so set both.
+fn in_directory(command: &mut tokio::process::Command, cwd: Option<&Path>) {
+    if let Some(cwd) = cwd.filter(|c| c.is_dir()) {
+        command.current_dir(cwd).env("PWD", cwd);
+    }
+}
+
 fn last_line(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(bytes);
-    text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no output").chars().take(300).collect()
+    text.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("no output")
+        .chars()
+        .take(300)
+        .collect()
 }
 
 /// Our local state directory: `$XDG_STATE_HOME/opencode-remote` (or `~/.local/state/…`).
@@ -47,7 +80,9 @@ pub fn state_dir() -> PathBuf {
     let base = std::env::var_os("XDG_STATE_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".local/state"));
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".local/state")
+        });
     base.join("opencode-remote")
 }
 
@@ -62,8 +97,12 @@ pub fn write_private(relative: &str, bytes: &[u8]) -> Result<PathBuf> {
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(&path).map_err(|e| Error::io("writing the returned session", e))?;
-    file.write_all(bytes).and_then(|_| file.sync_all()).map_err(|e| Error::io("writing the returned session", e))?;
+    let mut file = options
+        .open(&path)
+        .map_err(|e| Error::io("writing the returned session", e))?;
+    file.write_all(bytes)
+        .and_then(|_| file.sync_all())
+        .map_err(|e| Error::io("writing the returned session", e))?;
     Ok(path)
 }
 
@@ -72,7 +111,9 @@ fn create_private_dir(dir: &Path) -> Result<()> {
     builder.recursive(true);
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir).map_err(|e| Error::io("creating the state directory", e))
+    builder
+        .create(dir)
+        .map_err(|e| Error::io("creating the state directory", e))
 }
 
 /// A round trip that was dispatched but not yet brought back.
@@ -86,12 +127,18 @@ pub struct PendingJob {
 
 impl PendingJob {
     fn path(session_id: &str, host: &str) -> PathBuf {
-        state_dir().join("pending").join(format!("{session_id}__{host}.json"))
+        state_dir()
+            .join("pending")
+            .join(format!("{session_id}__{host}.json"))
     }
 
     pub fn save(&self) -> Result<()> {
         let bytes = serde_json::to_vec(self).expect("serializable");
-        write_private(&format!("pending/{}__{}.json", self.session_id, self.host), &bytes).map(|_| ())
+        write_private(
+            &format!("pending/{}__{}.json", self.session_id, self.host),
+            &bytes,
+        )
+        .map(|_| ())
     }
 
     pub fn load(session_id: &str, host: &str) -> Option<PendingJob> {

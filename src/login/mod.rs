@@ -62,7 +62,10 @@ pub struct Timings {
     pub reconnects: u32,
 }
 
-pub async fn remote_login(request: LoginRequest, cancel: CancellationToken) -> Result<LoginOutcome> {
+pub async fn remote_login(
+    request: LoginRequest,
+    cancel: CancellationToken,
+) -> Result<LoginOutcome> {
     let started = Instant::now();
     if !crate::session::is_id(&request.session_id, "ses_") {
         return Err(Error::Session("the session id is malformed".into()));
@@ -70,7 +73,10 @@ pub async fn remote_login(request: LoginRequest, cancel: CancellationToken) -> R
     let hosts = config::load_hosts(&request.sources)?;
     let entry = hosts.get(&request.host)?.clone();
     let target = resolve(&entry)?;
-    let timeout = entry.timeout_secs.map(Duration::from_secs).unwrap_or(DEFAULT_ROUND_TRIP_TIMEOUT);
+    let timeout = entry
+        .timeout_secs
+        .map(Duration::from_secs)
+        .unwrap_or(DEFAULT_ROUND_TRIP_TIMEOUT);
 
     if request.mode == Mode::RoundTrip {
         if let Some(pending) = PendingJob::load(&request.session_id, &entry.name) {
@@ -101,8 +107,16 @@ pub async fn remote_login(request: LoginRequest, cancel: CancellationToken) -> R
     let remote_agent_model = remote_agent_model(&entry);
     export.set_agent_model(&remote_agent_model);
 
-    let directory = request.directory.clone().or_else(|| entry.directory.clone());
-    let message = prompt::remote_continuation(&entry.name, directory.as_deref(), request.mode, request.message.as_deref());
+    let directory = request
+        .directory
+        .clone()
+        .or_else(|| entry.directory.clone());
+    let message = prompt::remote_continuation(
+        &entry.name,
+        directory.as_deref(),
+        request.mode,
+        request.message.as_deref(),
+    );
     let session_json = export.to_json();
     let bundle = job::bundle(&job::JobSpec {
         session_id: &request.session_id,
@@ -141,9 +155,23 @@ pub async fn remote_login(request: LoginRequest, cancel: CancellationToken) -> R
         });
     }
 
-    let pending = PendingJob { job_id, host: entry.name.clone(), session_id: request.session_id.clone(), synthetic_parts };
+    let pending = PendingJob {
+        job_id,
+        host: entry.name.clone(),
+        session_id: request.session_id.clone(),
+        synthetic_parts,
+    };
     pending.save()?;
-    let mut outcome = collect(&request, &target, pending, Some(export), timeout, started, &cancel).await?;
+    let mut outcome = collect(
+        &request,
+        &target,
+        pending,
+        Some(export),
+        timeout,
+        started,
+        &cancel,
+    )
+    .await?;
     outcome.restore = Some(restore);
     outcome.timings.dispatch_ms = dispatch_ms;
     outcome.timings.total_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -173,7 +201,9 @@ async fn collect(
         Some(sent) => sent.check_continuation(&returned)?,
         // Resuming: the local session has moved on since the dispatch; the ids must still agree.
         None if returned.info.id != local_now.info.id => {
-            return Err(Error::Session("the returned session has a different id".into()))
+            return Err(Error::Session(
+                "the returned session has a different id".into(),
+            ))
         }
         None => {}
     }
@@ -182,7 +212,10 @@ async fn collect(
     returned.set_agent_model(&restore);
     let new_messages = returned.new_messages_since(&local_now).len();
 
-    let file = local::write_private(&format!("returns/{}-{}.json", pending.session_id, pending.job_id), &returned.to_json())?;
+    let file = local::write_private(
+        &format!("returns/{}-{}.json", pending.session_id, pending.job_id),
+        &returned.to_json(),
+    )?;
     let verified_at = SystemTime::now();
     let cwd = local_now.info.directory.as_ref().map(PathBuf::from);
     local::import_session(&request.opencode_bin, &file, cwd.as_deref()).await?;
@@ -217,7 +250,14 @@ async fn collect(
 async fn read_export(request: &LoginRequest) -> Result<Vec<u8>> {
     match &request.export_json {
         Some(bytes) => Ok(bytes.clone()),
-        None => local::export_session(&request.opencode_bin, &request.session_id, request.sources.project_dir.as_deref()).await,
+        None => {
+            local::export_session(
+                &request.opencode_bin,
+                &request.session_id,
+                request.sources.project_dir.as_deref(),
+            )
+            .await
+        }
     }
 }
 
@@ -225,7 +265,11 @@ async fn read_export(request: &LoginRequest) -> Result<Vec<u8>> {
 fn remote_agent_model(entry: &HostEntry) -> AgentModel {
     AgentModel {
         agent: entry.agent.clone(),
-        model: entry.model.as_deref().and_then(|m| m.split_once('/')).map(|(p, m)| (p.to_string(), m.to_string())),
+        model: entry
+            .model
+            .as_deref()
+            .and_then(|m| m.split_once('/'))
+            .map(|(p, m)| (p.to_string(), m.to_string())),
     }
 }
 
@@ -241,12 +285,17 @@ fn check_dispatch(entry: &HostEntry, output: &crate::ssh::exec::ExecOutput) -> R
         }),
         Some(job::exit::IMPORT_FAILED) => Err(Error::RemoteRunFailed {
             host,
-            detail: "`opencode import` failed on the remote (is its opencode much older than this one?)".into(),
+            detail:
+                "`opencode import` failed on the remote (is its opencode much older than this one?)"
+                    .into(),
             log_tail: output.stderr_text().trim().to_string(),
         }),
         other => Err(Error::RemoteRunFailed {
             host,
-            detail: format!("the dispatch script exited with {}", other.map_or("a signal".to_string(), |c| c.to_string())),
+            detail: format!(
+                "the dispatch script exited with {}",
+                other.map_or("a signal".to_string(), |c| c.to_string())
+            ),
             log_tail: output.stderr_text().trim().to_string(),
         }),
     }

@@ -3,14 +3,20 @@
 use super::job::Mode;
 
 /// The user turn the remote model receives. `message` is the caller's instruction, passed verbatim.
-pub fn remote_continuation(host: &str, directory: Option<&str>, mode: Mode, message: Option<&str>) -> String {
+pub fn remote_continuation(
+    host: &str,
+    directory: Option<&str>,
+    mode: Mode,
+    message: Option<&str>,
+) -> String {
     let place = match directory {
         Some(dir) => format!("working directory: {dir}"),
         None => "working directory: your home directory".to_string(),
     };
     let task = match message.map(str::trim).filter(|m| !m.is_empty()) {
         Some(_) => message.unwrap_or_default().to_string(),
-        None => "Continue the assigned task from where it left off. Complete the work, then stop.".to_string(),
+        None => "Continue the assigned task from where it left off. Complete the work, then stop."
+            .to_string(),
     };
     let mut text = format!(
         "[Environment]\nThis session now runs on the remote host \"{host}\", {place}.\n\n[Constraints]\n\

@@ -24,9 +24,18 @@ pub struct Finished {
     pub reconnects: u32,
 }
 
-pub async fn wait_for_job(target: &SshTarget, job_id: &str, timeout: Duration, cancel: &CancellationToken) -> Result<Finished> {
+pub async fn wait_for_job(
+    target: &SshTarget,
+    job_id: &str,
+    timeout: Duration,
+    cancel: &CancellationToken,
+) -> Result<Finished> {
     let deadline = Instant::now() + timeout;
-    let timed_out = || Error::Timeout { host: target.name.clone(), what: "waiting for the remote run".into(), secs: timeout.as_secs() };
+    let timed_out = || Error::Timeout {
+        host: target.name.clone(),
+        what: "waiting for the remote run".into(),
+        secs: timeout.as_secs(),
+    };
     let mut reconnects = 0;
     loop {
         let remaining = deadline.saturating_duration_since(Instant::now());
@@ -35,7 +44,9 @@ pub async fn wait_for_job(target: &SshTarget, job_id: &str, timeout: Duration, c
         }
         let attempt = async {
             let connection = POOL.get(target).await?;
-            connection.exec(&wait_command(job_id, remaining.as_secs().max(1)), None).await
+            connection
+                .exec(&wait_command(job_id, remaining.as_secs().max(1)), None)
+                .await
         };
         let result = tokio::select! {
             _ = cancel.cancelled() => return Err(Error::Cancelled),
@@ -79,19 +90,36 @@ pub async fn wait_for_job(target: &SshTarget, job_id: &str, timeout: Duration, c
 
 /// stdout is `status=N finished=NS\n` followed by the back-file.
 fn parse_finished(stdout: &[u8], reconnects: u32, host: &str) -> Result<Finished> {
-    let newline = stdout.iter().position(|&b| b == b'\n').unwrap_or(stdout.len());
+    let newline = stdout
+        .iter()
+        .position(|&b| b == b'\n')
+        .unwrap_or(stdout.len());
     let header = String::from_utf8_lossy(&stdout[..newline]);
-    let finished_at_ns = header.split_whitespace().find_map(|w| w.strip_prefix("finished=")).and_then(|v| v.parse().ok());
+    let finished_at_ns = header
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("finished="))
+        .and_then(|v| v.parse().ok());
     if !header.starts_with("status=0") {
-        return Err(Error::RemoteRunFailed { host: host.into(), detail: "the waiter reported no status".into(), log_tail: String::new() });
+        return Err(Error::RemoteRunFailed {
+            host: host.into(),
+            detail: "the waiter reported no status".into(),
+            log_tail: String::new(),
+        });
     }
     let back = stdout.get(newline + 1..).unwrap_or_default().to_vec();
-    Ok(Finished { back, finished_at_ns, reconnects })
+    Ok(Finished {
+        back,
+        finished_at_ns,
+        reconnects,
+    })
 }
 
 /// The waiter's stderr holds heartbeat dots before the log tail.
 fn clean_log(stderr: &[u8]) -> String {
-    String::from_utf8_lossy(stderr).trim_start_matches('.').trim().to_string()
+    String::from_utf8_lossy(stderr)
+        .trim_start_matches('.')
+        .trim()
+        .to_string()
 }
 
 #[cfg(test)]
@@ -100,7 +128,12 @@ mod tests {
 
     #[test]
     fn parse_finished_should_split_header_and_back_file() {
-        let finished = parse_finished(b"status=0 finished=1700000000123456789\n{\"a\":1}\n", 2, "pi").unwrap();
+        let finished = parse_finished(
+            b"status=0 finished=1700000000123456789\n{\"a\":1}\n",
+            2,
+            "pi",
+        )
+        .unwrap();
         assert_eq!(finished.back, b"{\"a\":1}\n");
         assert_eq!(finished.finished_at_ns, Some(1_700_000_000_123_456_789));
         assert_eq!(finished.reconnects, 2);

@@ -77,9 +77,13 @@ impl Export {
     /// part belonging to this session, no duplicate ids.
     pub fn parse(bytes: &[u8]) -> Result<Export> {
         if bytes.len() > MAX_EXPORT_BYTES {
-            return Err(Error::Session(format!("export is {} bytes, over the {MAX_EXPORT_BYTES} limit", bytes.len())));
+            return Err(Error::Session(format!(
+                "export is {} bytes, over the {MAX_EXPORT_BYTES} limit",
+                bytes.len()
+            )));
         }
-        let export: Export = serde_json::from_slice(bytes).map_err(|e| Error::Session(format!("not a session export: {e}")))?;
+        let export: Export = serde_json::from_slice(bytes)
+            .map_err(|e| Error::Session(format!("not a session export: {e}")))?;
         export.validate()?;
         Ok(export)
     }
@@ -95,17 +99,32 @@ impl Export {
         let mut seen = HashSet::new();
         for message in &self.messages {
             if !is_id(&message.info.id, "msg_") || message.info.session_id != self.info.id {
-                return Err(Error::Session(format!("message {} does not belong to the session", short(&message.info.id))));
+                return Err(Error::Session(format!(
+                    "message {} does not belong to the session",
+                    short(&message.info.id)
+                )));
             }
             if !seen.insert(message.info.id.as_str()) {
-                return Err(Error::Session(format!("message {} appears twice", short(&message.info.id))));
+                return Err(Error::Session(format!(
+                    "message {} appears twice",
+                    short(&message.info.id)
+                )));
             }
             for part in &message.parts {
-                if !is_id(&part.id, "prt_") || part.session_id != self.info.id || part.message_id != message.info.id {
-                    return Err(Error::Session(format!("part {} does not belong to its message", short(&part.id))));
+                if !is_id(&part.id, "prt_")
+                    || part.session_id != self.info.id
+                    || part.message_id != message.info.id
+                {
+                    return Err(Error::Session(format!(
+                        "part {} does not belong to its message",
+                        short(&part.id)
+                    )));
                 }
                 if !seen.insert(part.id.as_str()) {
-                    return Err(Error::Session(format!("part {} appears twice", short(&part.id))));
+                    return Err(Error::Session(format!(
+                        "part {} appears twice",
+                        short(&part.id)
+                    )));
                 }
             }
         }
@@ -121,12 +140,15 @@ impl Export {
             .and_then(Value::as_str)
             .map(str::to_string)
             .or_else(|| self.info.agent.clone());
-        let model = last_user.and_then(|m| m.info.rest.get("model")).and_then(model_pair).or_else(|| {
-            let model = self.info.model.as_ref()?;
-            let provider = model.get("providerID")?.as_str()?;
-            let id = model.get("id").or_else(|| model.get("modelID"))?.as_str()?;
-            Some((provider.to_string(), id.to_string()))
-        });
+        let model = last_user
+            .and_then(|m| m.info.rest.get("model"))
+            .and_then(model_pair)
+            .or_else(|| {
+                let model = self.info.model.as_ref()?;
+                let provider = model.get("providerID")?.as_str()?;
+                let id = model.get("id").or_else(|| model.get("modelID"))?.as_str()?;
+                Some((provider.to_string(), id.to_string()))
+            });
         AgentModel { agent, model }
     }
 
@@ -150,11 +172,24 @@ impl Export {
     /// still there. A remote that returns something else must not be merged into the local session.
     pub fn check_continuation(&self, returned: &Export) -> Result<()> {
         if returned.info.id != self.info.id {
-            return Err(Error::Session("the returned session has a different id".into()));
+            return Err(Error::Session(
+                "the returned session has a different id".into(),
+            ));
         }
-        let returned_ids: HashSet<&str> = returned.messages.iter().map(|m| m.info.id.as_str()).collect();
-        if let Some(missing) = self.messages.iter().find(|m| !returned_ids.contains(m.info.id.as_str())) {
-            return Err(Error::Session(format!("the returned session lacks message {}", short(&missing.info.id))));
+        let returned_ids: HashSet<&str> = returned
+            .messages
+            .iter()
+            .map(|m| m.info.id.as_str())
+            .collect();
+        if let Some(missing) = self
+            .messages
+            .iter()
+            .find(|m| !returned_ids.contains(m.info.id.as_str()))
+        {
+            return Err(Error::Session(format!(
+                "the returned session lacks message {}",
+                short(&missing.info.id)
+            )));
         }
         Ok(())
     }
@@ -168,8 +203,15 @@ impl Export {
 
     /// Messages in `self` that `earlier` does not have.
     pub fn new_messages_since<'a>(&'a self, earlier: &Export) -> Vec<&'a Message> {
-        let known: HashSet<&str> = earlier.messages.iter().map(|m| m.info.id.as_str()).collect();
-        self.messages.iter().filter(|m| !known.contains(m.info.id.as_str())).collect()
+        let known: HashSet<&str> = earlier
+            .messages
+            .iter()
+            .map(|m| m.info.id.as_str())
+            .collect();
+        self.messages
+            .iter()
+            .filter(|m| !known.contains(m.info.id.as_str()))
+            .collect()
     }
 }
 
@@ -182,7 +224,12 @@ fn model_pair(value: &Value) -> Option<(String, String)> {
 /// OpenCode ids: a prefix, then URL-safe characters only.
 pub fn is_id(id: &str, prefix: &str) -> bool {
     id.len() <= 128
-        && id.strip_prefix(prefix).is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'))
+        && id.strip_prefix(prefix).is_some_and(|rest| {
+            !rest.is_empty()
+                && rest
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        })
 }
 
 fn short(id: &str) -> String {

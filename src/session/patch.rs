@@ -26,7 +26,9 @@ pub struct DispatchCall<'a> {
 pub fn complete_dispatch_call(export: &mut Export, call: &DispatchCall<'_>) -> Vec<String> {
     let now = now_ms();
     let session_id = export.info.id.clone();
-    let Some((message_index, part_index)) = find_call(export, call.call_id) else { return Vec::new() };
+    let Some((message_index, part_index)) = find_call(export, call.call_id) else {
+        return Vec::new();
+    };
     let message = &mut export.messages[message_index];
     let part = &mut message.parts[part_index];
     let input = part
@@ -36,7 +38,12 @@ pub fn complete_dispatch_call(export: &mut Export, call: &DispatchCall<'_>) -> V
         .filter(|i| i.as_object().is_some_and(|o| !o.is_empty()))
         .cloned()
         .unwrap_or_else(|| json!({ "host": call.host }));
-    let start = part.rest.get("state").and_then(|s| s.pointer("/time/start")).and_then(Value::as_u64).unwrap_or(now);
+    let start = part
+        .rest
+        .get("state")
+        .and_then(|s| s.pointer("/time/start"))
+        .and_then(Value::as_u64)
+        .unwrap_or(now);
     part.rest.insert(
         "state".into(),
         json!({
@@ -50,7 +57,10 @@ pub fn complete_dispatch_call(export: &mut Export, call: &DispatchCall<'_>) -> V
     );
 
     let mut created = Vec::new();
-    if !message.parts[part_index + 1..].iter().any(|p| p.kind == "step-finish") {
+    if !message.parts[part_index + 1..]
+        .iter()
+        .any(|p| p.kind == "step-finish")
+    {
         let id = new_id("prt");
         message.parts.push(Part {
             id: id.clone(),
@@ -68,7 +78,10 @@ pub fn complete_dispatch_call(export: &mut Export, call: &DispatchCall<'_>) -> V
         });
         created.push(id);
     }
-    message.info.rest.insert("finish".into(), json!("tool-calls"));
+    message
+        .info
+        .rest
+        .insert("finish".into(), json!("tool-calls"));
     let time = message.info.rest.entry("time").or_insert_with(|| json!({}));
     if let Some(time) = time.as_object_mut() {
         time.entry("completed").or_insert(json!(now));
@@ -78,8 +91,16 @@ pub fn complete_dispatch_call(export: &mut Export, call: &DispatchCall<'_>) -> V
 
 /// The `remote_login` part to patch: the one with our call id, else the last unfinished one.
 fn find_call(export: &Export, call_id: Option<&str>) -> Option<(usize, usize)> {
-    let is_ours = |p: &Part| p.kind == "tool" && p.rest.get("tool").and_then(Value::as_str) == Some("remote_login");
-    let status = |p: &Part| p.rest.get("state").and_then(|s| s.get("status")).and_then(Value::as_str).map(str::to_string);
+    let is_ours = |p: &Part| {
+        p.kind == "tool" && p.rest.get("tool").and_then(Value::as_str) == Some("remote_login")
+    };
+    let status = |p: &Part| {
+        p.rest
+            .get("state")
+            .and_then(|s| s.get("status"))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
     let mut fallback = None;
     for (mi, message) in export.messages.iter().enumerate() {
         for (pi, part) in message.parts.iter().enumerate() {
@@ -105,10 +126,15 @@ pub fn new_id(prefix: &str) -> String {
     let counter = COUNTER.fetch_add(1, Ordering::Relaxed) % 0x1000;
     let stamp = (now_ms() * 0x1000 + counter) & 0xffff_ffff_ffff;
     let mut rng = rand::rng();
-    let random: String = (0..14).map(|_| BASE62[rng.random_range(0..BASE62.len())] as char).collect();
+    let random: String = (0..14)
+        .map(|_| BASE62[rng.random_range(0..BASE62.len())] as char)
+        .collect();
     format!("{prefix}_{stamp:012x}{random}")
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }

@@ -26,7 +26,12 @@ fn parse(value: &Value) -> Export {
 }
 
 fn call(call_id: Option<&str>) -> DispatchCall<'_> {
-    DispatchCall { call_id, host: "pi", title: "Dispatched to pi".into(), output: "ok".into() }
+    DispatchCall {
+        call_id,
+        host: "pi",
+        title: "Dispatched to pi".into(),
+        output: "ok".into(),
+    }
 }
 
 #[test]
@@ -78,7 +83,8 @@ fn complete_dispatch_call_should_finish_a_running_call() {
 #[test]
 fn complete_dispatch_call_should_finish_a_pending_call_without_call_id() {
     let mut value = running_export();
-    value["messages"][1]["parts"][1]["state"] = json!({ "status": "pending", "input": {}, "raw": "" });
+    value["messages"][1]["parts"][1]["state"] =
+        json!({ "status": "pending", "input": {}, "raw": "" });
     let mut export = parse(&value);
     complete_dispatch_call(&mut export, &call(None));
     let state = &export.messages[1].parts[1].rest["state"];
@@ -92,7 +98,10 @@ fn complete_dispatch_call_should_leave_a_session_without_the_call_alone() {
     value["messages"][1]["parts"][1]["tool"] = json!("bash");
     let mut export = parse(&value);
     assert!(complete_dispatch_call(&mut export, &call(Some("call_9"))).is_empty());
-    assert_eq!(export.messages[1].parts[1].rest["state"]["status"], "running");
+    assert_eq!(
+        export.messages[1].parts[1].rest["state"]["status"],
+        "running"
+    );
 }
 
 #[test]
@@ -106,7 +115,10 @@ fn agent_model_should_come_from_the_last_user_turn() {
 #[test]
 fn set_agent_model_should_overwrite_the_session_record() {
     let mut export = parse(&running_export());
-    export.set_agent_model(&AgentModel { agent: Some("plan".into()), model: Some(("p".into(), "m".into())) });
+    export.set_agent_model(&AgentModel {
+        agent: Some("plan".into()),
+        model: Some(("p".into(), "m".into())),
+    });
     assert_eq!(export.info.agent.as_deref(), Some("plan"));
     assert_eq!(export.info.model.as_ref().unwrap()["id"], "m");
     assert_eq!(export.info.model.as_ref().unwrap()["variant"], "default");

@@ -31,15 +31,31 @@ struct Attempts {
 impl Attempts {
     fn record(&mut self, what: String, result: &AuthResult) {
         self.tried.push(what);
-        if let AuthResult::Failure { remaining_methods, .. } = result {
-            self.accepted = remaining_methods.iter().map(|m| <&str>::from(m).to_string()).collect();
+        if let AuthResult::Failure {
+            remaining_methods, ..
+        } = result
+        {
+            self.accepted = remaining_methods
+                .iter()
+                .map(|m| <&str>::from(m).to_string())
+                .collect();
         }
     }
 }
 
-pub(super) async fn authenticate(handle: &mut Handle<ClientHandler>, target: &SshTarget) -> Result<()> {
-    let ssh_error = |e: &dyn std::fmt::Display| Error::Ssh { host: target.name.clone(), detail: e.to_string() };
-    let rsa_hash = handle.best_supported_rsa_hash().await.map_err(|e| ssh_error(&e))?.flatten();
+pub(super) async fn authenticate(
+    handle: &mut Handle<ClientHandler>,
+    target: &SshTarget,
+) -> Result<()> {
+    let ssh_error = |e: &dyn std::fmt::Display| Error::Ssh {
+        host: target.name.clone(),
+        detail: e.to_string(),
+    };
+    let rsa_hash = handle
+        .best_supported_rsa_hash()
+        .await
+        .map_err(|e| ssh_error(&e))?
+        .flatten();
     let identity_files = identity_files(target);
     let mut attempts = Attempts::default();
 
@@ -52,7 +68,10 @@ pub(super) async fn authenticate(handle: &mut Handle<ClientHandler>, target: &Ss
         }
     }
     if let Some(key) = attempts.encrypted_key {
-        return Err(Error::KeyEncrypted { host: target.name.clone(), key });
+        return Err(Error::KeyEncrypted {
+            host: target.name.clone(),
+            key,
+        });
     }
     if attempts.accepted.is_empty() {
         attempts.accepted = vec![<&str>::from(&MethodKind::PublicKey).to_string()];
@@ -70,8 +89,14 @@ fn identity_files(target: &SshTarget) -> Vec<PathBuf> {
     if !target.identity_files.is_empty() {
         return target.identity_files.clone();
     }
-    let Some(home) = std::env::var_os("HOME") else { return Vec::new() };
-    DEFAULT_IDENTITIES.iter().map(|name| Path::new(&home).join(".ssh").join(name)).filter(|p| p.exists()).collect()
+    let Some(home) = std::env::var_os("HOME") else {
+        return Vec::new();
+    };
+    DEFAULT_IDENTITIES
+        .iter()
+        .map(|name| Path::new(&home).join(".ssh").join(name))
+        .filter(|p| p.exists())
+        .collect()
 }
 
 /// The public half of an identity file, from `<file>.pub` (readable even when the key is encrypted).
@@ -93,11 +118,20 @@ async fn try_agent(
         return Ok(false);
     }
     // An unreachable agent is not fatal: OpenSSH falls through to key files too.
-    let Ok(mut agent) = AgentClient::connect_env().await else { return Ok(false) };
-    let Ok(identities) = agent.request_identities().await else { return Ok(false) };
-    let wanted: Vec<PublicKey> = identity_files.iter().filter_map(|p| public_key_of(p)).collect();
+    let Ok(mut agent) = AgentClient::connect_env().await else {
+        return Ok(false);
+    };
+    let Ok(identities) = agent.request_identities().await else {
+        return Ok(false);
+    };
+    let wanted: Vec<PublicKey> = identity_files
+        .iter()
+        .filter_map(|p| public_key_of(p))
+        .collect();
     for identity in identities {
-        let AgentIdentity::PublicKey { key, .. } = identity else { continue };
+        let AgentIdentity::PublicKey { key, .. } = identity else {
+            continue;
+        };
         if target.identities_only && !wanted.iter().any(|w| w.key_data() == key.key_data()) {
             continue;
         }
@@ -105,7 +139,10 @@ async fn try_agent(
         let result = handle
             .authenticate_publickey_with(target.user.clone(), key, rsa_hash, &mut agent)
             .await
-            .map_err(|e| Error::Ssh { host: target.name.clone(), detail: e.to_string() })?;
+            .map_err(|e| Error::Ssh {
+                host: target.name.clone(),
+                detail: e.to_string(),
+            })?;
         if result.success() {
             return Ok(true);
         }
@@ -124,7 +161,9 @@ async fn try_key_file(
     let key = match russh::keys::load_secret_key(path, None) {
         Ok(key) => key,
         Err(russh::keys::Error::KeyIsEncrypted) => {
-            attempts.encrypted_key.get_or_insert_with(|| path.to_path_buf());
+            attempts
+                .encrypted_key
+                .get_or_insert_with(|| path.to_path_buf());
             return Ok(false);
         }
         // A missing or unreadable file is skipped, as OpenSSH does.
@@ -132,9 +171,15 @@ async fn try_key_file(
     };
     let label = format!("key file {}", key.algorithm());
     let result = handle
-        .authenticate_publickey(target.user.clone(), PrivateKeyWithHashAlg::new(Arc::new(key), rsa_hash))
+        .authenticate_publickey(
+            target.user.clone(),
+            PrivateKeyWithHashAlg::new(Arc::new(key), rsa_hash),
+        )
         .await
-        .map_err(|e| Error::Ssh { host: target.name.clone(), detail: e.to_string() })?;
+        .map_err(|e| Error::Ssh {
+            host: target.name.clone(),
+            detail: e.to_string(),
+        })?;
     if result.success() {
         return Ok(true);
     }

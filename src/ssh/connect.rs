@@ -35,10 +35,15 @@ pub struct ClientHandler {
 impl client::Handler for ClientHandler {
     type Error = russh::Error;
 
-    async fn check_server_key(&mut self, server_key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+    async fn check_server_key(
+        &mut self,
+        server_key: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
         let key = match server_key {
             PublicKeyOrCertificate::PublicKey { key, .. } => key.clone(),
-            PublicKeyOrCertificate::Certificate(cert) => PublicKey::new(cert.public_key().clone(), ""),
+            PublicKeyOrCertificate::Certificate(cert) => {
+                PublicKey::new(cert.public_key().clone(), "")
+            }
         };
         match self.verify(&key) {
             Ok(()) => Ok(true),
@@ -62,11 +67,18 @@ impl ClientHandler {
         match status {
             HostKeyStatus::Known => Ok(()),
             HostKeyStatus::Changed { file, line } | HostKeyStatus::Revoked { file, line } => {
-                Err(Error::HostKeyChanged { host: self.name.clone(), address: self.address(), file, line })
+                Err(Error::HostKeyChanged {
+                    host: self.name.clone(),
+                    address: self.address(),
+                    file,
+                    line,
+                })
             }
             HostKeyStatus::Unknown => match self.policy {
-                HostKeyPolicy::AcceptNew => known_hosts::learn(&first_file, &self.hostname, self.port, key)
-                    .map_err(|e| Error::io("recording the new host key", e)),
+                HostKeyPolicy::AcceptNew => {
+                    known_hosts::learn(&first_file, &self.hostname, self.port, key)
+                        .map_err(|e| Error::io("recording the new host key", e))
+                }
                 HostKeyPolicy::Strict => Err(Error::HostKeyUnknown {
                     host: self.name.clone(),
                     address: self.address(),
@@ -105,16 +117,26 @@ impl Connection {
 
     /// A permit to hold while a channel is open; waits when the cap is reached.
     pub(super) async fn channel_slot(&self) -> tokio::sync::OwnedSemaphorePermit {
-        self.channel_slots.clone().acquire_owned().await.expect("semaphore never closed")
+        self.channel_slots
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("semaphore never closed")
     }
 
     pub(super) fn ssh_error(&self, error: impl std::fmt::Display) -> Error {
-        Error::Ssh { host: self.target.name.clone(), detail: error.to_string() }
+        Error::Ssh {
+            host: self.target.name.clone(),
+            detail: error.to_string(),
+        }
     }
 
     /// Close politely; errors are irrelevant when we are leaving anyway.
     pub async fn close(&self) {
-        let _ = self.handle.disconnect(russh::Disconnect::ByApplication, "", "en").await;
+        let _ = self
+            .handle
+            .disconnect(russh::Disconnect::ByApplication, "", "en")
+            .await;
     }
 }
 
@@ -171,15 +193,31 @@ pub async fn handshake(target: &SshTarget) -> Result<Unauthenticated> {
             let jump = Arc::new(Box::pin(connect(&jump_target)).await?);
             let channel = jump
                 .handle
-                .channel_open_direct_tcpip(target.hostname.clone(), target.port as u32, "127.0.0.1", 0)
+                .channel_open_direct_tcpip(
+                    target.hostname.clone(),
+                    target.port as u32,
+                    "127.0.0.1",
+                    0,
+                )
                 .await
                 .map_err(|e| unreachable(target, e))?;
-            (client::connect_stream(config, channel.into_stream(), handler).await, Some(jump))
+            (
+                client::connect_stream(config, channel.into_stream(), handler).await,
+                Some(jump),
+            )
         }
     };
     match result {
-        Ok(handle) => Ok(Unauthenticated { handle, target: target.clone(), jump }),
-        Err(error) => Err(rejection.lock().expect("rejection lock").take().unwrap_or_else(|| unreachable(target, error))),
+        Ok(handle) => Ok(Unauthenticated {
+            handle,
+            target: target.clone(),
+            jump,
+        }),
+        Err(error) => Err(rejection
+            .lock()
+            .expect("rejection lock")
+            .take()
+            .unwrap_or_else(|| unreachable(target, error))),
     }
 }
 
@@ -197,7 +235,11 @@ impl Unauthenticated {
 }
 
 fn unreachable(target: &SshTarget, error: impl std::fmt::Display) -> Error {
-    Error::Unreachable { host: target.name.clone(), address: target.address(), detail: error.to_string() }
+    Error::Unreachable {
+        host: target.name.clone(),
+        address: target.address(),
+        detail: error.to_string(),
+    }
 }
 
 /// How long to wait between reconnect attempts: 0.2 s doubling to 5 s.

@@ -34,8 +34,15 @@ impl Connection {
     /// output is lost to a race between them.
     pub async fn exec(&self, command: &str, stdin: Option<&[u8]>) -> Result<ExecOutput> {
         let _slot = self.channel_slot().await;
-        let mut channel = self.handle.channel_open_session().await.map_err(|e| self.ssh_error(e))?;
-        channel.exec(true, command).await.map_err(|e| self.ssh_error(e))?;
+        let mut channel = self
+            .handle
+            .channel_open_session()
+            .await
+            .map_err(|e| self.ssh_error(e))?;
+        channel
+            .exec(true, command)
+            .await
+            .map_err(|e| self.ssh_error(e))?;
         if let Some(input) = stdin {
             channel.data(input).await.map_err(|e| self.ssh_error(e))?;
         }
@@ -49,12 +56,17 @@ impl Connection {
                 ChannelMsg::ExtendedData { data, ext: 1 } => output.stderr.extend_from_slice(&data),
                 ChannelMsg::ExitStatus { exit_status } => output.exit_status = Some(exit_status),
                 ChannelMsg::Eof | ChannelMsg::Close => closed_cleanly = true,
-                ChannelMsg::Failure => return Err(self.ssh_error("the server refused to run the command")),
+                ChannelMsg::Failure => {
+                    return Err(self.ssh_error("the server refused to run the command"))
+                }
                 _ => {}
             }
         }
         if !closed_cleanly && output.exit_status.is_none() {
-            return Err(Error::Ssh { host: self.target.name.clone(), detail: "connection lost during command".into() });
+            return Err(Error::Ssh {
+                host: self.target.name.clone(),
+                detail: "connection lost during command".into(),
+            });
         }
         Ok(output)
     }

@@ -10,11 +10,14 @@ use super::config::SshTarget;
 use super::connect::{connect, Connection};
 use crate::error::Result;
 
+/// The pooled connection for one key; the async lock is held while connecting.
+type Slot = Arc<Mutex<Option<Arc<Connection>>>>;
+
 #[derive(Default)]
 pub struct Pool {
     /// One lock per key, so two callers for the same host share a single handshake while other hosts
     /// connect in parallel.
-    slots: std::sync::Mutex<HashMap<String, Arc<Mutex<Option<Arc<Connection>>>>>>,
+    slots: std::sync::Mutex<HashMap<String, Slot>>,
 }
 
 /// The process-wide pool the napi functions use.
@@ -42,7 +45,7 @@ impl Pool {
         }
     }
 
-    fn slot(&self, target: &SshTarget) -> Arc<Mutex<Option<Arc<Connection>>>> {
+    fn slot(&self, target: &SshTarget) -> Slot {
         let mut slots = self.slots.lock().expect("pool lock");
         slots.entry(pool_key(target)).or_default().clone()
     }
@@ -51,5 +54,11 @@ impl Pool {
 /// Everything that changes how we connect is part of the key, so an edited config gets a new connection.
 fn pool_key(target: &SshTarget) -> String {
     let jumps: Vec<String> = target.proxy_jump.iter().map(SshTarget::address).collect();
-    format!("{}|{}|{:?}|{}", target.name, target.address(), target.identity_files, jumps.join(","))
+    format!(
+        "{}|{}|{:?}|{}",
+        target.name,
+        target.address(),
+        target.identity_files,
+        jumps.join(",")
+    )
 }

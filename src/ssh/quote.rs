@@ -41,7 +41,10 @@ mod tests {
 
     #[test]
     fn command_line_should_keep_metacharacters_inert() {
-        assert_eq!(command_line(&["mv", "-f", "--", "$(x) `y`; z", "a\nb"]), "'mv' '-f' '--' '$(x) `y`; z' 'a\nb'");
+        assert_eq!(
+            command_line(&["mv", "-f", "--", "$(x) `y`; z", "a\nb"]),
+            "'mv' '-f' '--' '$(x) `y`; z' 'a\nb'"
+        );
     }
 
     #[test]

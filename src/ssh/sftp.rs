@@ -19,10 +19,23 @@ pub struct Sftp<'a> {
 impl Connection {
     pub async fn sftp(&self) -> Result<Sftp<'_>> {
         let slot = self.channel_slot().await;
-        let channel = self.handle.channel_open_session().await.map_err(|e| self.ssh_error(e))?;
-        channel.request_subsystem(true, "sftp").await.map_err(|e| self.ssh_error(e))?;
-        let session = SftpSession::new(channel.into_stream()).await.map_err(|e| self.ssh_error(e))?;
-        Ok(Sftp { connection: self, session, _slot: slot })
+        let channel = self
+            .handle
+            .channel_open_session()
+            .await
+            .map_err(|e| self.ssh_error(e))?;
+        channel
+            .request_subsystem(true, "sftp")
+            .await
+            .map_err(|e| self.ssh_error(e))?;
+        let session = SftpSession::new(channel.into_stream())
+            .await
+            .map_err(|e| self.ssh_error(e))?;
+        Ok(Sftp {
+            connection: self,
+            session,
+            _slot: slot,
+        })
     }
 }
 
@@ -36,8 +49,16 @@ impl Sftp<'_> {
                 continue;
             }
             prefix.push_str(component);
-            if !self.session.try_exists(prefix.clone()).await.map_err(|e| self.connection.ssh_error(e))? {
-                self.session.create_dir(prefix.clone()).await.map_err(|e| self.connection.ssh_error(e))?;
+            if !self
+                .session
+                .try_exists(prefix.clone())
+                .await
+                .map_err(|e| self.connection.ssh_error(e))?
+            {
+                self.session
+                    .create_dir(prefix.clone())
+                    .await
+                    .map_err(|e| self.connection.ssh_error(e))?;
             }
             prefix.push('/');
         }
@@ -46,37 +67,66 @@ impl Sftp<'_> {
 
     /// Write `data` to `path` atomically with permissions `mode`.
     pub async fn upload_atomic(&self, path: &str, data: &[u8], mode: u32) -> Result<()> {
-        let err = |e: russh_sftp::client::error::Error| self.connection.ssh_error(format!("upload of {path}: {e}"));
+        let err = |e: russh_sftp::client::error::Error| {
+            self.connection.ssh_error(format!("upload of {path}: {e}"))
+        };
         let temp = temp_name(path);
         let mut file = self.session.create(temp.clone()).await.map_err(err)?;
-        file.write_all(data).await.map_err(|e| self.connection.ssh_error(e))?;
+        file.write_all(data)
+            .await
+            .map_err(|e| self.connection.ssh_error(e))?;
         // fsync@openssh.com: the data is on disk before the rename makes it visible.
         file.sync_all().await.map_err(err)?;
-        file.shutdown().await.map_err(|e| self.connection.ssh_error(e))?;
+        file.shutdown()
+            .await
+            .map_err(|e| self.connection.ssh_error(e))?;
         let mut attributes = FileAttributes::empty();
         attributes.permissions = Some(mode);
-        self.session.set_metadata(temp.clone(), attributes).await.map_err(err)?;
-        if self.session.rename(temp.clone(), path.to_string()).await.is_err() {
+        self.session
+            .set_metadata(temp.clone(), attributes)
+            .await
+            .map_err(err)?;
+        if self
+            .session
+            .rename(temp.clone(), path.to_string())
+            .await
+            .is_err()
+        {
             // SFTP v3 rename refuses an existing target; `mv -f` replaces it atomically (rename(2)).
-            let output = self.connection.exec(&command_line(&["mv", "-f", "--", &temp, path]), None).await?;
+            let output = self
+                .connection
+                .exec(&command_line(&["mv", "-f", "--", &temp, path]), None)
+                .await?;
             if !output.success() {
                 let _ = self.session.remove_file(temp).await;
-                return Err(self.connection.ssh_error(format!("rename to {path}: {}", output.stderr_text().trim())));
+                return Err(self
+                    .connection
+                    .ssh_error(format!("rename to {path}: {}", output.stderr_text().trim())));
             }
         }
         Ok(())
     }
 
     pub async fn download(&self, path: &str) -> Result<Vec<u8>> {
-        self.session.read(path.to_string()).await.map_err(|e| self.connection.ssh_error(format!("download of {path}: {e}")))
+        self.session.read(path.to_string()).await.map_err(|e| {
+            self.connection
+                .ssh_error(format!("download of {path}: {e}"))
+        })
     }
 
     pub async fn exists(&self, path: &str) -> Result<bool> {
-        self.session.try_exists(path.to_string()).await.map_err(|e| self.connection.ssh_error(e))
+        self.session
+            .try_exists(path.to_string())
+            .await
+            .map_err(|e| self.connection.ssh_error(e))
     }
 
     pub async fn mode(&self, path: &str) -> Result<Option<u32>> {
-        let metadata = self.session.metadata(path.to_string()).await.map_err(|e| self.connection.ssh_error(e))?;
+        let metadata = self
+            .session
+            .metadata(path.to_string())
+            .await
+            .map_err(|e| self.connection.ssh_error(e))?;
         Ok(metadata.permissions)
     }
 }

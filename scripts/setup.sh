@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what the demo, the tests and the benchmark need on a fresh Debian/Ubuntu machine:
+# OpenSSH's server (the tests start their own sshd on loopback; the system one is never touched),
+# ripgrep (OpenCode's grep/glob tools), the npm packages (including the pinned opencode-ai), and the
+# native addon build. Safe to run again: it skips what is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+[ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+command -v ssh-keygen > /dev/null || missing+=(openssh-client)
+command -v rg > /dev/null || missing+=(ripgrep)
+command -v git > /dev/null || missing+=(git)
+command -v tar > /dev/null || missing+=(tar)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: need root (or sudo) to install ${missing[*]}" >&2
+    exit 1
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" > /dev/null
+fi
+
+if [ ! -x node_modules/.bin/opencode ] || [ ! -x node_modules/.bin/napi ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: installing npm packages"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+profile=${BUILD_PROFILE:-debug}
+echo "setup: building the native addon ($profile)"
+if [ "$profile" = release ]; then
+  npx napi build --platform --release
+else
+  npx napi build --platform
+fi
