@@ -62,10 +62,16 @@ pub struct Timings {
     pub reconnects: u32,
 }
 
-pub async fn remote_login(
-    request: LoginRequest,
-    cancel: CancellationToken,
-) -> Result<LoginOutcome> {
+/// Run a `remote_login`; `cancel` stops it at any await point (the remote job, once started, keeps
+/// running and stays collectable).
+pub async fn remote_login(request: LoginRequest, cancel: CancellationToken) -> Result<LoginOutcome> {
+    tokio::select! {
+        _ = cancel.cancelled() => Err(Error::Cancelled),
+        result = run(&request, &cancel) => result,
+    }
+}
+
+async fn run(request: &LoginRequest, cancel: &CancellationToken) -> Result<LoginOutcome> {
     let started = Instant::now();
     if !crate::session::is_id(&request.session_id, "ses_") {
         return Err(Error::Session("the session id is malformed".into()));
@@ -80,12 +86,12 @@ pub async fn remote_login(
 
     if request.mode == Mode::RoundTrip {
         if let Some(pending) = PendingJob::load(&request.session_id, &entry.name) {
-            return collect(&request, &target, pending, None, timeout, started, &cancel).await;
+            return collect(request, &target, pending, None, timeout, started, cancel).await;
         }
     }
 
     // The handshake and reading the session overlap: both take a while, neither needs the other.
-    let (connection, export_bytes) = tokio::join!(POOL.get(&target), read_export(&request));
+    let (connection, export_bytes) = tokio::join!(POOL.get(&target), read_export(request));
     let connection = connection?;
     let mut export = Export::parse(&export_bytes?)?;
     let restore = export.agent_model();

@@ -1,0 +1,450 @@
+//! The SSH core against a real OpenSSH sshd on 127.0.0.1 (see `common`): exec, quoting, SFTP, host keys,
+//! auth, ProxyJump and the pool.
+//!
+//! No test here may use an ssh-agent: `SSH_AUTH_SOCK` is removed for the whole binary (agent tests are in
+//! `ssh_agent.rs`, a separate process).
+
+#[allow(
+    dead_code,
+    reason = "each test binary uses a different part of the fixture"
+)]
+mod common;
+
+use std::sync::{Arc, Once};
+use std::time::{Duration, Instant};
+
+use common::{free_port, keygen, Sshd, USER};
+use opencode_remote::config::HostKeyPolicy;
+use opencode_remote::error::Error;
+use opencode_remote::ssh::connect::connect;
+use opencode_remote::ssh::pool::POOL;
+use opencode_remote::ssh::quote::command_line;
+
+/// sshd with `SSH_AUTH_SOCK` gone from this process first, so auth never consults an agent (not even the
+/// developer's own). The `Once` makes the first test remove it before any test connects.
+fn sshd() -> Sshd {
+    static NO_AGENT: Once = Once::new();
+    NO_AGENT.call_once(|| {
+        if std::env::var_os("SSH_AUTH_SOCK").is_some() {
+            std::env::remove_var("SSH_AUTH_SOCK");
+        }
+    });
+    Sshd::spawn()
+}
+
+fn expect_err(result: Result<impl Sized, Error>) -> (&'static str, Error) {
+    match result {
+        Ok(_) => panic!("expected an error, got a connection"),
+        Err(error) => (error.code(), error),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn exec_should_return_stdout_stderr_and_exit_status_separately() {
+    let sshd = sshd();
+    let connection = connect(&sshd.target()).await.expect("connect");
+    let output = connection
+        .exec("echo out; echo err >&2; exit 3", None)
+        .await
+        .expect("exec");
+    assert_eq!(output.stdout_text(), "out\n");
+    assert_eq!(output.stderr_text(), "err\n");
+    assert_eq!(output.exit_status, Some(3));
+    assert!(!output.success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn exec_should_feed_stdin_then_eof() {
+    let sshd = sshd();
+    let connection = connect(&sshd.target()).await.expect("connect");
+    let output = connection
+        .exec("cat", Some(b"line one\nline two\n"))
+        .await
+        .expect("exec");
+    assert_eq!(output.stdout_text(), "line one\nline two\n");
+    assert_eq!(output.exit_status, Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn exec_should_deliver_a_large_output_whole() {
+    let sshd = sshd();
+    let connection = connect(&sshd.target()).await.expect("connect");
+    // 300 000 lines of 8 bytes: 2.4 MB, more than russh's 2 MiB window, in a checkable order.
+    let output = connection
+        .exec("seq 1000000 1299999", None)
+        .await
+        .expect("exec");
+    let expected: String = (1_000_000..1_300_000).map(|n| format!("{n}\n")).collect();
+    assert!(expected.len() > 2 << 20);
+    assert_eq!(output.stdout.len(), expected.len());
+    assert!(
+        output.stdout == expected.as_bytes(),
+        "output differs from seq's"
+    );
+    assert_eq!(output.exit_status, Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn exec_should_pass_large_stdin_through_to_stdout() {
+    let sshd = sshd();
+    let connection = connect(&sshd.target()).await.expect("connect");
+    let input: Vec<u8> = (0..(2u32 << 20))
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let output = tokio::time::timeout(
+        Duration::from_secs(30),
+        connection.exec("cat", Some(&input)),
+    )
+    .await
+    .expect("2 MiB through `cat` finishes (no flow-control deadlock)")
+    .expect("exec");
+    assert_eq!(output.stdout.len(), input.len());
+    assert!(output.stdout == input, "cat echoed different bytes");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn command_line_should_reach_the_remote_shell_verbatim() {
+    let sshd = sshd();
+    let connection = connect(&sshd.target()).await.expect("connect");
+    let marker = sshd.dir.path().join("pwned");
+    let marker = marker.display();
+    let hostile = format!(
+        "it's \"quoted\" $(touch {marker}) `touch {marker}` ; touch {marker} && echo no \
+         | cat\nsecond line\t$HOME ${{PATH}} * ? ~ ! \\ \\n ü 日本 🦀 %s %n"
+    );
+    let line = command_line(&["printf", "%s", &hostile]);
+    let output = connection.exec(&line, None).await.expect("exec");
+    assert_eq!(output.stdout_text(), hostile);
+    assert_eq!(output.stderr_text(), "");
+    assert_eq!(output.exit_status, Some(0));
+    assert!(
+        !sshd.dir.path().join("pwned").exists(),
+        "the remote shell ran part of the argument"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sftp_should_create_dirs_and_upload_atomically() {
+    let sshd = sshd();
+    let connection = connect(&sshd.target()).await.expect("connect");
+    let sftp = connection.sftp().await.expect("sftp");
+    let dir = sshd.dir.path().join("remote/a/b/c");
+    let dir_text = dir.to_str().expect("utf-8 temp dir");
+    sftp.create_dir_all(dir_text).await.expect("create_dir_all");
+    sftp.create_dir_all(dir_text)
+        .await
+        .expect("create_dir_all is idempotent");
+    assert!(dir.is_dir());
+
+    let path = format!("{dir_text}/stub");
+    let data: Vec<u8> = (0..(3u32 << 20))
+        .map(|i| (i.wrapping_mul(40_503) >> 7) as u8)
+        .collect();
+    sftp.upload_atomic(&path, &data, 0o755)
+        .await
+        .expect("upload");
+    assert!(sftp.exists(&path).await.expect("exists"));
+    assert!(
+        sftp.download(&path).await.expect("download") == data,
+        "downloaded bytes differ"
+    );
+    assert_eq!(
+        sftp.mode(&path).await.expect("mode").map(|m| m & 0o7777),
+        Some(0o755)
+    );
+
+    let replacement = b"#!/bin/sh\necho replaced\n".to_vec();
+    sftp.upload_atomic(&path, &replacement, 0o700)
+        .await
+        .expect("overwrite");
+    assert_eq!(sftp.download(&path).await.expect("download"), replacement);
+    assert_eq!(
+        sftp.mode(&path).await.expect("mode").map(|m| m & 0o7777),
+        Some(0o700)
+    );
+    assert_eq!(
+        connection
+            .exec(&command_line(&[&path]), None)
+            .await
+            .expect("run")
+            .stdout_text(),
+        "replaced\n"
+    );
+
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .expect("read dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["stub"], "temp files left behind");
+    assert!(!sftp
+        .exists(&format!("{dir_text}/missing"))
+        .await
+        .expect("exists"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connect_should_refuse_a_changed_host_key_without_leaking_the_address() {
+    let sshd = sshd();
+    let other_key = sshd.dir.path().join("other_host_key");
+    keygen(&other_key, "");
+    let line = format!(
+        "[127.0.0.1]:{} {}\n",
+        sshd.port,
+        common::public_key_line(&other_key)
+    );
+    std::fs::write(&sshd.known_hosts, line).expect("write known_hosts");
+
+    let (code, error) = expect_err(connect(&sshd.target()).await);
+    assert_eq!(code, "HOST_KEY_CHANGED", "{error}");
+    assert!(
+        matches!(error, Error::HostKeyChanged { line: 1, .. }),
+        "{error:?}"
+    );
+    let file = opencode_remote::error::display_path(&sshd.known_hosts);
+    let message = error.public_message().replace(&file, "<known_hosts>");
+    assert!(
+        message.contains("testhost") && message.contains("<known_hosts>"),
+        "{message}"
+    );
+    for secret in ["127.0.0.1", &sshd.port.to_string(), &format!("{}@", *USER)] {
+        assert!(
+            !message.contains(secret),
+            "public message shows {secret:?}: {message}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connect_should_refuse_an_unknown_host_when_strict() {
+    let sshd = sshd();
+    let mut target = sshd.target();
+    target.known_hosts_files = vec![sshd.dir.path().join("empty_known_hosts")];
+    let (code, error) = expect_err(connect(&target).await);
+    assert_eq!(code, "HOST_KEY_UNKNOWN", "{error}");
+    assert!(
+        !target.known_hosts_files[0].exists(),
+        "strict must not write known_hosts"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connect_should_learn_an_unknown_host_with_accept_new() {
+    let sshd = sshd();
+    let known_hosts = sshd.dir.path().join("learned/known_hosts");
+    let mut target = sshd.target();
+    target.known_hosts_files = vec![known_hosts.clone()];
+    target.host_key_policy = HostKeyPolicy::AcceptNew;
+    let connection = connect(&target).await.expect("accept-new connects");
+    assert!(connection.exec("true", None).await.expect("exec").success());
+
+    let learned = std::fs::read_to_string(&known_hosts).expect("known_hosts written");
+    let host_key = common::public_key_line(&sshd.dir.path().join("ssh_host_ed25519_key"));
+    let key_fields: Vec<&str> = host_key.split_whitespace().take(2).collect();
+    let wanted = format!("[127.0.0.1]:{} {}", sshd.port, key_fields.join(" "));
+    assert!(learned.lines().any(|l| l.starts_with(&wanted)), "{learned}");
+
+    target.host_key_policy = HostKeyPolicy::Strict;
+    connect(&target)
+        .await
+        .expect("strict connects after learning");
+    assert_eq!(
+        std::fs::read_to_string(&known_hosts).expect("read"),
+        learned,
+        "learned twice"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn authenticate_should_fail_with_a_key_the_server_does_not_know() {
+    let sshd = sshd();
+    let stranger = sshd.dir.path().join("id_stranger");
+    keygen(&stranger, "");
+    let mut target = sshd.target();
+    target.identity_files = vec![stranger];
+    let (code, error) = expect_err(connect(&target).await);
+    assert_eq!(code, "AUTH_FAILED", "{error}");
+    assert!(
+        matches!(&error, Error::AuthFailed { tried, .. } if tried.len() == 1),
+        "{error:?}"
+    );
+    assert!(
+        !error.public_message().contains(&format!("{}@", *USER)),
+        "{}",
+        error.public_message()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn authenticate_should_report_an_encrypted_key_without_an_agent_promptly() {
+    let sshd = sshd();
+    let locked = sshd.dir.path().join("id_locked");
+    keygen(&locked, "secret-pass");
+    sshd.authorize(&locked);
+    let mut target = sshd.target();
+    target.identity_files = vec![locked.clone()];
+    let started = Instant::now();
+    let (code, error) = expect_err(connect(&target).await);
+    assert_eq!(code, "KEY_ENCRYPTED", "{error}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        matches!(&error, Error::KeyEncrypted { key, .. } if *key == locked),
+        "{error:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connect_should_tunnel_through_a_proxy_jump() {
+    let sshd = sshd();
+    let mut target = sshd.target();
+    target.proxy_jump = vec![sshd.target()];
+    let accepted_before = sshd.log_text().matches("Accepted publickey").count();
+    let connection = connect(&target)
+        .await
+        .expect("connect through the jump host");
+    let output = connection
+        .exec("echo $SSH_CONNECTION", None)
+        .await
+        .expect("exec");
+    // "client_ip client_port server_ip server_port": the jump host's sshd dialled us from loopback.
+    let fields: Vec<String> = output
+        .stdout_text()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(fields.len(), 4, "{fields:?}");
+    assert_eq!(fields[0], "127.0.0.1");
+    assert_eq!(
+        (fields[2].as_str(), fields[3].clone()),
+        ("127.0.0.1", sshd.port.to_string())
+    );
+    let accepted = sshd.log_text().matches("Accepted publickey").count() - accepted_before;
+    assert_eq!(
+        accepted, 2,
+        "one login for the jump host, one for the target"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pool_should_share_one_connection_and_replace_a_dead_one() {
+    let sshd = sshd();
+    let mut target = sshd.target();
+    target.keepalive_interval = Duration::from_secs(1);
+    let first = POOL.get(&target).await.expect("pool get");
+    let again = POOL.get(&target).await.expect("pool get");
+    assert!(
+        Arc::ptr_eq(&first, &again),
+        "a second get must reuse the connection"
+    );
+    drop(again);
+
+    assert!(
+        sshd.kill_connections() > 0,
+        "no per-connection sshd to kill"
+    );
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while !first.is_closed() {
+        assert!(
+            Instant::now() < deadline,
+            "the killed connection still looks open"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let fresh = POOL.get(&target).await.expect("pool reconnects");
+    assert!(
+        !Arc::ptr_eq(&first, &fresh),
+        "a dead connection was handed out"
+    );
+    assert_eq!(
+        fresh
+            .exec("echo alive", None)
+            .await
+            .expect("exec")
+            .stdout_text(),
+        "alive\n"
+    );
+    POOL.evict(&target).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn exec_should_queue_beyond_the_channel_cap_on_one_connection() {
+    let sshd = sshd();
+    let target = sshd.target();
+    let connection = POOL.get(&target).await.expect("pool get");
+    let runs = (0..30).map(|i| {
+        let connection = connection.clone();
+        tokio::spawn(async move {
+            (
+                i,
+                connection.exec(&format!("sleep 0.2; echo {i}"), None).await,
+            )
+        })
+    });
+    for run in futures_join(runs).await {
+        let (i, result) = run.expect("task");
+        let output = result.unwrap_or_else(|e| panic!("exec {i} failed: {e}"));
+        assert_eq!(output.stdout_text(), format!("{i}\n"));
+    }
+    POOL.evict(&target).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connect_should_report_a_closed_port_as_unreachable_quickly() {
+    let sshd = sshd();
+    let mut target = sshd.target();
+    target.port = free_port();
+    let started = Instant::now();
+    let (code, error) = expect_err(connect(&target).await);
+    assert_eq!(code, "HOST_UNREACHABLE", "{error}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pool_should_reconnect_after_the_server_restarts() {
+    let mut sshd = sshd();
+    let mut target = sshd.target();
+    target.keepalive_interval = Duration::from_secs(1);
+    let first = POOL.get(&target).await.expect("pool get");
+    sshd.stop();
+    let (code, error) = expect_err(connect(&target).await);
+    assert_eq!(code, "HOST_UNREACHABLE", "{error}");
+    sshd.restart();
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while !first.is_closed() {
+        assert!(
+            Instant::now() < deadline,
+            "the connection to the stopped sshd still looks open"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let fresh = POOL.get(&target).await.expect("pool reconnects");
+    assert_eq!(
+        fresh
+            .exec("echo back", None)
+            .await
+            .expect("exec")
+            .stdout_text(),
+        "back\n"
+    );
+    POOL.evict(&target).await;
+}
+
+/// Await every task in order (no `futures` dependency for one join).
+async fn futures_join<T>(
+    tasks: impl Iterator<Item = tokio::task::JoinHandle<T>>,
+) -> Vec<Result<T, tokio::task::JoinError>> {
+    let tasks: Vec<_> = tasks.collect();
+    let mut results = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        results.push(task.await);
+    }
+    results
+}
