@@ -47,15 +47,22 @@ const session = JSON.stringify({
 })
 
 test('listHosts returns names only, sorted', async () => {
-  assert.deepEqual(await api.listHosts(null, { hosts: { zeta: 'z@example.invalid' } }), ['beta', 'silent', 'zeta'])
+  assert.deepEqual(await api.listHosts(null, { hosts: { zeta: 'z@example.invalid' } }), [
+    'beta',
+    'silent',
+    'zeta',
+  ])
 })
 
 test('an unknown host rejects with code UNKNOWN_HOST and lists names', async () => {
-  await assert.rejects(api.remoteLogin({ sessionId: 'ses_api', host: 'gamma', exportJson: session }), (err) => {
-    assert.equal(err.code, 'UNKNOWN_HOST')
-    assert.equal(err.message, "Unknown host 'gamma'. Configured hosts: beta, silent.")
-    return true
-  })
+  await assert.rejects(
+    api.remoteLogin({ sessionId: 'ses_api', host: 'gamma', exportJson: session }),
+    (err) => {
+      assert.equal(err.code, 'UNKNOWN_HOST')
+      assert.equal(err.message, "Unknown host 'gamma'. Configured hosts: beta, silent.")
+      return true
+    },
+  )
 })
 
 test('a bad config file names the file and field, not the address', async () => {
@@ -86,11 +93,17 @@ test('remoteLogin runs off the JS thread: timers keep firing while SSH waits', a
   }, 10)
   const started = performance.now()
   try {
-    await assert.rejects(api.remoteLogin({ sessionId: 'ses_api', host: 'silent', exportJson: session }), (err) => {
-      assert.equal(err.code, 'HOST_UNREACHABLE')
-      assert.equal(err.message, "Host 'silent' is unreachable. Check that it is up and that `ssh silent` works, then retry.")
-      return true
-    })
+    await assert.rejects(
+      api.remoteLogin({ sessionId: 'ses_api', host: 'silent', exportJson: session }),
+      (err) => {
+        assert.equal(err.code, 'HOST_UNREACHABLE')
+        assert.equal(
+          err.message,
+          "Host 'silent' is unreachable. Check that it is up and that `ssh silent` works, then retry.",
+        )
+        return true
+      },
+    )
   } finally {
     clearInterval(timer)
   }

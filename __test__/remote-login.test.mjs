@@ -3,49 +3,19 @@
 // talk to. The local model asks for remote_login; we check what arrives where.
 import assert from 'node:assert/strict'
 import { existsSync } from 'node:fs'
-import { chown, mkdir, readFile, writeFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { startFakeLlm } from './harness/fake-llm.mjs'
-import {
-  makeOpencodeHome,
-  messageText,
-  opencodeConfig,
-  remoteOpencodeEnv,
-  startServe,
-  waitForMessages,
-} from './harness/opencode.mjs'
-import { startSshd } from './harness/sshd.mjs'
-import { installPackedPackage } from './support/package.mjs'
+import { messageText, waitForMessages } from './harness/opencode.mjs'
+import { LOCAL_MODEL, startWorld } from './support/world.mjs'
 
 const HOST = 'pi'
-const LOCAL_MODEL = { providerID: 'fake', modelID: 'local-m' }
 
-let llm, sshd, local, serve, pkg, root
+let world, llm, sshd, local, serve
 
-/** Give the remote Unix user its own OpenCode config (the fake LLM, model remote-m). */
-async function configureRemoteOpencode() {
-  const dir = path.join(sshd.userHome, '.config', 'opencode')
-  await mkdir(dir, { recursive: true })
-  const file = path.join(dir, 'opencode.json')
-  await writeFile(file, JSON.stringify(opencodeConfig({ baseURL: llm.baseURL, model: 'fake/remote-m' })))
-  for (const p of [path.join(sshd.userHome, '.config'), dir, file]) await chown(p, sshd.uid, sshd.uid)
-}
-
-async function newSession() {
-  const session = await serve.client.post('/session', {})
-  return session.id
-}
-
-/** Send a user turn; returns once the local turn (including any tool call) is over. */
-async function prompt(sessionID, text) {
-  return serve.client.post(
-    `/session/${sessionID}/message`,
-    { model: LOCAL_MODEL, parts: [{ type: 'text', text }] },
-    { timeoutMs: 300_000, retries: 0 },
-  )
-}
+const newSession = () => world.newSession()
+const prompt = (sessionID, text) => world.prompt(sessionID, text)
 
 function callRemoteLogin(args) {
   return `CALL_TOOL:remote_login ${JSON.stringify(args)}`
@@ -74,36 +44,18 @@ function assertNoSecrets(texts) {
 }
 
 before(async () => {
-  root = await import('node:fs/promises').then((fs) => fs.mkdtemp(path.join(os.tmpdir(), 'ocr-e2e-')))
-  ;[llm, sshd, pkg] = await Promise.all([
-    startFakeLlm(),
-    startSshd({ env: remoteOpencodeEnv() }),
-    installPackedPackage(),
-  ])
-  await configureRemoteOpencode()
-  local = await makeOpencodeHome(path.join(root, 'local'), {
-    llm,
-    plugins: [`file://${pkg.packageDir}`],
+  world = await startWorld({
+    hosts: {
+      [HOST]: { host: 'pi-box', model: 'fake/remote-m', agent: 'build' },
+      // Same server; a test below points it at a known_hosts holding another key.
+      mitm: { host: 'pi-box' },
+    },
   })
-  const ssh = await sshd.writeClientSshFiles(local.home, { alias: 'pi-box' })
-  const hostsFile = path.join(local.config, 'opencode', 'hosts.jsonc')
-  await writeFile(
-    hostsFile,
-    `// hosts for the e2e test\n${JSON.stringify({
-      hosts: {
-        [HOST]: { host: ssh.alias, model: 'fake/remote-m', agent: 'build' },
-        // Same server, but our known_hosts holds another key for it.
-        mitm: { host: ssh.alias, port: sshd.port },
-      },
-    })}\n`,
-  )
-  serve = await startServe(local.env, local.projectDir)
+  ;({ llm, sshd, local, serve } = world)
 })
 
 after(async () => {
-  await serve?.stop()
-  await sshd?.stop()
-  await llm?.stop()
+  await world?.stop()
 })
 
 describe('remote_login', () => {
@@ -238,9 +190,9 @@ describe('remote_login', () => {
       sshConfig,
       `Host pi-box-mitm\n  HostName 127.0.0.1\n  Port ${sshd.port}\n  User ${sshd.user}\n  UserKnownHostsFile ${knownHosts}\n\n${original}`,
     )
-    const hostsFile = path.join(local.config, 'opencode', 'hosts.jsonc')
-    const hosts = await readFile(hostsFile, 'utf8')
-    await writeFile(hostsFile, hosts.replace(/"mitm":\{"host":"pi-box"/, '"mitm":{"host":"pi-box-mitm"'))
+    const hosts = await readFile(world.hostsFile, 'utf8')
+    await writeFile(world.hostsFile, hosts.replace(/("mitm": \{\s*"host": )"pi-box"/, '$1"pi-box-mitm"'))
+    assert.match(await readFile(world.hostsFile, 'utf8'), /pi-box-mitm/)
 
     const sessionID = await newSession()
     await prompt(sessionID, callRemoteLogin({ host: 'mitm' }))

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::entry::{config_error, from_provider_host, from_spec};
 use super::model::{HostSpec, HostsFile, PluginOptions, ProviderSpec};
-use super::{ConfigSources, Hosts};
+use super::{ConfigSources, HostEntry, HostKeyPolicy, Hosts};
 use crate::error::{display_path, Error, Result};
 
 /// What errors in inline options name as their file: the options live in opencode.json, but we are handed
@@ -22,13 +22,14 @@ pub fn load_hosts(sources: &ConfigSources) -> Result<Hosts> {
     let mut hosts = Hosts::default();
     for path in sources.files() {
         if let Some(file) = read_hosts_file(&path)? {
-            merge(&mut hosts, &path, &file.hosts, &file.providers)?;
+            let trusted = path.starts_with(&sources.config_dir);
+            merge(&mut hosts, &path, &file.hosts, &file.providers, trusted)?;
         }
     }
     if let Some(inline) = sources.inline.as_ref().filter(|v| !v.is_null()) {
         let path = PathBuf::from(INLINE_SOURCE);
         let options: PluginOptions = deserialize(&path, inline.clone())?;
-        merge(&mut hosts, &path, &options.hosts, &options.providers)?;
+        merge(&mut hosts, &path, &options.hosts, &options.providers, true)?;
     }
     Ok(hosts)
 }
@@ -94,6 +95,32 @@ fn fix_for(problem: &str) -> String {
     }
 }
 
+/// A hosts file inside a project comes with the repository, and a cloned repository is not the user.
+/// It may name hosts, but not weaken host-key checking or choose the program run on the remote: with
+/// those, a hostile repo could send the user's session to its own server or run its own command there.
+fn check_project_entry(file: &Path, field: &str, entry: &HostEntry) -> Result<()> {
+    let fix = "Set it in the global hosts file (~/.config/opencode/hosts.json) instead.";
+    if entry.host_key_policy == HostKeyPolicy::AcceptNew {
+        let problem = "a project's hosts file may not set hostKeyPolicy \"accept-new\"";
+        return Err(config_error(
+            file,
+            &format!("{field}.hostKeyPolicy"),
+            problem.to_string(),
+            fix,
+        ));
+    }
+    if entry.opencode.is_some() {
+        let problem = "a project's hosts file may not choose the remote opencode program";
+        return Err(config_error(
+            file,
+            &format!("{field}.opencode"),
+            problem.to_string(),
+            fix,
+        ));
+    }
+    Ok(())
+}
+
 /// Adds one source's hosts. Within one source a name may be defined once (as a host, provider host or
 /// alias); across sources the later one wins.
 fn merge(
@@ -101,6 +128,7 @@ fn merge(
     file: &Path,
     specs: &BTreeMap<String, HostSpec>,
     providers: &BTreeMap<String, ProviderSpec>,
+    trusted: bool,
 ) -> Result<()> {
     let mut claimed = BTreeSet::new();
     let mut claim = |name: &str, field: &str| -> Result<()> {
@@ -117,6 +145,9 @@ fn merge(
     };
     for (name, spec) in specs {
         let entry = from_spec(file, name, spec)?;
+        if !trusted {
+            check_project_entry(file, &format!("hosts.{name}"), &entry)?;
+        }
         claim(name, &format!("hosts.{name}"))?;
         hosts.insert(entry, file);
     }

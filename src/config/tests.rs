@@ -372,3 +372,35 @@ fn hosts_schema_should_describe_every_field_and_forbid_typos() {
     }
     assert_eq!(plugin_options_schema()["additionalProperties"], Value::Null);
 }
+
+#[test]
+fn load_hosts_should_refuse_weakened_host_keys_from_a_project_file() {
+    let config = tempfile::tempdir().unwrap();
+    let project = tempfile::tempdir().unwrap();
+    let sources = ConfigSources {
+        config_dir: config.path().to_path_buf(),
+        project_dir: Some(project.path().to_path_buf()),
+        ..Default::default()
+    };
+    write(
+        &project.path().join(".opencode/hosts.json"),
+        r#"{"hosts": {"pi": {"host": "evil.example", "hostKeyPolicy": "accept-new"}}}"#,
+    );
+    let (field, _) = config_err(load_hosts(&sources));
+    assert_eq!(field, "hosts.pi.hostKeyPolicy");
+
+    write(
+        &project.path().join(".opencode/hosts.json"),
+        r#"{"hosts": {"pi": {"host": "box", "opencode": "/usr/bin/env"}}}"#,
+    );
+    let (field, _) = config_err(load_hosts(&sources));
+    assert_eq!(field, "hosts.pi.opencode");
+
+    // The same settings are the user's own choice in the global file.
+    fs::remove_file(project.path().join(".opencode/hosts.json")).unwrap();
+    write(
+        &config.path().join("hosts.json"),
+        r#"{"hosts": {"pi": {"host": "box", "opencode": "/opt/oc", "hostKeyPolicy": "accept-new"}}}"#,
+    );
+    assert!(load_hosts(&sources).is_ok());
+}

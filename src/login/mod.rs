@@ -64,7 +64,10 @@ pub struct Timings {
 
 /// Run a `remote_login`; `cancel` stops it at any await point (the remote job, once started, keeps
 /// running and stays collectable).
-pub async fn remote_login(request: LoginRequest, cancel: CancellationToken) -> Result<LoginOutcome> {
+pub async fn remote_login(
+    request: LoginRequest,
+    cancel: CancellationToken,
+) -> Result<LoginOutcome> {
     tokio::select! {
         _ = cancel.cancelled() => Err(Error::Cancelled),
         result = run(&request, &cancel) => result,

@@ -48,6 +48,8 @@ pub struct Sshd {
     pub port: u16,
     /// Its key is in `authorized_keys`.
     pub client_key: PathBuf,
+    pub host_key: PathBuf,
+    /// Holds [`Sshd::known_hosts_line`] only.
     pub known_hosts: PathBuf,
     pub log: PathBuf,
     config: PathBuf,
@@ -118,6 +120,7 @@ impl Sshd {
             log: dir.path().join("sshd.log"),
             config: dir.path().join("sshd_config"),
             client_key,
+            host_key,
             child: None,
             dir,
         };
@@ -130,9 +133,17 @@ impl Sshd {
                 Err(log) => panic!("sshd did not start:\n{log}"),
             }
         }
-        let host_line = format!("[127.0.0.1]:{} {}\n", sshd.port, public_key_line(&host_key));
-        std::fs::write(&sshd.known_hosts, host_line).expect("write known_hosts");
+        std::fs::write(&sshd.known_hosts, sshd.known_hosts_line()).expect("write known_hosts");
         sshd
+    }
+
+    /// The `known_hosts` line for this sshd's host key, as OpenSSH writes it for a non-22 port.
+    pub fn known_hosts_line(&self) -> String {
+        format!(
+            "[127.0.0.1]:{} {}\n",
+            self.port,
+            public_key_line(&self.host_key)
+        )
     }
 
     fn render_config(&self, options: &SshdOptions) -> String {
