@@ -49,6 +49,8 @@ before(async () => {
       [HOST]: { host: 'pi-box', model: 'fake/remote-m', agent: 'build' },
       // Same server; a test below points it at a known_hosts holding another key.
       mitm: { host: 'pi-box' },
+      // Same server with a round-trip timeout shorter than the remote task.
+      slow: { host: 'pi-box', model: 'fake/remote-m', timeoutSecs: 3 },
     },
   })
   ;({ llm, sshd, local, serve } = world)
@@ -67,7 +69,7 @@ describe('remote_login', () => {
     )
     assert.ok(request, 'remote_login was offered to the model')
     const tool = request.tools.find((t) => t.function.name === 'remote_login').function
-    assert.match(tool.description, /Available hosts: mitm, pi/)
+    assert.match(tool.description, /Available hosts: mitm, pi, slow/)
     assert.deepEqual(tool.parameters.required, ['host'], 'mode, directory and message are optional')
     assertNoSecrets([tool.description])
   })
@@ -116,6 +118,13 @@ describe('remote_login', () => {
     const [call] = toolParts(messages, 'remote_login')
     assert.equal(call.state.status, 'completed', JSON.stringify(call.state))
     assert.match(call.state.output, /came back from pi/)
+
+    // The remote model saw our in-flight call as finished, not as an interrupted or pending tool.
+    const remoteTurn = llm.requests.find(
+      (r) => r.model === 'remote-m' && JSON.stringify(r.messages).includes(marker),
+    )
+    const remoteView = remoteTurn.messages.find((m) => m.role === 'tool')
+    assert.match(JSON.stringify(remoteView.content), /Logged in to pi/)
 
     // The remote's turn is in the local history: its user prompt, its model, its bash call on the remote.
     const remoteUser = messages.filter(
@@ -175,7 +184,7 @@ describe('remote_login', () => {
     const messages = await serve.client.get(`/session/${sessionID}/message`)
     const [call] = toolParts(messages, 'remote_login')
     assert.equal(call.state.status, 'error')
-    assert.match(call.state.error, /Unknown host 'nope'\. Configured hosts: mitm, pi\./)
+    assert.match(call.state.error, /Unknown host 'nope'\. Configured hosts: mitm, pi, slow\./)
     assertNoSecrets(textsShownToModel(messages))
   })
 
@@ -227,6 +236,51 @@ describe('remote_login', () => {
     assert.equal(remoteBash.length, 1, 'the remote work arrived exactly once')
     const wakes = messages.filter((m) => m.info.role === 'user' && messageText(m).includes('[Back from pi]'))
     assert.equal(wakes.length, 1, 'the local agent was woken exactly once')
+  })
+})
+
+describe('remote_login round trips that outlive the call', () => {
+  test('a timed-out round trip is collected by the next call, once', async () => {
+    const sessionID = await newSession()
+    const marker = `late-${Date.now()}`
+    const message = `CALL_TOOL:bash {"command":"sleep 6; echo ${marker}"}`
+    await prompt(sessionID, callRemoteLogin({ host: 'slow', mode: 'round-trip', message }))
+    let messages = await serve.client.get(`/session/${sessionID}/message`)
+    const [first] = toolParts(messages, 'remote_login')
+    assert.equal(first.state.status, 'error', JSON.stringify(first.state))
+    assert.match(
+      first.state.error,
+      /Timed out after 3 s .* call remote_login with the same host and mode=round-trip/,
+    )
+    assertNoSecrets(textsShownToModel(messages))
+
+    // Let the remote task finish its slow step, then the next round trip to the same host collects the job
+    // that kept running instead of dispatching anew.
+    await llm.waitFor(
+      (r) =>
+        r.model === 'remote-m' &&
+        r.messages.at(-1)?.role === 'tool' &&
+        JSON.stringify(r.messages.at(-1)).includes(marker),
+      60_000,
+    )
+    await prompt(sessionID, callRemoteLogin({ host: 'slow', mode: 'round-trip' }))
+    messages = await waitForMessages(
+      serve,
+      sessionID,
+      (ms) => ms.some((m) => m.info.role === 'user' && messageText(m).includes('[Back from slow]')),
+      120_000,
+    )
+    const second = toolParts(messages, 'remote_login')[1]
+    assert.equal(second.state.status, 'completed', JSON.stringify(second.state))
+    assert.equal(toolParts(messages, 'bash').filter((p) => String(p.state.output).includes(marker)).length, 1)
+    const dispatched = llm.requests.filter(
+      (r) => r.model === 'remote-m' && JSON.stringify(r.messages.at(-1)).includes('[Environment]'),
+    )
+    assert.equal(
+      dispatched.filter((r) => JSON.stringify(r.messages).includes(marker)).length,
+      1,
+      'the remote task ran once',
+    )
   })
 })
 

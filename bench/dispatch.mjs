@@ -3,6 +3,15 @@
 // through the same delaying relay in front of a real sshd on loopback whose remote user runs the real
 // `opencode`. Prints one `BENCH {...}` line per case and a summary; exits 1 only on a crash.
 //
+// Cases, for an added RTT of 0 and 50 ms (relay delay 0 / 25 ms each way, for ssh, scp and our client alike):
+// - dispatch-one-way: ours = HTTP read of the session + `remoteLogin` in a fresh Node process (cold pool);
+//   baseline = `opencode export` … last `ssh` returning. The seed's detached `nohup bash -c … &` keeps the SSH
+//   channel's stdout/stderr open, so that last `ssh` only returns when the remote `opencode run` ends;
+//   `baseline_launch_ms` (start → the remote run's log file is created) is the conservative comparison.
+// - round-trip finished->verified / finished->returned: from the remote run's end (ours: the job's `done`
+//   stamp; baseline: the back-file's mtime) to the session on local disk / imported locally.
+// Progress goes to stderr; stdout holds only the BENCH lines and the summary.
+//
 //   npm run bench                    # N=3 samples per case
 //   BENCH_SAMPLES=5 npm run bench
 import { execFile } from 'node:child_process'
@@ -246,6 +255,13 @@ async function seedDispatch(sid, mode) {
   const runID = randomBytes(6).toString('hex')
   const tmp = path.join(root, 'tmp')
   const start = epochMs()
+  const steps = {}
+  let mark = start
+  const step = (name) => {
+    const now = epochMs()
+    steps[name] = now - mark
+    mark = now
+  }
   const { stdout } = await localOpencode(['export', sid])
   const data = JSON.parse(stdout)
   if (!data?.info) throw new Error(`export returned no session: ${stdout.slice(0, 200)}`)
@@ -254,23 +270,29 @@ async function seedDispatch(sid, mode) {
   data.info.model = { providerID: 'fake', id: 'remote-m' }
   const exportFile = path.join(tmp, `opencode-export-${runID}.json`)
   await writeFile(exportFile, JSON.stringify(data))
+  step('export')
   const remoteImport = `/tmp/opencode-import-${sid}-${runID}.json`
   await scp(exportFile, `${HOST}:${remoteImport}`)
+  step('scpExport')
   await ssh(`opencode import '${remoteImport}'`)
+  step('sshImport')
   await ssh(`rm -f '${remoteImport}'`, { allowFail: true })
+  step('sshRm')
   await unlink(exportFile).catch(() => {})
   const scriptFile = path.join(tmp, `opencode-continue-${runID}.sh`)
   await writeFile(scriptFile, seedScript({ sid, runID, mode }))
   const remoteScript = `/tmp/opencode-continue-${sid}-${runID}.sh`
   await scp(scriptFile, `${HOST}:${remoteScript}`)
+  step('scpScript')
   await ssh(`bash '${remoteScript}' && rm -f '${remoteScript}'`)
+  step('sshRun')
   const end = epochMs()
   await unlink(scriptFile).catch(() => {})
   const logFile = `/tmp/${sid}-${runID}.log`
   const backFile = `/tmp/${sid}-${runID}.json`
   // When the remote `opencode run` started: its log file is created by the redirect just before it.
   const launched = (await times(logFile))?.birth ?? NaN
-  return { runID, start, end, launched, logFile, backFile, remoteFiles: [remoteImport, remoteScript] }
+  return { runID, start, end, launched, steps, logFile, backFile, remoteFiles: [remoteImport, remoteScript] }
 }
 
 async function runBaselineOneWay(sid) {
@@ -278,7 +300,7 @@ async function runBaselineOneWay(sid) {
   const d = await seedDispatch(sid, 'one-way')
   const connections = relay.stats().accepted - accepted
   await rm(d.logFile, { force: true })
-  return { elapsedMs: d.end - d.start, launchMs: d.launched - d.start, connections }
+  return { elapsedMs: d.end - d.start, launchMs: d.launched - d.start, steps: d.steps, connections }
 }
 
 async function runBaselineRoundTrip(sid) {
@@ -339,7 +361,12 @@ async function main() {
 
   const perCase = 2 * 2 * SAMPLES
   const sessions = []
-  for (let i = 0; i < perCase * RTTS.length + 2; i++) sessions.push(await makeSession())
+  const wanted = perCase * RTTS.length + 2
+  // A few at a time: the fake LLM and `opencode serve` keep up, and setup stays short.
+  while (sessions.length < wanted) {
+    const batch = Math.min(3, wanted - sessions.length)
+    sessions.push(...(await Promise.all(Array.from({ length: batch }, () => makeSession()))))
+  }
   log(`${sessions.length} sessions with history ready at ${Date.now() - t0} ms`)
   const nextSession = () => sessions.shift()
 
@@ -390,6 +417,10 @@ async function main() {
     for (const k of Object.keys(oneWay.ours[0]?.phases ?? {})) {
       phases[k] = r1(median(oneWay.ours.map((r) => r.phases?.[k])))
     }
+    const baselineSteps = {}
+    for (const k of Object.keys(oneWay.baseline[0]?.steps ?? {})) {
+      baselineSteps[k] = r1(median(oneWay.baseline.map((r) => r.steps?.[k])))
+    }
     lines.push({
       case: `dispatch-one-way rtt=${rtt}ms`,
       ours_ms: r1(ours),
@@ -399,6 +430,7 @@ async function main() {
       ratio_vs_launch: r3(ours / baseLaunch),
       ours_dispatch_ms: r1(median(oneWay.ours.map((r) => r.timings.dispatchMs))),
       ours_phases_ms: phases,
+      baseline_steps_ms: baselineSteps,
       connections: {
         ours: median(oneWay.ours.map((r) => r.connections)),
         baseline: median(oneWay.baseline.map((r) => r.connections)),

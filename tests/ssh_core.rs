@@ -13,7 +13,7 @@ mod common;
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
-use common::{free_port, keygen, Sshd, USER};
+use common::{free_port, keygen, Sshd, SshdOptions, USER};
 use opencode_remote::config::HostKeyPolicy;
 use opencode_remote::error::Error;
 use opencode_remote::ssh::connect::{connect, MAX_CHANNELS_PER_CONNECTION};
@@ -23,13 +23,17 @@ use opencode_remote::ssh::quote::command_line;
 /// sshd with `SSH_AUTH_SOCK` gone from this process first, so auth never consults an agent (not even the
 /// developer's own). The `Once` makes the first test remove it before any test connects.
 fn sshd() -> Sshd {
+    sshd_with(SshdOptions::default())
+}
+
+fn sshd_with(options: SshdOptions) -> Sshd {
     static NO_AGENT: Once = Once::new();
     NO_AGENT.call_once(|| {
         if std::env::var_os("SSH_AUTH_SOCK").is_some() {
             std::env::remove_var("SSH_AUTH_SOCK");
         }
     });
-    Sshd::spawn()
+    Sshd::spawn_with(options)
 }
 
 fn expect_err(result: Result<impl Sized, Error>) -> (&'static str, Error) {
@@ -379,6 +383,28 @@ async fn pool_should_share_one_connection_and_replace_a_dead_one() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn exec_should_adapt_to_a_server_with_fewer_sessions_than_our_cap() {
+    let sshd = sshd_with(SshdOptions { max_sessions: 2 });
+    let connection = Arc::new(connect(&sshd.target()).await.expect("connect"));
+    let runs: Vec<_> = (0..6)
+        .map(|i| {
+            let connection = connection.clone();
+            tokio::spawn(async move {
+                (
+                    i,
+                    connection.exec(&format!("sleep 0.3; echo {i}"), None).await,
+                )
+            })
+        })
+        .collect();
+    for run in runs {
+        let (i, result) = run.await.expect("task");
+        let output = result.unwrap_or_else(|e| panic!("exec {i} failed under MaxSessions 2: {e}"));
+        assert_eq!(output.stdout_text(), format!("{i}\n"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn exec_should_queue_beyond_the_channel_cap_on_one_connection() {
     let sshd = sshd();
     let target = sshd.target();
@@ -497,9 +523,6 @@ async fn connect_should_time_out_on_a_server_that_never_answers() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "bug in src/ssh/exec.rs: exec writes all of stdin before reading, and russh waits forever for \
-            window space once the server has closed the channel, so a command that exits without reading \
-            more than ~2 MiB of stdin hangs exec"]
 async fn exec_should_return_when_the_command_ignores_a_large_stdin() {
     let sshd = sshd();
     let connection = connect(&sshd.target()).await.expect("connect");
@@ -518,20 +541,19 @@ async fn exec_should_return_when_the_command_ignores_a_large_stdin() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "bug in src/ssh/sftp.rs: upload_atomic's `mv -f` fallback (target exists) opens an exec channel \
-            while its Sftp already holds a channel slot; with all 8 slots held by Sftp handles it deadlocks"]
 async fn sftp_should_overwrite_files_concurrently_at_the_channel_cap() {
     let sshd = sshd();
     let connection = Arc::new(connect(&sshd.target()).await.expect("connect"));
-    let barrier = Arc::new(tokio::sync::Barrier::new(MAX_CHANNELS_PER_CONNECTION));
-    let uploads: Vec<_> = (0..MAX_CHANNELS_PER_CONNECTION)
+    let files = 2 * MAX_CHANNELS_PER_CONNECTION;
+    let uploads: Vec<_> = (0..files)
         .map(|i| {
             let path = sshd.dir.path().join(format!("file{i}"));
             std::fs::write(&path, b"old").expect("write");
-            let (connection, barrier) = (connection.clone(), barrier.clone());
+            let connection = connection.clone();
             tokio::spawn(async move {
                 let sftp = connection.sftp().await.expect("sftp");
-                barrier.wait().await;
+                // Every slot is taken by an open Sftp before the first overwrite needs its `mv -f`.
+                tokio::time::sleep(Duration::from_millis(300)).await;
                 sftp.upload_atomic(path.to_str().expect("utf-8"), b"new", 0o644)
                     .await
             })
@@ -545,7 +567,7 @@ async fn sftp_should_overwrite_files_concurrently_at_the_channel_cap() {
     tokio::time::timeout(Duration::from_secs(10), all)
         .await
         .expect("concurrent overwrites deadlocked");
-    for i in 0..MAX_CHANNELS_PER_CONNECTION {
+    for i in 0..files {
         assert_eq!(
             std::fs::read(sshd.dir.path().join(format!("file{i}"))).expect("read"),
             b"new"

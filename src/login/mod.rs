@@ -172,13 +172,13 @@ async fn run(request: &LoginRequest, cancel: &CancellationToken) -> Result<Login
     };
     pending.save()?;
     let mut outcome = collect(
-        &request,
+        request,
         &target,
         pending,
         Some(export),
         timeout,
         started,
-        &cancel,
+        cancel,
     )
     .await?;
     outcome.restore = Some(restore);
@@ -239,8 +239,8 @@ async fn collect(
     Ok(LoginOutcome {
         title: format!("Round trip via {} completed", target.name),
         output: format!(
-            "The session came back from {} with {new_messages} new message(s), now in this session's history \
-             above. The local agent continues next.",
+            "The session came back from {} with {new_messages} new message(s), now in this session's history. \
+             The local agent continues next.",
             target.name
         ),
         job_id: pending.job_id.clone(),

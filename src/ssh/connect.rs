@@ -3,12 +3,14 @@
 //! The connection moves through type-states: [`Unauthenticated`] holds a handshaken session that can try
 //! auth methods; only [`authenticate`](Unauthenticated::authenticate) yields a usable [`Connection`].
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use russh::client::{self, Handle};
+use russh::client::{self, Handle, Msg};
 use russh::keys::{PublicKey, PublicKeyOrCertificate};
-use tokio::sync::Semaphore;
+use russh::Channel;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::config::SshTarget;
 use super::known_hosts::{self, HostKeyStatus};
@@ -18,6 +20,8 @@ use crate::error::{Error, Result};
 /// Channels we keep open at once on one connection: below OpenSSH's default `MaxSessions 10`, so a
 /// busy connection queues instead of getting "administratively prohibited".
 pub const MAX_CHANNELS_PER_CONNECTION: usize = 8;
+/// Pause before retrying a channel the server refused while others were open.
+const CHANNEL_RETRY_DELAY: Duration = Duration::from_millis(50);
 /// Unanswered keepalives before the connection counts as dead.
 const KEEPALIVE_MAX: usize = 3;
 
@@ -102,6 +106,8 @@ pub struct Connection {
     pub(super) handle: Handle<ClientHandler>,
     pub(super) target: SshTarget,
     channel_slots: Arc<Semaphore>,
+    /// The current cap (the semaphore's size); lowered when the server's MaxSessions is smaller.
+    channel_cap: AtomicUsize,
     /// Keeps the jump host's connection alive as long as this one.
     _jump: Option<Arc<Connection>>,
 }
@@ -115,13 +121,50 @@ impl Connection {
         self.handle.is_closed() || self._jump.as_ref().is_some_and(|j| j.is_closed())
     }
 
-    /// A permit to hold while a channel is open; waits when the cap is reached.
-    pub(super) async fn channel_slot(&self) -> tokio::sync::OwnedSemaphorePermit {
-        self.channel_slots
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("semaphore never closed")
+    /// Open a session channel while holding `slots` channel slots (the extra ones reserve room for a
+    /// follow-up channel the caller needs while this one is open). Waits when the cap is reached. When
+    /// the server refuses a channel while others are open, its `MaxSessions` is below our cap: the cap
+    /// shrinks for this connection and the request retries once a channel closes, instead of failing.
+    pub(super) async fn open_session(
+        &self,
+        slots: u32,
+    ) -> Result<(Channel<Msg>, OwnedSemaphorePermit)> {
+        loop {
+            let permit = self
+                .channel_slots
+                .clone()
+                .acquire_many_owned(slots)
+                .await
+                .expect("semaphore never closed");
+            match self.handle.channel_open_session().await {
+                Ok(channel) => return Ok((channel, permit)),
+                Err(russh::Error::ChannelOpenFailure(_)) if self.others_open(slots) => {
+                    self.shrink_cap();
+                    drop(permit);
+                    tokio::time::sleep(CHANNEL_RETRY_DELAY).await;
+                }
+                Err(error) => return Err(self.ssh_error(error)),
+            }
+        }
+    }
+
+    /// Whether channels other than the caller's (holding `held` slots) are open.
+    fn others_open(&self, held: u32) -> bool {
+        let cap = self.channel_cap.load(Ordering::Relaxed);
+        cap > self.channel_slots.available_permits() + held as usize
+    }
+
+    /// Lower the cap by one, if a slot is free to take away (never below one).
+    fn shrink_cap(&self) {
+        let cap = self.channel_cap.load(Ordering::Relaxed);
+        if cap > 1 && self.channel_slots.forget_permits(1) == 1 {
+            self.channel_cap.fetch_sub(1, Ordering::Relaxed);
+            log::debug!(
+                "{}: the server refused a channel; now at most {} at once",
+                self.target.name,
+                cap - 1
+            );
+        }
     }
 
     pub(super) fn ssh_error(&self, error: impl std::fmt::Display) -> Error {
@@ -229,6 +272,7 @@ impl Unauthenticated {
             handle: self.handle,
             target: self.target,
             channel_slots: Arc::new(Semaphore::new(MAX_CHANNELS_PER_CONNECTION)),
+            channel_cap: AtomicUsize::new(MAX_CHANNELS_PER_CONNECTION),
             _jump: self.jump,
         })
     }

@@ -1,6 +1,7 @@
 //! Running one command on an exec channel, with separate stdout/stderr and the exit status.
 
-use russh::ChannelMsg;
+use russh::client::Msg;
+use russh::{Channel, ChannelMsg};
 
 use super::connect::Connection;
 use crate::error::{Error, Result};
@@ -33,24 +34,43 @@ impl Connection {
     /// `stdin`, then EOF. Returns once the server has sent both the exit status and EOF/close, so no
     /// output is lost to a race between them.
     pub async fn exec(&self, command: &str, stdin: Option<&[u8]>) -> Result<ExecOutput> {
-        let _slot = self.channel_slot().await;
-        let mut channel = self
-            .handle
-            .channel_open_session()
-            .await
-            .map_err(|e| self.ssh_error(e))?;
+        let (channel, _slot) = self.open_session(1).await?;
+        self.exec_on(channel, command, stdin).await
+    }
+
+    /// Run `command` on an already opened channel (whose slot the caller holds).
+    pub(super) async fn exec_on(
+        &self,
+        channel: Channel<Msg>,
+        command: &str,
+        stdin: Option<&[u8]>,
+    ) -> Result<ExecOutput> {
         channel
             .exec(true, command)
             .await
             .map_err(|e| self.ssh_error(e))?;
-        if let Some(input) = stdin {
-            channel.data(input).await.map_err(|e| self.ssh_error(e))?;
-        }
-        channel.eof().await.map_err(|e| self.ssh_error(e))?;
-
+        let (mut reader, writer) = channel.split();
+        // russh waits forever for window space once the server has closed the channel (a command that
+        // exits without reading its stdin), so stdin is fed while reading and abandoned when it ends.
+        let feed = async {
+            if let Some(input) = stdin {
+                writer.data(input).await?;
+            }
+            writer.eof().await
+        };
+        tokio::pin!(feed);
+        let mut feeding = true;
         let mut output = ExecOutput::default();
         let mut closed_cleanly = false;
-        while let Some(message) = channel.wait().await {
+        loop {
+            let message = tokio::select! {
+                _ = &mut feed, if feeding => {
+                    feeding = false;
+                    continue;
+                }
+                message = reader.wait() => message,
+            };
+            let Some(message) = message else { break };
             match message {
                 ChannelMsg::Data { data } => output.stdout.extend_from_slice(&data),
                 ChannelMsg::ExtendedData { data, ext: 1 } => output.stderr.extend_from_slice(&data),

@@ -18,12 +18,9 @@ pub struct Sftp<'a> {
 
 impl Connection {
     pub async fn sftp(&self) -> Result<Sftp<'_>> {
-        let slot = self.channel_slot().await;
-        let channel = self
-            .handle
-            .channel_open_session()
-            .await
-            .map_err(|e| self.ssh_error(e))?;
+        // Two slots: the SFTP channel, and room for the `mv` an overwriting upload runs while it is open
+        // (waiting for a free slot there could deadlock when every slot is an SFTP session).
+        let (channel, slot) = self.open_session(2).await?;
         channel
             .request_subsystem(true, "sftp")
             .await
@@ -67,42 +64,58 @@ impl Sftp<'_> {
 
     /// Write `data` to `path` atomically with permissions `mode`.
     pub async fn upload_atomic(&self, path: &str, data: &[u8], mode: u32) -> Result<()> {
+        let temp = temp_name(path);
+        let result = self.write_then_rename(&temp, path, data, mode).await;
+        if result.is_err() {
+            let _ = self.session.remove_file(temp).await;
+        }
+        result
+    }
+
+    async fn write_then_rename(
+        &self,
+        temp: &str,
+        path: &str,
+        data: &[u8],
+        mode: u32,
+    ) -> Result<()> {
         let err = |e: russh_sftp::client::error::Error| {
             self.connection.ssh_error(format!("upload of {path}: {e}"))
         };
-        let temp = temp_name(path);
-        let mut file = self.session.create(temp.clone()).await.map_err(err)?;
-        file.write_all(data)
-            .await
-            .map_err(|e| self.connection.ssh_error(e))?;
+        let io_err =
+            |e: std::io::Error| self.connection.ssh_error(format!("upload of {path}: {e}"));
+        let mut file = self.session.create(temp.to_string()).await.map_err(err)?;
+        file.write_all(data).await.map_err(io_err)?;
         // fsync@openssh.com: the data is on disk before the rename makes it visible.
         file.sync_all().await.map_err(err)?;
-        file.shutdown()
-            .await
-            .map_err(|e| self.connection.ssh_error(e))?;
+        file.shutdown().await.map_err(io_err)?;
         let mut attributes = FileAttributes::empty();
         attributes.permissions = Some(mode);
         self.session
-            .set_metadata(temp.clone(), attributes)
+            .set_metadata(temp.to_string(), attributes)
             .await
             .map_err(err)?;
         if self
             .session
-            .rename(temp.clone(), path.to_string())
+            .rename(temp.to_string(), path.to_string())
             .await
-            .is_err()
+            .is_ok()
         {
-            // SFTP v3 rename refuses an existing target; `mv -f` replaces it atomically (rename(2)).
-            let output = self
-                .connection
-                .exec(&command_line(&["mv", "-f", "--", &temp, path]), None)
-                .await?;
-            if !output.success() {
-                let _ = self.session.remove_file(temp).await;
-                return Err(self
-                    .connection
-                    .ssh_error(format!("rename to {path}: {}", output.stderr_text().trim())));
-            }
+            return Ok(());
+        }
+        // SFTP v3 rename refuses an existing target; `mv -f` replaces it atomically (rename(2)). It runs
+        // in the second slot this Sftp reserved, so it never waits for the cap.
+        let channel = self
+            .connection
+            .handle
+            .channel_open_session()
+            .await
+            .map_err(|e| self.connection.ssh_error(e))?;
+        let mv = command_line(&["mv", "-f", "--", temp, path]);
+        let output = self.connection.exec_on(channel, &mv, None).await?;
+        if !output.success() {
+            let detail = format!("rename to {path}: {}", output.stderr_text().trim());
+            return Err(self.connection.ssh_error(detail));
         }
         Ok(())
     }
