@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 
 echo "== cargo test"
-cargo test --all-targets
+cargo test --workspace --all-targets
 
 echo "== generated bindings are up to date"
 git diff --exit-code -- index.js index.d.ts
