@@ -51,6 +51,9 @@ before(async () => {
       mitm: { host: 'pi-box' },
       // Same server with a round-trip timeout shorter than the remote task.
       slow: { host: 'pi-box', model: 'fake/remote-m', timeoutSecs: 3 },
+      // Same server, but the remote opencode is missing / its model does not exist.
+      bare: { host: 'pi-box', opencode: '/nonexistent/bin/opencode' },
+      broken: { host: 'pi-box', model: 'fake/no-such-model' },
     },
   })
   ;({ llm, sshd, local, serve } = world)
@@ -69,7 +72,7 @@ describe('remote_login', () => {
     )
     assert.ok(request, 'remote_login was offered to the model')
     const tool = request.tools.find((t) => t.function.name === 'remote_login').function
-    assert.match(tool.description, /Available hosts: mitm, pi, slow/)
+    assert.match(tool.description, /Available hosts: bare, broken, mitm, pi, slow/)
     assert.deepEqual(tool.parameters.required, ['host'], 'mode, directory and message are optional')
     assertNoSecrets([tool.description])
   })
@@ -184,7 +187,7 @@ describe('remote_login', () => {
     const messages = await serve.client.get(`/session/${sessionID}/message`)
     const [call] = toolParts(messages, 'remote_login')
     assert.equal(call.state.status, 'error')
-    assert.match(call.state.error, /Unknown host 'nope'\. Configured hosts: mitm, pi, slow\./)
+    assert.match(call.state.error, /Unknown host 'nope'\. Configured hosts: bare, broken, mitm, pi, slow\./)
     assertNoSecrets(textsShownToModel(messages))
   })
 
@@ -281,6 +284,57 @@ describe('remote_login round trips that outlive the call', () => {
       1,
       'the remote task ran once',
     )
+  })
+})
+
+describe('remote_login failures the model can act on', () => {
+  test('a remote without opencode says how to install it', async () => {
+    const sessionID = await newSession()
+    await prompt(sessionID, callRemoteLogin({ host: 'bare' }))
+    const messages = await serve.client.get(`/session/${sessionID}/message`)
+    const [call] = toolParts(messages, 'remote_login')
+    assert.equal(call.state.status, 'error')
+    assert.match(
+      call.state.error,
+      /Host 'bare' has no `opencode` command\. Install it there \(`npm i -g opencode-ai`/,
+    )
+    assertNoSecrets(textsShownToModel(messages))
+  })
+
+  test('a failed remote run reports the last log lines', async () => {
+    const sessionID = await newSession()
+    await prompt(sessionID, callRemoteLogin({ host: 'broken', mode: 'round-trip' }))
+    const messages = await serve.client.get(`/session/${sessionID}/message`)
+    const [call] = toolParts(messages, 'remote_login')
+    assert.equal(call.state.status, 'error')
+    assert.match(call.state.error, /The remote run on 'broken' failed: .*\nLast log lines:\n/s)
+    assert.match(call.state.error, /Error: \{\n  "name": "UnknownError"/)
+    assert.ok(!call.state.error.includes('\x1b'), 'no terminal escapes')
+    assertNoSecrets(textsShownToModel(messages))
+  })
+
+  test('aborting the turn stops the wait, and the job is collected later', async () => {
+    const sessionID = await newSession()
+    const marker = `aborted-${Date.now()}`
+    const message = `CALL_TOOL:bash {"command":"sleep 3; echo ${marker}"}`
+    const turn = prompt(sessionID, callRemoteLogin({ host: HOST, mode: 'round-trip', message }))
+    await llm.waitFor((r) => r.model === 'remote-m' && JSON.stringify(r.messages).includes(marker), 60_000)
+    const abortedAt = Date.now()
+    await serve.client.post(`/session/${sessionID}/abort`, {})
+    await turn.catch(() => {})
+    assert.ok(Date.now() - abortedAt < 10_000, 'the turn ended promptly after the abort')
+    let messages = await serve.client.get(`/session/${sessionID}/message`)
+    assert.notEqual(toolParts(messages, 'remote_login')[0].state.status, 'completed')
+
+    await prompt(sessionID, callRemoteLogin({ host: HOST, mode: 'round-trip' }))
+    messages = await waitForMessages(
+      serve,
+      sessionID,
+      (ms) => ms.some((m) => m.info.role === 'user' && messageText(m).includes('[Back from pi]')),
+      120_000,
+    )
+    assert.equal(toolParts(messages, 'remote_login')[1].state.status, 'completed')
+    assert.equal(toolParts(messages, 'bash').filter((p) => String(p.state.output).includes(marker)).length, 1)
   })
 })
 

@@ -290,14 +290,14 @@ fn check_dispatch(entry: &HostEntry, output: &crate::ssh::exec::ExecOutput) -> R
         Some(job::exit::BAD_DIRECTORY) => Err(Error::RemoteRunFailed {
             host,
             detail: "the working directory could not be created".into(),
-            log_tail: output.stderr_text().trim().to_string(),
+            log_tail: wait::clean_log(&output.stderr),
         }),
         Some(job::exit::IMPORT_FAILED) => Err(Error::RemoteRunFailed {
             host,
             detail:
                 "`opencode import` failed on the remote (is its opencode much older than this one?)"
                     .into(),
-            log_tail: output.stderr_text().trim().to_string(),
+            log_tail: wait::clean_log(&output.stderr),
         }),
         other => Err(Error::RemoteRunFailed {
             host,
@@ -305,7 +305,7 @@ fn check_dispatch(entry: &HostEntry, output: &crate::ssh::exec::ExecOutput) -> R
                 "the dispatch script exited with {}",
                 other.map_or("a signal".to_string(), |c| c.to_string())
             ),
-            log_tail: output.stderr_text().trim().to_string(),
+            log_tail: wait::clean_log(&output.stderr),
         }),
     }
 }

@@ -114,12 +114,23 @@ fn parse_finished(stdout: &[u8], reconnects: u32, host: &str) -> Result<Finished
     })
 }
 
-/// The waiter's stderr holds heartbeat dots before the log tail.
-fn clean_log(stderr: &[u8]) -> String {
-    String::from_utf8_lossy(stderr)
-        .trim_start_matches('.')
-        .trim()
-        .to_string()
+/// The waiter's stderr holds heartbeat dots before the log tail; terminal colour codes and other control
+/// characters are dropped, since the text goes to the model.
+pub(super) fn clean_log(stderr: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.trim_start_matches('.').chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI sequence: ESC [ parameters final-byte
+            if chars.next_if_eq(&'[').is_some() {
+                while chars.next().is_some_and(|c| !c.is_ascii_alphabetic()) {}
+            }
+        } else if c == '\n' || c == '\t' || !c.is_control() {
+            out.push(c);
+        }
+    }
+    out.trim().to_string()
 }
 
 #[cfg(test)]
@@ -142,5 +153,13 @@ mod tests {
     #[test]
     fn clean_log_should_drop_heartbeats() {
         assert_eq!(clean_log(b"...\nerror: boom\n"), "error: boom");
+    }
+
+    #[test]
+    fn clean_log_should_drop_terminal_escapes() {
+        assert_eq!(
+            clean_log(b"\x1b[91m\x1b[1mError: \x1b[0m{\n  \"a\": 1\x07}"),
+            "Error: {\n  \"a\": 1}"
+        );
     }
 }
