@@ -24,7 +24,9 @@ fi
 
 if [ ! -x node_modules/.bin/opencode ] || [ ! -x node_modules/.bin/napi ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: installing npm packages"
-  npm ci --no-audit --no-fund --loglevel=error
+  # npm ci refuses this lock file (npm drops the other platforms' optional packages of @napi-rs/cli's
+  # dependencies from it), so install from it without rewriting it.
+  npm install --no-save --no-audit --no-fund --loglevel=error
 fi
 
 profile=${BUILD_PROFILE:-debug}
