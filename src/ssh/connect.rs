@@ -148,6 +148,24 @@ impl Connection {
         }
     }
 
+    /// A direct-tcpip channel to `127.0.0.1:port` on the host. Forwarded channels do not count against
+    /// the server's MaxSessions (that limits sessions), so they take no slot.
+    pub async fn open_direct_tcpip(
+        &self,
+        port: u16,
+        peer: std::net::SocketAddr,
+    ) -> Result<Channel<Msg>> {
+        self.handle
+            .channel_open_direct_tcpip(
+                "127.0.0.1",
+                port as u32,
+                peer.ip().to_string(),
+                peer.port() as u32,
+            )
+            .await
+            .map_err(|e| self.ssh_error(e))
+    }
+
     /// Whether channels other than the caller's (holding `held` slots) are open.
     fn others_open(&self, held: u32) -> bool {
         let cap = self.channel_cap.load(Ordering::Relaxed);

@@ -8,3 +8,4 @@ pub mod known_hosts;
 pub mod pool;
 pub mod quote;
 pub mod sftp;
+pub mod tunnel;

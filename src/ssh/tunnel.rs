@@ -1,0 +1,120 @@
+//! A local port forward (`ssh -L` without the ssh process): a listener on 127.0.0.1 whose connections
+//! become direct-tcpip channels on the host's pooled connection.
+//!
+//! Each accepted connection asks the pool for a live connection, so when the SSH link drops the next
+//! request simply reconnects: the tunnel heals itself without anyone restarting it.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::Arc;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+use super::config::SshTarget;
+use super::connect::reconnect_backoff;
+use super::pool::POOL;
+use crate::error::{Error, Result};
+
+/// How often a new local connection may try to reach the host before it is dropped.
+const CHANNEL_ATTEMPTS: u32 = 4;
+
+/// A running forward. Dropping it (or [`Tunnel::close`]) stops accepting; open streams finish.
+pub struct Tunnel {
+    local: SocketAddr,
+    remote_port: Arc<AtomicU16>,
+    accept_task: JoinHandle<()>,
+}
+
+impl Tunnel {
+    /// Forward `127.0.0.1:<free port>` here to `127.0.0.1:remote_port` on `target`.
+    pub async fn open(target: SshTarget, remote_port: u16) -> Result<Tunnel> {
+        // Connect first, so a bad host fails here and not on the first request.
+        POOL.get(&target).await?;
+        let listener = TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .map_err(|e| Error::io("opening the local tunnel port", e))?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| Error::io("opening the local tunnel port", e))?;
+        let remote_port = Arc::new(AtomicU16::new(remote_port));
+        let accept_task =
+            tokio::spawn(accept_loop(listener, Arc::new(target), remote_port.clone()));
+        Ok(Tunnel {
+            local,
+            remote_port,
+            accept_task,
+        })
+    }
+
+    pub fn local_port(&self) -> u16 {
+        self.local.port()
+    }
+
+    /// Point the forward at another remote port (the stub restarted elsewhere).
+    pub fn set_remote_port(&self, port: u16) {
+        self.remote_port.store(port, Ordering::Relaxed);
+    }
+
+    pub fn close(&self) {
+        self.accept_task.abort();
+    }
+}
+
+impl Drop for Tunnel {
+    fn drop(&mut self) {
+        self.accept_task.abort();
+    }
+}
+
+async fn accept_loop(listener: TcpListener, target: Arc<SshTarget>, remote_port: Arc<AtomicU16>) {
+    loop {
+        let Ok((socket, peer)) = listener.accept().await else {
+            continue;
+        };
+        let _ = socket.set_nodelay(true);
+        let target = target.clone();
+        let port = remote_port.load(Ordering::Relaxed);
+        tokio::spawn(async move {
+            if let Err(error) = forward(socket, peer, &target, port).await {
+                log::debug!("tunnel to {}: {error}", target.name);
+            }
+        });
+    }
+}
+
+/// Carry one local connection over a direct-tcpip channel, reconnecting the SSH link if it is gone.
+async fn forward(
+    mut socket: TcpStream,
+    peer: SocketAddr,
+    target: &SshTarget,
+    port: u16,
+) -> Result<()> {
+    let mut attempt = 0;
+    let channel = loop {
+        let opened = async {
+            let connection = POOL.get(target).await?;
+            connection.open_direct_tcpip(port, peer).await
+        };
+        match opened.await {
+            Ok(channel) => break channel,
+            Err(error @ (Error::Unreachable { .. } | Error::Ssh { .. }))
+                if attempt + 1 < CHANNEL_ATTEMPTS =>
+            {
+                log::debug!("tunnel to {}: {error}; reconnecting", target.name);
+                POOL.evict(target).await;
+                attempt += 1;
+                tokio::time::sleep(reconnect_backoff(attempt)).await;
+            }
+            Err(error) => return Err(error),
+        }
+    };
+    let mut stream = channel.into_stream();
+    tokio::io::copy_bidirectional(&mut socket, &mut stream)
+        .await
+        .map_err(|e| Error::Ssh {
+            host: target.name.clone(),
+            detail: format!("tunnel stream: {e}"),
+        })?;
+    Ok(())
+}
