@@ -1,6 +1,10 @@
 //! The local port forward against a real sshd: bytes arrive intact, and the tunnel heals itself when
 //! the SSH connection is killed.
 
+#[allow(
+    dead_code,
+    reason = "each test binary uses a different part of the fixture"
+)]
 mod common;
 
 use std::time::Duration;
