@@ -11,6 +11,8 @@ export interface RemoteError extends Error {
 export declare function remoteLogin(options: RemoteLoginOptions): Promise<RemoteLoginResult>
 /** The configured host names (never addresses), sorted; rejects with a {@link RemoteError}. */
 export declare function listHosts(projectDir?: string | null, options?: any | null): Promise<Array<string>>
+/** Start connecting to a host ahead of remoteLogin; resolves to whether the connection is up. */
+export declare function warmHost(host: string, projectDir?: string | null, options?: any | null): Promise<boolean>
 /** Cancel a running remoteLogin by its requestId. */
 export declare function cancelRemoteLogin(requestId: string): boolean
 /** The JSON Schema of hosts.json or of the plugin options. */

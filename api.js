@@ -13,6 +13,7 @@ function unwrap(value) {
 module.exports = {
   remoteLogin: async (options) => unwrap(await binding.remoteLogin(options)),
   listHosts: async (projectDir, options) => unwrap(await binding.listHosts(projectDir, options)),
+  warmHost: (host, projectDir, options) => binding.warmHost(host, projectDir, options),
   cancelRemoteLogin: (requestId) => binding.cancelRemoteLogin(requestId),
   configSchema: (kind) => binding.configSchema(kind),
 }

@@ -7,7 +7,8 @@
 // - dispatch-one-way: ours = HTTP read of the session + `remoteLogin` in a fresh Node process (cold pool);
 //   baseline = `opencode export` … last `ssh` returning. The seed's detached `nohup bash -c … &` keeps the SSH
 //   channel's stdout/stderr open, so that last `ssh` only returns when the remote `opencode run` ends;
-//   `baseline_launch_ms` (start → the remote run's log file is created) is the conservative comparison.
+//   so `baseline_ms` is start → the remote run's log file is created (the fair comparison), and
+//   `baseline_to_last_ssh_ms` is kept for reference.
 // - round-trip finished->verified / finished->returned: from the remote run's end (ours: the job's `done`
 //   stamp; baseline: the back-file's mtime) to the session on local disk / imported locally.
 // Progress goes to stderr; stdout holds only the BENCH lines and the summary.
@@ -424,10 +425,11 @@ async function main() {
     lines.push({
       case: `dispatch-one-way rtt=${rtt}ms`,
       ours_ms: r1(ours),
-      baseline_ms: r1(base),
-      ratio: r3(ours / base),
-      baseline_launch_ms: r1(baseLaunch),
-      ratio_vs_launch: r3(ours / baseLaunch),
+      // The fair baseline ends when the seed's remote run starts; its last ssh only returns when the run ends.
+      baseline_ms: r1(baseLaunch),
+      ratio: r3(ours / baseLaunch),
+      baseline_to_last_ssh_ms: r1(base),
+      ratio_to_last_ssh: r3(ours / base),
       ours_dispatch_ms: r1(median(oneWay.ours.map((r) => r.timings.dispatchMs))),
       ours_phases_ms: phases,
       baseline_steps_ms: baselineSteps,
@@ -442,13 +444,7 @@ async function main() {
     })
     const target = rtt === 0 ? TARGETS.dispatch0 : TARGETS.dispatch50
     summary.push([
-      `dispatch ratio, rtt=${rtt}ms (to last ssh return)`,
-      `<= ${target}`,
-      r3(ours / base),
-      ours / base <= target,
-    ])
-    summary.push([
-      `dispatch ratio, rtt=${rtt}ms (to remote launch)`,
+      `dispatch ratio, rtt=${rtt}ms (baseline to its remote launch)`,
       `<= ${target}`,
       r3(ours / baseLaunch),
       ours / baseLaunch <= target,

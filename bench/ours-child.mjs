@@ -30,6 +30,8 @@ async function main() {
   const query = `?directory=${encodeURIComponent(directory)}`
   const id = encodeURIComponent(sessionId)
   const start = epochMs()
+  // As the plugin does: start the SSH handshake, then read the session while it runs.
+  api.warmHost('bench', directory, null).catch(() => {})
   const [info, messages] = await Promise.all([
     getJson(`${serveUrl}/session/${id}${query}`),
     getJson(`${serveUrl}/session/${id}/message${query}`),

@@ -80,6 +80,8 @@ export default {
         const cancel = () => api.cancelRemoteLogin(requestId)
         ctx.abort?.addEventListener('abort', cancel, { once: true })
         try {
+          // Connect while the session is read: the handshake and the read overlap.
+          api.warmHost(args.host, directory, options ?? null).catch(() => {})
           const exportJson = await readSession(client, ctx.sessionID, directory).catch(() => undefined)
           const result = await api.remoteLogin({
             sessionId: ctx.sessionID,

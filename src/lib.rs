@@ -166,6 +166,18 @@ pub async fn remote_login(options: RemoteLoginOptions) -> Outcome<RemoteLoginRes
     })
 }
 
+/// Start connecting to `host` ahead of a `remoteLogin` (which then shares the handshake). Resolves to
+/// whether the connection is up; failures are reported by the `remoteLogin` that follows.
+#[napi]
+pub async fn warm_host(
+    host: String,
+    project_dir: Option<String>,
+    options: Option<serde_json::Value>,
+) -> bool {
+    let sources = ConfigSources::from_env(project_dir.map(PathBuf::from), options);
+    login::warm(&host, &sources).await.is_ok()
+}
+
 /// Cancel a running `remoteLogin` by its `requestId`. Returns whether one was running.
 #[napi]
 pub fn cancel_remote_login(request_id: String) -> bool {

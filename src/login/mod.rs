@@ -62,6 +62,14 @@ pub struct Timings {
     pub reconnects: u32,
 }
 
+/// Open (or reuse) the pooled connection to `host`, so a `remote_login` that follows finds it ready.
+/// The plugin calls this before reading the session, which overlaps the two.
+pub async fn warm(host: &str, sources: &ConfigSources) -> Result<()> {
+    let hosts = config::load_hosts(sources)?;
+    let target = resolve(hosts.get(host)?)?;
+    POOL.get(&target).await.map(|_| ())
+}
+
 /// Run a `remote_login`; `cancel` stops it at any await point (the remote job, once started, keeps
 /// running and stays collectable).
 pub async fn remote_login(

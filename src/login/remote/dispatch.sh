@@ -25,7 +25,6 @@ if [ -z "$oc" ] || [ ! -x "$oc" ]; then
   exit 90
 fi
 printf '%s' "$oc" > "$job/opencode.path"
-echo "version=$("$oc" --version 2>/dev/null | head -n 1)"
 
 read_value directory
 dir=$value
