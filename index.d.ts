@@ -79,3 +79,9 @@ export interface RemoteLoginResult {
   continuation?: string
   timings: LoginTimings
 }
+
+/**
+ * Start connecting to `host` ahead of a `remoteLogin` (which then shares the handshake). Resolves to
+ * whether the connection is up; failures are reported by the `remoteLogin` that follows.
+ */
+export declare function warmHost(host: string, projectDir?: string | undefined | null, options?: any | undefined | null): Promise<boolean>

@@ -839,3 +839,4 @@ module.exports.cancelRemoteLogin = nativeBinding.cancelRemoteLogin
 module.exports.configSchema = nativeBinding.configSchema
 module.exports.listHosts = nativeBinding.listHosts
 module.exports.remoteLogin = nativeBinding.remoteLogin
+module.exports.warmHost = nativeBinding.warmHost

@@ -1,4 +1,854 @@
 //! The stub's wire types, shared by the addon (client) and the stub (server) so they cannot drift.
+//!
+//! Everything here is plain data: serde structs with camelCase JSON names, route paths and the
+//! layout of the stub's home directory. The stub speaks HTTP/1.1 on `127.0.0.1` only; the addon
+//! reaches it through an SSH direct-tcpip tunnel. Every route, including `/global/health`, needs
+//! `Authorization: Bearer <token>`.
+//!
+//! # Routes
+//! | method | path | body | answer |
+//! |---|---|---|---|
+//! | GET | [`routes::HEALTH`] | – | [`Health`] |
+//! | GET | [`routes::WORKSPACES`] | – | `Vec<`[`WorkspaceInfo`]`>` |
+//! | POST | [`routes::WORKSPACES`] | [`RegisterWorkspace`] | [`WorkspaceInfo`] |
+//! | GET, DELETE | `/v1/workspaces/{ws}` | – | [`WorkspaceInfo`] |
+//! | POST | `/v1/workspaces/{ws}/fs/read` | [`ReadRequest`] | [`ReadResponse`] |
+//! | POST | `/v1/workspaces/{ws}/fs/write` | [`WriteRequest`] | [`WriteResponse`] |
+//! | POST | `/v1/workspaces/{ws}/fs/stat` | [`StatRequest`] | [`StatResponse`] |
+//! | POST | `/v1/workspaces/{ws}/fs/list` | [`ListRequest`] | [`ListResponse`] |
+//! | POST | `/v1/workspaces/{ws}/fs/remove` | [`RemoveRequest`] | [`RemoveResponse`] |
+//! | POST | `/v1/workspaces/{ws}/fs/rename` | [`RenameRequest`] | [`RenameResponse`] |
+//! | POST | `/v1/workspaces/{ws}/glob` | [`GlobRequest`] | [`GlobResponse`] |
+//! | POST | `/v1/workspaces/{ws}/grep` | [`GrepRequest`] | [`GrepResponse`] |
+//! | POST | `/v1/workspaces/{ws}/exec` | [`ExecRequest`] | NDJSON stream of [`ExecEvent`] |
+//! | POST | `/v1/workspaces/{ws}/exec/{execId}/cancel` | – | [`CancelResponse`] |
+//! | GET | `/v1/workspaces/{ws}/permissions` | – | [`PermissionsInfo`] |
+//! | POST | `/v1/workspaces/{ws}/permissions/reply` | [`PermissionReply`] | [`PermissionReplyResponse`] |
+//!
+//! Errors are [`ApiError`] bodies. A path outside the workspace root and its approvals is refused
+//! with 403 and an [`ErrorKind::PermissionRequired`] error that carries a [`PermissionRequest`].
 
-/// Version of this protocol; the stub reports it in its health answer.
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Version of this protocol; the stub reports it in its health answer. Bump it on any change a
+/// client of the previous version would misread.
 pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Name of the stub binary; release files are `<name>-<version>-<arch>-linux`.
+pub const STUB_BINARY_NAME: &str = "opencode-remote-stub";
+
+/// Exit code of `opencode-remote-stub status` when no stub is running (or the recorded one does not
+/// answer). Fixed, so a client can tell "not running" from a crash (Zed's proxy uses the same code).
+pub const EXIT_NOT_RUNNING: i32 = 90;
+
+/// Exit code of `opencode-remote-stub serve` when another stub already holds the home's lock.
+pub const EXIT_ALREADY_RUNNING: i32 = 91;
+
+/// Prefix of the `Authorization` header value; the token follows it.
+pub const BEARER_PREFIX: &str = "Bearer ";
+
+/// Shortest token the stub accepts from its token file, in bytes.
+pub const MIN_TOKEN_LEN: usize = 16;
+
+/// The stub's home directory, relative to `$HOME`, and the files under it.
+pub mod paths {
+    /// `$HOME/<this>` is the default stub home.
+    pub const HOME_DIR: &str = ".opencode-remote";
+    /// Installed binaries: `bin/<version>/opencode-remote-stub`.
+    pub const BIN_DIR: &str = "bin";
+    /// Runtime files of the running stub (token, address, lock).
+    pub const RUN_DIR: &str = "run";
+    /// Logs (`log/stub.log`).
+    pub const LOG_DIR: &str = "log";
+    /// Persistent state.
+    pub const STATE_DIR: &str = "state";
+    /// One JSON file per registered workspace: `state/workspaces/<id>.json`.
+    pub const WORKSPACES_DIR: &str = "state/workspaces";
+    /// One JSON file of approvals per workspace: `state/approvals/<id>.json` (0600).
+    pub const APPROVALS_DIR: &str = "state/approvals";
+    /// Reserved for remote_login's session hand-over.
+    pub const SESSIONS_DIR: &str = "state/sessions";
+    /// The Bearer token, 0600, one line; read once when the stub starts.
+    pub const TOKEN_FILE: &str = "run/stub.token";
+    /// Written atomically once the stub listens: a [`crate::StubInfo`].
+    pub const INFO_FILE: &str = "run/stub.json";
+    /// Held with `flock` for the life of the stub: one stub per home.
+    pub const LOCK_FILE: &str = "run/stub.lock";
+    /// JSON lines, one per request; never tokens or file contents.
+    pub const LOG_FILE: &str = "log/stub.log";
+    /// Every directory the stub creates under its home (0700).
+    pub const ALL_DIRS: [&str; 8] = [
+        BIN_DIR,
+        RUN_DIR,
+        LOG_DIR,
+        STATE_DIR,
+        WORKSPACES_DIR,
+        APPROVALS_DIR,
+        SESSIONS_DIR,
+        "state/tmp",
+    ];
+}
+
+/// Route paths. Workspace routes take the workspace id as the first path parameter.
+pub mod routes {
+    /// `GET`: [`crate::Health`]. Same path and `healthy`/`version` fields as OpenCode's server.
+    pub const HEALTH: &str = "/global/health";
+    /// `GET`: all workspaces; `POST` [`crate::RegisterWorkspace`]: register or update one.
+    pub const WORKSPACES: &str = "/v1/workspaces";
+
+    /// `/v1/workspaces/{ws}`: `GET` one workspace, `DELETE` forgets it and its approvals.
+    pub fn workspace(ws: &str) -> String {
+        format!("/v1/workspaces/{ws}")
+    }
+    /// `/v1/workspaces/{ws}/<op>`, e.g. `op = "fs/read"`, `"glob"`, `"exec"`, `"permissions/reply"`.
+    pub fn workspace_op(ws: &str, op: &str) -> String {
+        format!("/v1/workspaces/{ws}/{op}")
+    }
+    /// `POST /v1/workspaces/{ws}/exec/{exec_id}/cancel`.
+    pub fn exec_cancel(ws: &str, exec_id: &str) -> String {
+        format!("/v1/workspaces/{ws}/exec/{exec_id}/cancel")
+    }
+}
+
+/// Default and maximum sizes. The stub clamps requests to the maxima.
+pub mod limits {
+    /// Lines a text read returns when the request gives no `limit` (OpenCode's read tool default).
+    pub const READ_DEFAULT_LINES: u64 = 2000;
+    /// Bytes of text a read returns at most when the request gives no `maxBytes`.
+    pub const READ_DEFAULT_MAX_BYTES: u64 = 256 * 1024;
+    /// Largest file a `bytes` read returns, and largest request body (a write), in bytes.
+    pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
+    /// Entries a list returns by default.
+    pub const LIST_DEFAULT: usize = 1000;
+    /// Entries a list returns at most.
+    pub const LIST_MAX: usize = 100_000;
+    /// Paths a glob returns by default (OpenCode's glob tool shows 100).
+    pub const GLOB_DEFAULT: usize = 100;
+    /// Paths a glob returns at most.
+    pub const GLOB_MAX: usize = 10_000;
+    /// Matches a grep returns by default (OpenCode's grep tool shows 100).
+    pub const GREP_DEFAULT: usize = 100;
+    /// Matches a grep returns at most.
+    pub const GREP_MAX: usize = 10_000;
+    /// A grep stops reading files once it has collected this many times `limit` matches.
+    pub const GREP_COLLECT_FACTOR: usize = 10;
+    /// Characters of a matched line a grep returns by default (longer lines are cut).
+    pub const GREP_LINE_CHARS: usize = 2000;
+    /// Files a glob or grep walk visits at most before it stops and reports `truncated`.
+    pub const WALK_MAX_ENTRIES: usize = 1_000_000;
+    /// Command timeout when the request gives none (OpenCode's bash tool default), in ms.
+    pub const EXEC_DEFAULT_TIMEOUT_MS: u64 = 120_000;
+    /// Longest allowed command timeout, in ms (one day).
+    pub const EXEC_MAX_TIMEOUT_MS: u64 = 24 * 60 * 60 * 1000;
+}
+
+/// `GET /global/health`. `healthy` and `version` match OpenCode's own health answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Health {
+    /// Always `true` when the stub answers.
+    pub healthy: bool,
+    /// The stub's version (its crate version).
+    pub version: String,
+    /// [`PROTOCOL_VERSION`] of the stub.
+    pub protocol: u32,
+    /// Process id of the stub.
+    pub pid: u32,
+    /// When the stub started, ms since the Unix epoch.
+    pub started_at: u64,
+    /// `std::env::consts::OS`, e.g. `linux`.
+    pub os: String,
+    /// `std::env::consts::ARCH`, e.g. `x86_64` or `aarch64`.
+    pub arch: String,
+    /// Number of registered workspaces.
+    pub workspaces: usize,
+}
+
+/// `run/stub.json`, written atomically by a stub once it listens, so a bootstrap finds its port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StubInfo {
+    /// Process id of the stub.
+    pub pid: u32,
+    /// Loopback port it listens on.
+    pub port: u16,
+    /// Its version.
+    pub version: String,
+    /// Its [`PROTOCOL_VERSION`].
+    pub protocol: u32,
+    /// When it started, ms since the Unix epoch.
+    pub started_at: u64,
+}
+
+/// `POST /v1/workspaces`: register a workspace, or update its root. Idempotent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegisterWorkspace {
+    /// Workspace id: 1–128 of `[A-Za-z0-9._-]`, not starting with `.`.
+    pub id: String,
+    /// Root directory. Absolute, or `~`/`~/…` (the stub user's home). Created when missing, then
+    /// canonicalized (symlinks resolved).
+    pub root: String,
+}
+
+/// A registered workspace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkspaceInfo {
+    /// Workspace id.
+    pub id: String,
+    /// Canonical root directory.
+    pub root: String,
+    /// `true` when this request created the workspace (or changed its root).
+    #[serde(default)]
+    pub created: bool,
+    /// Approved `always` patterns.
+    #[serde(default)]
+    pub always: Vec<String>,
+}
+
+/// What a checked request was about to do; shown in the permission prompt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Operation {
+    Read,
+    Write,
+    Stat,
+    List,
+    Remove,
+    Rename,
+    Glob,
+    Grep,
+    Exec,
+}
+
+/// Kind of permission a request needs. Same name as OpenCode's own permission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PermissionKind {
+    ExternalDirectory,
+}
+
+/// A refused request, waiting for a [`PermissionReply`]. Carried by a 403
+/// [`ErrorKind::PermissionRequired`] and listed by `GET …/permissions`. Persisted, so a reply
+/// still works after a stub restart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PermissionRequest {
+    /// Always [`PermissionKind::ExternalDirectory`].
+    pub permission: PermissionKind,
+    /// Random id to reply to.
+    pub request_id: String,
+    /// The workspace the request belongs to.
+    pub workspace: String,
+    /// What the request was about to do.
+    pub operation: Operation,
+    /// The first refused path, resolved (absolute, `..` and symlinks resolved).
+    pub path: String,
+    /// Every refused path of the request, resolved.
+    pub paths: Vec<String>,
+    /// What an `always` reply approves: `<dir>/*` for each refused path, where `<dir>` is the path
+    /// itself for a directory operation and its parent for a file. `<dir>/*` approves `<dir>` and
+    /// everything below it.
+    pub patterns: Vec<String>,
+    /// When it was created, ms since the Unix epoch.
+    pub created_at: u64,
+}
+
+/// The user's answer to a permission request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Reply {
+    /// Allow exactly one retry of the same request: the reply returns a single-use grant.
+    Once,
+    /// Approve the request's patterns for this workspace, persisted across restarts.
+    Always,
+    /// Refuse; the request is dropped.
+    Reject,
+}
+
+/// `POST …/permissions/reply`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PermissionReply {
+    /// [`PermissionRequest::request_id`].
+    pub request_id: String,
+    /// The answer.
+    pub reply: Reply,
+}
+
+/// Answer to a [`PermissionReply`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PermissionReplyResponse {
+    /// The request replied to.
+    pub request_id: String,
+    /// The answer recorded.
+    pub reply: Reply,
+    /// For `once`: pass this as `grant` on the retry. Good for one request with the same operation
+    /// and paths, within an hour.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<String>,
+    /// For `always`: the patterns now approved.
+    #[serde(default)]
+    pub patterns: Vec<String>,
+}
+
+/// `GET …/permissions`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PermissionsInfo {
+    /// Requests waiting for a reply, oldest first.
+    pub pending: Vec<PermissionRequest>,
+    /// Approved `always` patterns.
+    pub always: Vec<String>,
+}
+
+/// `POST …/fs/read`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadRequest {
+    /// File to read: absolute, relative to the workspace root, or `~/…`.
+    pub path: String,
+    /// `text` (default): lines. `bytes`: the whole file, base64.
+    #[serde(default)]
+    pub mode: ReadMode,
+    /// Text: first line to return, 0-based.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
+    /// Text: lines to return at most (default [`limits::READ_DEFAULT_LINES`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u64>,
+    /// Text: bytes of line text to return at most (default [`limits::READ_DEFAULT_MAX_BYTES`]);
+    /// bytes: the largest file accepted (at most [`limits::MAX_FILE_BYTES`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_bytes: Option<u64>,
+    /// Text: characters per line at most; longer lines are cut.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_line_chars: Option<usize>,
+    /// A single-use grant from a `once` reply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<String>,
+}
+
+/// How to read a file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ReadMode {
+    #[default]
+    Text,
+    Bytes,
+}
+
+/// Answer to a [`ReadRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadResponse {
+    /// The resolved path read.
+    pub path: String,
+    /// File size in bytes.
+    pub size: u64,
+    /// Modification time, ms since the Unix epoch.
+    pub mtime_ms: u64,
+    /// Text: the file looks binary (a NUL byte in its first 8 KiB); `lines` is then empty.
+    #[serde(default)]
+    pub binary: bool,
+    /// Text: the returned lines, without their line ends, invalid UTF-8 replaced.
+    #[serde(default)]
+    pub lines: Vec<String>,
+    /// Text: 0-based index of the first returned line.
+    #[serde(default)]
+    pub offset: u64,
+    /// Text: lines in the whole file.
+    #[serde(default)]
+    pub total_lines: u64,
+    /// Text: lines exist after the returned ones (cut by `limit` or `maxBytes`).
+    #[serde(default)]
+    pub truncated: bool,
+    /// Bytes: the whole file, base64 (standard alphabet, padded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base64: Option<String>,
+}
+
+/// `POST …/fs/write`: replace a file atomically (temp file in the same directory, fsync, rename),
+/// keeping an existing file's mode.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WriteRequest {
+    /// File to write.
+    pub path: String,
+    /// New content as text. Exactly one of `content` and `base64` must be given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    /// New content as base64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base64: Option<String>,
+    /// Mode for a new file (default 0644 less the umask); an existing file keeps its mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<u32>,
+    /// Create missing parent directories (default `true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create_dirs: Option<bool>,
+    /// A single-use grant from a `once` reply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<String>,
+}
+
+/// Answer to a [`WriteRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WriteResponse {
+    /// The resolved path written.
+    pub path: String,
+    /// Bytes written.
+    pub size: u64,
+    /// `true` when the file did not exist before.
+    pub created: bool,
+}
+
+/// `POST …/fs/stat`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatRequest {
+    /// Path to look at.
+    pub path: String,
+    /// A single-use grant from a `once` reply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<String>,
+}
+
+/// Kind of a directory entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum FileKind {
+    File,
+    Dir,
+    Symlink,
+    Other,
+}
+
+/// Answer to a [`StatRequest`]. A missing path is not an error: `exists` is `false`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatResponse {
+    /// The resolved path (symlinks followed).
+    pub path: String,
+    /// Whether it exists.
+    pub exists: bool,
+    /// What it is (of the resolved path, so never `symlink`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<FileKind>,
+    /// Size in bytes.
+    #[serde(default)]
+    pub size: u64,
+    /// Permission bits, e.g. `0o644`.
+    #[serde(default)]
+    pub mode: u32,
+    /// Modification time, ms since the Unix epoch.
+    #[serde(default)]
+    pub mtime_ms: u64,
+}
+
+/// `POST …/fs/list`: the entries of one directory, sorted by name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListRequest {
+    /// Directory to list (default: the workspace root).
+    #[serde(default)]
+    pub path: String,
+    /// Entries to return at most (default [`limits::LIST_DEFAULT`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+    /// A single-use grant from a `once` reply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<String>,
+}
+
+/// One directory entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DirEntry {
+    /// File name.
+    pub name: String,
+    /// What it is (a symlink is reported as `symlink`, not followed).
+    pub kind: FileKind,
+    /// Size in bytes (of the entry itself).
+    pub size: u64,
+    /// Modification time, ms since the Unix epoch.
+    pub mtime_ms: u64,
+}
+
+/// Answer to a [`ListRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListResponse {
+    /// The resolved directory.
+    pub path: String,
+    /// Its entries, sorted by name.
+    pub entries: Vec<DirEntry>,
+    /// More entries exist than were returned.
+    pub truncated: bool,
+}
+
+/// `POST …/fs/remove`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RemoveRequest {
+    /// File or directory to remove. A symlink is removed itself, not its target.
+    pub path: String,
+    /// Remove a non-empty directory with everything in it.
+    #[serde(default)]
+    pub recursive: bool,
+    /// A single-use grant from a `once` reply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<String>,
+}
+
+/// Answer to a [`RemoveRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RemoveResponse {
+    /// The path removed.
+    pub path: String,
+    /// `false` when there was nothing to remove.
+    pub removed: bool,
+}
+
+/// `POST …/fs/rename`: move a file or directory (both paths are checked).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RenameRequest {
+    /// Existing path.
+    pub from: String,
+    /// New path; missing parent directories are created.
+    pub to: String,
+    /// A single-use grant from a `once` reply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<String>,
+}
+
+/// Answer to a [`RenameRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RenameResponse {
+    /// Resolved old path.
+    pub from: String,
+    /// Resolved new path.
+    pub to: String,
+}
+
+/// `POST …/glob`: files under a directory whose path matches a glob, honouring `.gitignore`,
+/// `.ignore` and `.git/info/exclude` (also outside a git repository), newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GlobRequest {
+    /// Glob, gitignore-style: without a `/` it matches file names at any depth (`*.rs`), with one
+    /// it matches the path relative to `path` (`src/**/*.rs`).
+    pub pattern: String,
+    /// Directory to search (default: the workspace root).
+    #[serde(default)]
+    pub path: String,
+    /// Globs to leave out (same syntax); a matching directory is not entered.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignore: Vec<String>,
+    /// Paths to return at most (default [`limits::GLOB_DEFAULT`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+    /// Also match directories.
+    #[serde(default)]
+    pub include_dirs: bool,
+    /// A single-use grant from a `once` reply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<String>,
+}
+
+/// Answer to a [`GlobRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GlobResponse {
+    /// The resolved directory searched.
+    pub path: String,
+    /// Absolute paths, newest modification first.
+    pub files: Vec<String>,
+    /// More files matched than were returned (or the walk hit its bound).
+    pub truncated: bool,
+}
+
+/// `POST …/grep`: lines matching a regex (Rust `regex` syntax) in files under a directory,
+/// honouring ignore files like [`GlobRequest`]; binary files are skipped.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GrepRequest {
+    /// The regex.
+    pub pattern: String,
+    /// Directory or file to search (default: the workspace root).
+    #[serde(default)]
+    pub path: String,
+    /// Only files matching this glob (same syntax as [`GlobRequest::pattern`]), e.g. `*.{ts,tsx}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include: Option<String>,
+    /// Globs to leave out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignore: Vec<String>,
+    /// Case-insensitive match.
+    #[serde(default)]
+    pub case_insensitive: bool,
+    /// Matches to return at most (default [`limits::GREP_DEFAULT`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+    /// Characters of a line to return at most (default [`limits::GREP_LINE_CHARS`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_line_chars: Option<usize>,
+    /// A single-use grant from a `once` reply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<String>,
+}
+
+/// One matching line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GrepMatch {
+    /// Absolute path of the file.
+    pub path: String,
+    /// 1-based line number.
+    pub line: u64,
+    /// The line, without its line end, cut to `maxLineChars`.
+    pub text: String,
+}
+
+/// Answer to a [`GrepRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GrepResponse {
+    /// The resolved directory or file searched.
+    pub path: String,
+    /// Matches, files with the newest modification first, lines in file order.
+    pub matches: Vec<GrepMatch>,
+    /// More matches exist than were returned (or the search stopped at its bound).
+    pub truncated: bool,
+}
+
+/// `POST …/exec`: run `<shell> -c <command>` in a new process group. The answer is an NDJSON
+/// stream of [`ExecEvent`]s: `start`, then `stdout`/`stderr` chunks in arrival order, then `exit`.
+/// Closing the connection, the timeout or a cancel kills the whole process group (SIGTERM, then
+/// SIGKILL after a grace period). Background processes left when the shell exits normally are
+/// left running.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecRequest {
+    /// The command line, given to the shell as one argument.
+    pub command: String,
+    /// Working directory (default: the workspace root). Checked like any path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+    /// Extra environment variables, on top of the stub's environment.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// Shell to run (default `/bin/sh`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shell: Option<String>,
+    /// Timeout in ms (default [`limits::EXEC_DEFAULT_TIMEOUT_MS`], at most
+    /// [`limits::EXEC_MAX_TIMEOUT_MS`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// Other paths the command will touch (e.g. found by parsing it); checked like `cwd`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub paths: Vec<String>,
+    /// A single-use grant from a `once` reply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<String>,
+}
+
+/// One line of an exec stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum ExecEvent {
+    /// First line: the id to cancel with, and the shell's pid (= its process group id).
+    #[serde(rename_all = "camelCase")]
+    Start { exec_id: String, pid: u32 },
+    /// Output on stdout (UTF-8; invalid sequences replaced; a chunk never splits a character).
+    Stdout { data: String },
+    /// Output on stderr.
+    Stderr { data: String },
+    /// Last line. `code` is set when the shell exited, `signal` when a signal ended it.
+    #[serde(rename_all = "camelCase")]
+    Exit {
+        code: Option<i32>,
+        signal: Option<i32>,
+        timed_out: bool,
+        cancelled: bool,
+        duration_ms: u64,
+    },
+    /// Last line instead of `exit` when waiting for the command failed.
+    Error { message: String },
+}
+
+/// Answer to a cancel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CancelResponse {
+    /// The exec id.
+    pub exec_id: String,
+    /// `false` when it had already finished (or never existed).
+    pub cancelled: bool,
+}
+
+/// Error body of every non-2xx answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorDetail {
+    /// Machine-readable kind.
+    #[serde(rename = "type")]
+    pub kind: ErrorKind,
+    /// Human-readable text. Never contains the token.
+    pub message: String,
+    /// For [`ErrorKind::PermissionRequired`]: what to ask the user; reply with its `requestId`.
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub permission: Option<PermissionRequest>,
+}
+
+/// Kinds of [`ErrorDetail`], with their HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// 401: missing or wrong Bearer token.
+    Unauthorized,
+    /// 403: a path outside the root and the approvals; see [`ErrorDetail::permission`].
+    PermissionRequired,
+    /// 400: malformed request (bad JSON, bad regex or glob, bad workspace id, …).
+    BadRequest,
+    /// 404: unknown workspace.
+    UnknownWorkspace,
+    /// 404: unknown or expired permission request.
+    UnknownRequest,
+    /// 404: the file or directory does not exist.
+    NotFound,
+    /// 400: a directory where a file is needed.
+    IsDirectory,
+    /// 400: a file where a directory is needed.
+    NotDirectory,
+    /// 413: the file or body is larger than allowed.
+    TooLarge,
+    /// 404: no such route.
+    NoRoute,
+    /// 500: any other I/O error.
+    Io,
+}
+
+impl ErrorKind {
+    /// The HTTP status the stub answers with.
+    pub fn status(self) -> u16 {
+        match self {
+            ErrorKind::Unauthorized => 401,
+            ErrorKind::PermissionRequired => 403,
+            ErrorKind::BadRequest | ErrorKind::IsDirectory | ErrorKind::NotDirectory => 400,
+            ErrorKind::UnknownWorkspace
+            | ErrorKind::UnknownRequest
+            | ErrorKind::NotFound
+            | ErrorKind::NoRoute => 404,
+            ErrorKind::TooLarge => 413,
+            ErrorKind::Io => 500,
+        }
+    }
+}
+
+/// Whether `id` is a valid workspace id (it names files under the stub's state directory).
+pub fn is_valid_workspace_id(id: &str) -> bool {
+    (1..=128).contains(&id.len())
+        && !id.starts_with('.')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permission_error_should_be_flat_like_opencode_expects() {
+        let err = ApiError {
+            error: ErrorDetail {
+                kind: ErrorKind::PermissionRequired,
+                message: "outside".into(),
+                permission: Some(PermissionRequest {
+                    permission: PermissionKind::ExternalDirectory,
+                    request_id: "per_1".into(),
+                    workspace: "w".into(),
+                    operation: Operation::Read,
+                    path: "/etc/passwd".into(),
+                    paths: vec!["/etc/passwd".into()],
+                    patterns: vec!["/etc/*".into()],
+                    created_at: 1,
+                }),
+            },
+        };
+        let json = serde_json::to_value(&err).unwrap();
+        assert_eq!(json["error"]["type"], "permission_required");
+        assert_eq!(json["error"]["permission"], "external_directory");
+        assert_eq!(json["error"]["requestId"], "per_1");
+        assert_eq!(json["error"]["patterns"][0], "/etc/*");
+        let back: ApiError = serde_json::from_value(json).unwrap();
+        assert_eq!(back, err);
+    }
+
+    #[test]
+    fn plain_error_should_round_trip_without_permission() {
+        let json = r#"{"error":{"type":"not_found","message":"no such file"}}"#;
+        let err: ApiError = serde_json::from_str(json).unwrap();
+        assert_eq!(err.error.kind, ErrorKind::NotFound);
+        assert!(err.error.permission.is_none());
+        assert_eq!(serde_json::to_string(&err).unwrap(), json);
+    }
+
+    #[test]
+    fn exec_events_should_be_tagged_by_type() {
+        let exit = ExecEvent::Exit {
+            code: Some(7),
+            signal: None,
+            timed_out: false,
+            cancelled: false,
+            duration_ms: 3,
+        };
+        assert_eq!(
+            serde_json::to_string(&exit).unwrap(),
+            r#"{"type":"exit","code":7,"signal":null,"timedOut":false,"cancelled":false,"durationMs":3}"#
+        );
+        let start: ExecEvent =
+            serde_json::from_str(r#"{"type":"start","execId":"x","pid":5}"#).unwrap();
+        assert_eq!(
+            start,
+            ExecEvent::Start {
+                exec_id: "x".into(),
+                pid: 5
+            }
+        );
+    }
+
+    #[test]
+    fn requests_should_accept_minimal_json() {
+        let r: ReadRequest = serde_json::from_str(r#"{"path":"a"}"#).unwrap();
+        assert_eq!(r.mode, ReadMode::Text);
+        let g: GlobRequest = serde_json::from_str(r#"{"pattern":"*.rs"}"#).unwrap();
+        assert_eq!(g.path, "");
+        let e: ExecRequest = serde_json::from_str(r#"{"command":"ls"}"#).unwrap();
+        assert!(e.env.is_empty());
+    }
+
+    #[test]
+    fn workspace_id_should_reject_path_tricks() {
+        assert!(is_valid_workspace_id("wrk_01J.ab-c"));
+        for bad in ["", ".", "..", "a/b", ".hidden", "a b", &"x".repeat(129)] {
+            assert!(!is_valid_workspace_id(bad), "{bad:?}");
+        }
+    }
+}
