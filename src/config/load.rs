@@ -34,6 +34,15 @@ pub fn load_hosts(sources: &ConfigSources) -> Result<Hosts> {
     Ok(hosts)
 }
 
+/// Check every entry of a hosts file (or plugin options) the way loading would, without loading the rest.
+pub fn validate_hosts(
+    file: &Path,
+    hosts: &BTreeMap<String, HostSpec>,
+    providers: &BTreeMap<String, ProviderSpec>,
+) -> Result<()> {
+    merge(&mut Hosts::default(), file, hosts, providers, true)
+}
+
 /// `Ok(None)` when the file does not exist; an empty file is an empty hosts file.
 pub fn read_hosts_file(path: &Path) -> Result<Option<HostsFile>> {
     let text = match std::fs::read_to_string(path) {

@@ -12,12 +12,13 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 
 pub mod address;
+pub mod edit;
 mod entry;
 mod load;
 pub mod model;
 
 pub use entry::HostEntry;
-pub use load::{load_hosts, parse_hosts_text, read_hosts_file, INLINE_SOURCE};
+pub use load::{load_hosts, parse_hosts_text, read_hosts_file, validate_hosts, INLINE_SOURCE};
 pub use model::{HostKeyPolicy, HostsFile, Os, PluginOptions, ProviderSpec};
 
 /// Where hosts come from. Built by [`ConfigSources::from_env`] in production; tests build it directly.

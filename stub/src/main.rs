@@ -1,3 +1,445 @@
+//! `opencode-remote-stub`: the small static server opencode-remote runs on a remote host, one per
+//! remote user, serving every workspace of that user on `127.0.0.1`. See the protocol crate for
+//! the API.
+//!
+//! ```text
+//! opencode-remote-stub serve [--listen 127.0.0.1:0] [--home DIR] [--token-file FILE]
+//! opencode-remote-stub status [--home DIR]     exit 0: running and healthy; 90: not running
+//! opencode-remote-stub version
+//! ```
+
+mod error;
+mod exec;
+mod fsops;
+mod paths;
+mod search;
+mod server;
+mod state;
+mod util;
+
+use std::fs::{self, DirBuilder, OpenOptions};
+use std::future::IntoFuture;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use opencode_remote_protocol::{
+    paths as layout, routes, Health, StubInfo, BEARER_PREFIX, EXIT_ALREADY_RUNNING,
+    EXIT_NOT_RUNNING, MIN_TOKEN_LEN, PROTOCOL_VERSION,
+};
+use serde_json::json;
+
+use crate::util::{atomic_write, log, now_ms};
+
+/// The version `version` prints and health reports; embedded at build time.
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// Threads for blocking work (file operations, glob, grep); the server itself is one thread.
+const BLOCKING_THREADS: usize = 8;
+/// Idle blocking threads exit after this.
+const BLOCKING_KEEP_ALIVE: Duration = Duration::from_secs(10);
+/// `status`: how long to wait for the recorded stub's health answer.
+const STATUS_TIMEOUT: Duration = Duration::from_secs(3);
+
+const USAGE: &str = "usage:
+  opencode-remote-stub serve [--listen 127.0.0.1:0] [--home DIR] [--token-file FILE]
+  opencode-remote-stub status [--home DIR]
+  opencode-remote-stub version";
+
+#[derive(Debug, PartialEq)]
+enum Command {
+    Serve {
+        listen: SocketAddr,
+        home: PathBuf,
+        token_file: PathBuf,
+    },
+    Status {
+        home: PathBuf,
+    },
+    Version,
+}
+
 fn main() {
-    println!("{}", env!("CARGO_PKG_VERSION"));
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let code = match parse_args(&args).and_then(run) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("opencode-remote-stub: {e:#}");
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+fn default_home() -> Result<PathBuf> {
+    let home = std::env::var_os("HOME").context("HOME is not set; pass --home")?;
+    Ok(PathBuf::from(home).join(layout::HOME_DIR))
+}
+
+fn parse_args(args: &[String]) -> Result<Command> {
+    let Some(sub) = args.first() else {
+        bail!("{USAGE}");
+    };
+    let mut listen = "127.0.0.1:0".to_string();
+    let mut home = None;
+    let mut token_file = None;
+    let mut rest = args[1..].iter();
+    while let Some(flag) = rest.next() {
+        let mut value = || {
+            rest.next()
+                .cloned()
+                .with_context(|| format!("{flag} needs a value"))
+        };
+        match flag.as_str() {
+            "--listen" if sub == "serve" => listen = value()?,
+            "--token-file" if sub == "serve" => token_file = Some(PathBuf::from(value()?)),
+            "--home" => home = Some(PathBuf::from(value()?)),
+            _ => bail!("unknown argument {flag:?}\n{USAGE}"),
+        }
+    }
+    let home = match home {
+        Some(h) => h,
+        None if sub == "version" => PathBuf::new(),
+        None => default_home()?,
+    };
+    match sub.as_str() {
+        "serve" => {
+            let listen: SocketAddr = listen
+                .parse()
+                .with_context(|| format!("--listen {listen:?} is not an IP:port"))?;
+            if !listen.ip().is_loopback() {
+                bail!("refusing to listen on {listen}: only loopback addresses are allowed");
+            }
+            Ok(Command::Serve {
+                listen,
+                token_file: token_file.unwrap_or_else(|| home.join(layout::TOKEN_FILE)),
+                home,
+            })
+        }
+        "status" => Ok(Command::Status { home }),
+        "version" | "--version" => Ok(Command::Version),
+        "help" | "--help" | "-h" => {
+            println!("{USAGE}");
+            std::process::exit(0);
+        }
+        other => bail!("unknown command {other:?}\n{USAGE}"),
+    }
+}
+
+fn run(cmd: Command) -> Result<i32> {
+    match cmd {
+        Command::Version => {
+            println!("{VERSION}");
+            Ok(0)
+        }
+        Command::Status { home } => status(&home),
+        Command::Serve {
+            listen,
+            home,
+            token_file,
+        } => serve(listen, &home, &token_file),
+    }
+}
+
+/// Reads the token file: it must not be readable by group or others, and is trimmed. Errors never
+/// contain the token.
+fn read_token(path: &Path) -> Result<Vec<u8>> {
+    let meta = fs::metadata(path).with_context(|| format!("token file {}", path.display()))?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        bail!(
+            "token file {} is accessible by group or others; chmod 600 it",
+            path.display()
+        );
+    }
+    let raw = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let token = raw.trim_ascii().to_vec();
+    if token.len() < MIN_TOKEN_LEN || !token.iter().all(|b| b.is_ascii_graphic()) {
+        bail!(
+            "token file {} must hold one token of at least {MIN_TOKEN_LEN} printable characters",
+            path.display()
+        );
+    }
+    Ok(token)
+}
+
+fn make_dirs(home: &Path) -> Result<()> {
+    let mut builder = DirBuilder::new();
+    builder.recursive(true).mode(0o700);
+    for dir in std::iter::once("").chain(layout::ALL_DIRS) {
+        let path = home.join(dir);
+        builder
+            .create(&path)
+            .with_context(|| format!("creating {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Takes the home's lock (held until the process exits): a second stub on the same home would
+/// race the first over the state files. `None` when another stub holds it.
+fn lock_home(home: &Path) -> Result<Option<fs::File>> {
+    let path = home.join(layout::LOCK_FILE);
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    // SAFETY: flock on a descriptor we own; no memory is involved.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        return Ok(None);
+    }
+    Ok(Some(file))
+}
+
+fn serve(listen: SocketAddr, home: &Path, token_file: &Path) -> Result<i32> {
+    make_dirs(home)?;
+    let Some(_lock) = lock_home(home)? else {
+        let info = fs::read_to_string(home.join(layout::INFO_FILE)).unwrap_or_default();
+        eprintln!(
+            "opencode-remote-stub: another stub already serves {}: {}",
+            home.display(),
+            info.trim()
+        );
+        return Ok(EXIT_ALREADY_RUNNING);
+    };
+    let token = read_token(token_file)?;
+    util::init_log(&home.join(layout::LOG_FILE)).context("opening the log file")?;
+    cleanup_old_binaries(home);
+    let started_at = now_ms();
+    let app = Arc::new(server::App {
+        token,
+        state: state::State::load(home, std::env::var_os("HOME").map(PathBuf::from)),
+        execs: Arc::default(),
+        started_at,
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(BLOCKING_THREADS)
+        .thread_keep_alive(BLOCKING_KEEP_ALIVE)
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("listening on {listen}"))?;
+        let port = listener.local_addr()?.port();
+        let info = StubInfo {
+            pid: std::process::id(),
+            port,
+            version: VERSION.to_string(),
+            protocol: PROTOCOL_VERSION,
+            started_at,
+        };
+        let info_json = serde_json::to_string(&info)?;
+        let info_file = home.join(layout::INFO_FILE);
+        atomic_write(&info_file, info_json.as_bytes(), Some(0o600))
+            .with_context(|| format!("writing {}", info_file.display()))?;
+        let mut stdout = std::io::stdout();
+        let _ = writeln!(stdout, "{info_json}");
+        let _ = stdout.flush();
+        log(
+            "info",
+            "listening",
+            json!({ "port": port, "pid": info.pid, "version": VERSION, "workspaces": app.state.count() }),
+        );
+        tokio::select! {
+            r = axum::serve(listener, server::router(app.clone())).into_future() => {
+                r.context("serving")?;
+            }
+            signal = shutdown_signal() => {
+                log("info", "stopping", json!({ "signal": signal }));
+            }
+        }
+        let running = app.execs.cancel_all(None);
+        let deadline = tokio::time::Instant::now() + exec::KILL_GRACE + Duration::from_secs(1);
+        while app.execs.count() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Only remove the address file if it is still ours.
+        if fs::read_to_string(&info_file).ok().as_deref() == Some(info_json.as_str()) {
+            let _ = fs::remove_file(&info_file);
+        }
+        log("info", "stopped", json!({ "cancelledCommands": running }));
+        anyhow::Ok(())
+    })?;
+    Ok(0)
+}
+
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
+        return std::future::pending::<&'static str>().await;
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => return "SIGTERM",
+            _ = int.recv() => return "SIGINT",
+            // Started from an SSH session, the stub must outlive it.
+            _ = hup.recv() => continue,
+        }
+    }
+}
+
+/// `status`: 0 and the health JSON on stdout when the stub recorded in `run/stub.json` answers
+/// health; [`EXIT_NOT_RUNNING`] when there is none or it does not answer; 1 when it answers but
+/// refuses our token.
+fn status(home: &Path) -> Result<i32> {
+    let not_running = |why: String| {
+        eprintln!("opencode-remote-stub: not running: {why}");
+        Ok(EXIT_NOT_RUNNING)
+    };
+    let info: StubInfo = match fs::read(home.join(layout::INFO_FILE)) {
+        Ok(bytes) => match serde_json::from_slice(&bytes) {
+            Ok(info) => info,
+            Err(e) => return not_running(format!("unreadable {}: {e}", layout::INFO_FILE)),
+        },
+        Err(_) => return not_running(format!("no {}", layout::INFO_FILE)),
+    };
+    // SAFETY: kill with signal 0 only checks that the process exists.
+    if info.pid == 0 || unsafe { libc::kill(info.pid as i32, 0) } != 0 {
+        let errno = std::io::Error::last_os_error().raw_os_error();
+        if errno != Some(libc::EPERM) {
+            return not_running(format!("process {} is gone", info.pid));
+        }
+    }
+    let token = read_token(&home.join(layout::TOKEN_FILE))?;
+    let (code, body) = match http_get(info.port, routes::HEALTH, &token) {
+        Ok(r) => r,
+        Err(e) => return not_running(format!("port {} does not answer: {e:#}", info.port)),
+    };
+    match code {
+        200 => {
+            let health: Health = serde_json::from_slice(&body).context("bad health answer")?;
+            if health.pid != info.pid {
+                return not_running(format!(
+                    "port {} is served by another process ({})",
+                    info.port, health.pid
+                ));
+            }
+            println!("{}", String::from_utf8_lossy(&body));
+            Ok(0)
+        }
+        401 => bail!(
+            "the stub on port {} refuses the token in {}",
+            info.port,
+            layout::TOKEN_FILE
+        ),
+        other => not_running(format!("health answered HTTP {other}")),
+    }
+}
+
+/// A minimal HTTP/1.1 GET to 127.0.0.1, enough for `status`.
+fn http_get(port: u16, path: &str, token: &[u8]) -> Result<(u16, Vec<u8>)> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut stream = TcpStream::connect_timeout(&addr, STATUS_TIMEOUT)?;
+    stream.set_read_timeout(Some(STATUS_TIMEOUT))?;
+    stream.set_write_timeout(Some(STATUS_TIMEOUT))?;
+    let mut request = format!(
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nAuthorization: {BEARER_PREFIX}"
+    )
+    .into_bytes();
+    request.extend_from_slice(token);
+    request.extend_from_slice(b"\r\n\r\n");
+    stream.write_all(&request)?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response)?;
+    let head_end = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .context("incomplete HTTP answer")?;
+    let head = String::from_utf8_lossy(&response[..head_end]);
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .context("bad HTTP status line")?;
+    Ok((code, response[head_end + 4..].to_vec()))
+}
+
+fn parse_version(v: &str) -> Option<Vec<u64>> {
+    v.split('.').map(|p| p.parse().ok()).collect()
+}
+
+/// Deletes `bin/<version>/` directories of versions older than this one that no running process
+/// executes (checked through `/proc/*/exe`). Best effort.
+fn cleanup_old_binaries(home: &Path) {
+    let Some(ours) = parse_version(VERSION) else {
+        return;
+    };
+    let Ok(dir) = fs::read_dir(home.join(layout::BIN_DIR)) else {
+        return;
+    };
+    let old: Vec<PathBuf> = dir
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter(|e| parse_version(&e.file_name().to_string_lossy()).is_some_and(|v| v < ours))
+        .map(|e| e.path())
+        .collect();
+    if old.is_empty() {
+        return;
+    }
+    let running: Vec<PathBuf> = fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| fs::read_link(e.path().join("exe")).ok())
+        .collect();
+    for dir in old {
+        if running.iter().any(|exe| exe.starts_with(&dir)) {
+            continue;
+        }
+        let removed = fs::remove_dir_all(&dir).is_ok();
+        log(
+            "info",
+            "removed old stub version",
+            json!({ "dir": dir, "ok": removed }),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn serve_should_refuse_non_loopback_listen() {
+        let err = parse_args(&args(&["serve", "--listen", "0.0.0.0:1", "--home", "/h"]));
+        assert!(format!("{:#}", err.unwrap_err()).contains("only loopback"));
+        let ok = parse_args(&args(&["serve", "--listen", "[::1]:0", "--home", "/h"])).unwrap();
+        assert_eq!(
+            ok,
+            Command::Serve {
+                listen: "[::1]:0".parse().unwrap(),
+                home: "/h".into(),
+                token_file: "/h/run/stub.token".into(),
+            }
+        );
+    }
+
+    #[test]
+    fn parse_args_should_reject_unknown_flags() {
+        assert!(parse_args(&args(&["serve", "--bogus"])).is_err());
+        assert!(parse_args(&args(&["status", "--listen", "x"])).is_err());
+        assert_eq!(parse_args(&args(&["version"])).unwrap(), Command::Version);
+    }
+
+    #[test]
+    fn versions_should_compare_numerically() {
+        assert!(parse_version("0.9.0") < parse_version("0.10.0"));
+        assert_eq!(parse_version("1.2.x"), None);
+    }
 }

@@ -1,0 +1,312 @@
+//! Editing config files the way a careful person would: comments and formatting kept (a concrete syntax
+//! tree, not a re-serialization), the result validated before it is written, a timestamped backup of the
+//! old file, and an atomic replace (temp file in the same directory, fsync, rename), so a crash at any
+//! moment leaves either the old file or the new one.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use jsonc_parser::cst::{CstInputValue, CstObject, CstRootNode};
+use jsonc_parser::ParseOptions;
+use serde_json::Value;
+
+use super::{parse_hosts_text, validate_hosts, PluginOptions};
+use crate::error::{Error, Result};
+
+/// Where hosts live in a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section<'a> {
+    /// `hosts.json(c)`: the top-level `hosts` object.
+    HostsFile,
+    /// `opencode.json(c)`: the `hosts` object of the plugin's options (`"plugin": [["<package>", {…}]]`).
+    PluginOptions { package: &'a str },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EditOutcome {
+    pub file: PathBuf,
+    /// The copy of the previous contents, when there was a file before.
+    pub backup: Option<PathBuf>,
+    pub changed: bool,
+}
+
+/// Add or replace host `name` with `entry` (a string address or an object).
+pub fn set_host(
+    file: &Path,
+    section: Section<'_>,
+    name: &str,
+    entry: &Value,
+) -> Result<EditOutcome> {
+    edit(file, section, |hosts| {
+        match hosts.get(name) {
+            Some(prop) => prop.set_value(to_cst(entry)),
+            None => {
+                hosts.append(name, to_cst(entry));
+            }
+        }
+        true
+    })
+}
+
+/// Remove host `name`; `changed` is false when it was not there.
+pub fn remove_host(file: &Path, section: Section<'_>, name: &str) -> Result<EditOutcome> {
+    edit(file, section, |hosts| match hosts.get(name) {
+        Some(prop) => {
+            prop.remove();
+            true
+        }
+        None => false,
+    })
+}
+
+fn edit(
+    file: &Path,
+    section: Section<'_>,
+    change: impl FnOnce(&CstObject) -> bool,
+) -> Result<EditOutcome> {
+    let existed = file.exists();
+    let original = if existed {
+        std::fs::read_to_string(file)
+            .map_err(|e| Error::io(format!("reading {}", file.display()), e))?
+    } else {
+        String::new()
+    };
+    let root = CstRootNode::parse(
+        if existed { &original } else { "{}\n" },
+        &ParseOptions::default(),
+    )
+    .map_err(|e| {
+        invalid(
+            file,
+            "(file)",
+            &e.to_string(),
+            "Fix the syntax error first.",
+        )
+    })?;
+    let Some(hosts) = hosts_object(&root, section) else {
+        return Err(invalid(
+            file,
+            "plugin",
+            "the file is not a JSON object",
+            "Make the top level an object.",
+        ));
+    };
+    if !change(&hosts) {
+        return Ok(EditOutcome {
+            file: file.to_path_buf(),
+            backup: None,
+            changed: false,
+        });
+    }
+    let text = root.to_string();
+    validate(file, section, &text)?;
+    let backup = if existed {
+        Some(backup(file, &original)?)
+    } else {
+        None
+    };
+    write_atomically(file, text.as_bytes())?;
+    Ok(EditOutcome {
+        file: file.to_path_buf(),
+        backup,
+        changed: true,
+    })
+}
+
+/// The `hosts` object of `section`, created when missing.
+fn hosts_object(root: &CstRootNode, section: Section<'_>) -> Option<CstObject> {
+    let top = root.object_value_or_set();
+    match section {
+        Section::HostsFile => Some(top.object_value_or_set("hosts")),
+        Section::PluginOptions { package } => {
+            let plugins = top.array_value_or_set("plugin");
+            let entry = plugins
+                .elements()
+                .into_iter()
+                .find(|element| plugin_spec(element).is_some_and(|s| names_package(&s, package)));
+            let options = match entry {
+                // `["opencode-remote", {…}]`: use its options object.
+                Some(element) if element.as_array().is_some() => {
+                    let tuple = element.as_array()?;
+                    match tuple.elements().get(1).and_then(|o| o.as_object()) {
+                        Some(options) => options,
+                        None => tuple
+                            .append(CstInputValue::Object(Vec::new()))
+                            .as_object()?,
+                    }
+                }
+                // `"opencode-remote"`: becomes `["opencode-remote", {}]`.
+                Some(element) => {
+                    let spec = plugin_spec(&element)?;
+                    let index = element.element_index()?;
+                    element.remove();
+                    let tuple = plugins.insert(
+                        index,
+                        CstInputValue::Array(vec![spec.into(), CstInputValue::Object(Vec::new())]),
+                    );
+                    tuple.as_array()?.elements().get(1)?.as_object()?
+                }
+                None => {
+                    let tuple = plugins.append(CstInputValue::Array(vec![
+                        package.into(),
+                        CstInputValue::Object(Vec::new()),
+                    ]));
+                    tuple.as_array()?.elements().get(1)?.as_object()?
+                }
+            };
+            Some(options.object_value_or_set("hosts"))
+        }
+    }
+}
+
+/// The package spec of a `plugin` array element (a string, or the first item of a tuple).
+fn plugin_spec(element: &jsonc_parser::cst::CstNode) -> Option<String> {
+    let node = match element.as_array() {
+        Some(tuple) => tuple.elements().into_iter().next()?,
+        None => element.clone(),
+    };
+    node.as_string_lit()?.decoded_value().ok()
+}
+
+/// `opencode-remote`, `opencode-remote@1.2.3`, or a path/URL ending in the package directory.
+fn names_package(spec: &str, package: &str) -> bool {
+    let bare = spec
+        .rsplit_once('@')
+        .filter(|(name, _)| !name.is_empty())
+        .map_or(spec, |(name, _)| name);
+    bare == package || spec.trim_end_matches('/').ends_with(&format!("/{package}"))
+}
+
+fn validate(file: &Path, section: Section<'_>, text: &str) -> Result<()> {
+    match section {
+        Section::HostsFile => {
+            let parsed = parse_hosts_text(file, text)?;
+            validate_hosts(file, &parsed.hosts, &parsed.providers)
+        }
+        Section::PluginOptions { package } => {
+            let value: Value = jsonc_parser::parse_to_serde_value(text, &ParseOptions::default())
+                .map_err(|e| {
+                invalid(
+                    file,
+                    "(file)",
+                    &e.to_string(),
+                    "Fix the syntax error first.",
+                )
+            })?;
+            let entries = value
+                .get("plugin")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            for entry in entries {
+                let is_ours = entry
+                    .get(0)
+                    .and_then(Value::as_str)
+                    .is_some_and(|s| names_package(s, package));
+                if let (true, Some(options)) = (is_ours, entry.get(1)) {
+                    let options = serde_json::from_value::<PluginOptions>(options.clone())
+                        .map_err(|e| {
+                            invalid(
+                                file,
+                                "plugin options",
+                                &e.to_string(),
+                                "Check the host entry.",
+                            )
+                        })?;
+                    validate_hosts(file, &options.hosts, &options.providers)?;
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn invalid(file: &Path, field: &str, problem: &str, fix: &str) -> Error {
+    Error::Config {
+        file: file.to_path_buf(),
+        field: field.into(),
+        problem: problem.into(),
+        fix: fix.into(),
+    }
+}
+
+fn backup(file: &Path, original: &str) -> Result<PathBuf> {
+    let stamp = chrono::Local::now().format("%Y%m%dT%H%M%S%.3f");
+    let mut name = file.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".bak-{stamp}"));
+    let path = file.with_file_name(name);
+    write_file(&path, original.as_bytes(), mode_of(file))?;
+    Ok(path)
+}
+
+/// Set by crash tests only: pause after the new contents are durable and before they replace the old,
+/// so a test can kill the process exactly there.
+const PAUSE_BEFORE_RENAME_ENV: &str = "OPENCODE_REMOTE_TEST_PAUSE_BEFORE_RENAME_MS";
+
+fn write_atomically(file: &Path, data: &[u8]) -> Result<()> {
+    if let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| Error::io(format!("creating {}", parent.display()), e))?;
+    }
+    let mut temp_name = std::ffi::OsString::from(".");
+    temp_name.push(file.file_name().unwrap_or_default());
+    temp_name.push(format!(".tmp-{:016x}", rand::random::<u64>()));
+    let temp = file.with_file_name(temp_name);
+    write_file(&temp, data, mode_of(file))?;
+    if let Some(ms) = std::env::var(PAUSE_BEFORE_RENAME_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
+    std::fs::rename(&temp, file).map_err(|e| {
+        let _ = std::fs::remove_file(&temp);
+        Error::io(format!("replacing {}", file.display()), e)
+    })
+}
+
+fn write_file(path: &Path, data: &[u8], mode: Option<u32>) -> Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode.unwrap_or(0o644));
+    let mut handle = options
+        .open(path)
+        .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+    handle
+        .write_all(data)
+        .and_then(|_| handle.sync_all())
+        .map_err(|e| Error::io(format!("writing {}", path.display()), e))
+}
+
+fn mode_of(file: &Path) -> Option<u32> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(file)
+            .ok()
+            .map(|m| m.permissions().mode() & 0o7777)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = file;
+        None
+    }
+}
+
+fn to_cst(value: &Value) -> CstInputValue {
+    match value {
+        Value::Null => CstInputValue::Null,
+        Value::Bool(b) => CstInputValue::Bool(*b),
+        Value::Number(n) => CstInputValue::Number(n.to_string()),
+        Value::String(s) => CstInputValue::String(s.clone()),
+        Value::Array(items) => CstInputValue::Array(items.iter().map(to_cst).collect()),
+        Value::Object(map) => {
+            CstInputValue::Object(map.iter().map(|(k, v)| (k.clone(), to_cst(v))).collect())
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "edit/tests.rs"]
+mod tests;

@@ -1,0 +1,397 @@
+//! File operations. Each resolves and authorizes its paths first, then works on the resolved
+//! paths only. All of them block; the server runs them on tokio's blocking pool.
+
+use std::fs::{self, File};
+use std::io::{self, BufRead, BufReader, Read};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use base64::Engine as _;
+use opencode_remote_protocol::{
+    limits, DirEntry, ErrorKind, FileKind, ListRequest, ListResponse, Operation, ReadMode,
+    ReadRequest, ReadResponse, RemoveRequest, RemoveResponse, RenameRequest, RenameResponse,
+    StatRequest, StatResponse, WriteRequest, WriteResponse,
+};
+
+use crate::error::ApiErr;
+use crate::state::{State, Target, Use};
+use crate::util::{atomic_write, time_ms};
+
+/// Bytes looked at to decide that a file is binary (a NUL among them), like ripgrep and git.
+pub const BINARY_SNIFF_BYTES: usize = 8 * 1024;
+/// Bytes of one line kept in memory at most; the rest of a longer line is skipped.
+pub const MAX_LINE_BYTES: usize = 1024 * 1024;
+
+fn display(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+pub fn kind_of(ft: fs::FileType) -> FileKind {
+    if ft.is_symlink() {
+        FileKind::Symlink
+    } else if ft.is_dir() {
+        FileKind::Dir
+    } else if ft.is_file() {
+        FileKind::File
+    } else {
+        FileKind::Other
+    }
+}
+
+/// Whether the start of a file has a NUL byte. Leaves the reader at its start.
+pub fn looks_binary(reader: &mut BufReader<File>) -> io::Result<bool> {
+    let buf = reader.fill_buf()?;
+    let n = buf.len().min(BINARY_SNIFF_BYTES);
+    Ok(buf[..n].contains(&0))
+}
+
+/// Reads one line into `line` (without `\n` or `\r\n`), keeping at most `cap` bytes of it and
+/// skipping the rest. Returns `false` at end of file.
+pub fn read_line_capped(
+    reader: &mut impl BufRead,
+    line: &mut Vec<u8>,
+    cap: usize,
+) -> io::Result<bool> {
+    line.clear();
+    let mut any = false;
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            break;
+        }
+        any = true;
+        let (chunk, done) = match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => (&buf[..i], Some(i + 1)),
+            None => (buf, None),
+        };
+        let room = cap.saturating_sub(line.len());
+        line.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        let used = done.unwrap_or(buf.len());
+        reader.consume(used);
+        if done.is_some() {
+            break;
+        }
+    }
+    if line.last() == Some(&b'\r') {
+        line.pop();
+    }
+    Ok(any)
+}
+
+/// Cuts `text` to at most `max` characters.
+pub fn cut_chars(mut text: String, max: usize) -> String {
+    if let Some((i, _)) = text.char_indices().nth(max) {
+        text.truncate(i);
+    }
+    text
+}
+
+pub fn read(state: &State, ws: &str, req: ReadRequest) -> Result<ReadResponse, ApiErr> {
+    let path = state
+        .authorize(
+            ws,
+            Operation::Read,
+            &[Target::new(&req.path, Use::File)],
+            req.grant.as_deref(),
+        )?
+        .remove(0);
+    let file = File::open(&path).map_err(|e| ApiErr::io(e, "opening the file"))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| ApiErr::io(e, "reading metadata"))?;
+    if meta.is_dir() {
+        return Err(ApiErr::new(
+            ErrorKind::IsDirectory,
+            format!("{} is a directory", path.display()),
+        ));
+    }
+    let mut out = ReadResponse {
+        path: display(&path),
+        size: meta.len(),
+        mtime_ms: time_ms(meta.modified()),
+        binary: false,
+        lines: Vec::new(),
+        offset: 0,
+        total_lines: 0,
+        truncated: false,
+        base64: None,
+    };
+    let mut reader = BufReader::with_capacity(64 * 1024, file);
+    if req.mode == ReadMode::Bytes {
+        let cap = req
+            .max_bytes
+            .unwrap_or(limits::MAX_FILE_BYTES)
+            .min(limits::MAX_FILE_BYTES);
+        if meta.len() > cap {
+            return Err(ApiErr::new(
+                ErrorKind::TooLarge,
+                format!("file is {} bytes, more than {cap}", meta.len()),
+            ));
+        }
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        reader
+            .take(cap + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| ApiErr::io(e, "reading the file"))?;
+        if bytes.len() as u64 > cap {
+            return Err(ApiErr::new(ErrorKind::TooLarge, "file grew past the limit"));
+        }
+        out.base64 = Some(base64::engine::general_purpose::STANDARD.encode(&bytes));
+        return Ok(out);
+    }
+    if looks_binary(&mut reader).map_err(|e| ApiErr::io(e, "reading the file"))? {
+        out.binary = true;
+        return Ok(out);
+    }
+    let offset = req.offset.unwrap_or(0);
+    let limit = req.limit.unwrap_or(limits::READ_DEFAULT_LINES);
+    let max_bytes = req.max_bytes.unwrap_or(limits::READ_DEFAULT_MAX_BYTES);
+    let line_cap = req
+        .max_line_chars
+        .map(|c| c.saturating_mul(4))
+        .unwrap_or(MAX_LINE_BYTES)
+        .min(MAX_LINE_BYTES);
+    out.offset = offset;
+    let mut line = Vec::new();
+    let mut index = 0u64;
+    let mut bytes = 0u64;
+    while read_line_capped(&mut reader, &mut line, line_cap)
+        .map_err(|e| ApiErr::io(e, "reading the file"))?
+    {
+        if index >= offset && !out.truncated {
+            let mut text = String::from_utf8_lossy(&line).into_owned();
+            if let Some(max) = req.max_line_chars {
+                text = cut_chars(text, max);
+            }
+            if out.lines.len() as u64 >= limit
+                || (!out.lines.is_empty() && bytes + text.len() as u64 > max_bytes)
+            {
+                out.truncated = true;
+            } else {
+                bytes += text.len() as u64 + 1;
+                out.lines.push(text);
+            }
+        }
+        index += 1;
+    }
+    out.total_lines = index;
+    Ok(out)
+}
+
+pub fn write(state: &State, ws: &str, req: WriteRequest) -> Result<WriteResponse, ApiErr> {
+    let data = match (req.content, req.base64) {
+        (Some(text), None) => text.into_bytes(),
+        (None, Some(b64)) => base64::engine::general_purpose::STANDARD
+            .decode(b64.as_bytes())
+            .map_err(|e| ApiErr::new(ErrorKind::BadRequest, format!("bad base64: {e}")))?,
+        _ => {
+            return Err(ApiErr::new(
+                ErrorKind::BadRequest,
+                "give exactly one of content and base64",
+            ))
+        }
+    };
+    let path = state
+        .authorize(
+            ws,
+            Operation::Write,
+            &[Target::new(&req.path, Use::File)],
+            req.grant.as_deref(),
+        )?
+        .remove(0);
+    let existing = match fs::metadata(&path) {
+        Ok(m) if m.is_dir() => {
+            return Err(ApiErr::new(
+                ErrorKind::IsDirectory,
+                format!("{} is a directory", path.display()),
+            ))
+        }
+        Ok(m) => Some(m),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(ApiErr::io(e, "looking at the file")),
+    };
+    if let Some(parent) = path.parent() {
+        if req.create_dirs.unwrap_or(true) {
+            fs::create_dir_all(parent).map_err(|e| ApiErr::io(e, "creating directories"))?;
+        }
+    }
+    let mode = match &existing {
+        Some(m) => Some(m.permissions().mode() & 0o7777),
+        None => req.mode,
+    };
+    atomic_write(&path, &data, mode).map_err(|e| ApiErr::io(e, "writing the file"))?;
+    Ok(WriteResponse {
+        path: display(&path),
+        size: data.len() as u64,
+        created: existing.is_none(),
+    })
+}
+
+pub fn stat(state: &State, ws: &str, req: StatRequest) -> Result<StatResponse, ApiErr> {
+    let path = state
+        .authorize(
+            ws,
+            Operation::Stat,
+            &[Target::new(&req.path, Use::Any)],
+            req.grant.as_deref(),
+        )?
+        .remove(0);
+    match fs::metadata(&path) {
+        Ok(m) => Ok(StatResponse {
+            path: display(&path),
+            exists: true,
+            kind: Some(kind_of(m.file_type())),
+            size: m.len(),
+            mode: m.permissions().mode() & 0o7777,
+            mtime_ms: time_ms(m.modified()),
+        }),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+            ) =>
+        {
+            Ok(StatResponse {
+                path: display(&path),
+                exists: false,
+                kind: None,
+                size: 0,
+                mode: 0,
+                mtime_ms: 0,
+            })
+        }
+        Err(e) => Err(ApiErr::io(e, "looking at the path")),
+    }
+}
+
+pub fn list(state: &State, ws: &str, req: ListRequest) -> Result<ListResponse, ApiErr> {
+    let path = state
+        .authorize(
+            ws,
+            Operation::List,
+            &[Target::new(&req.path, Use::Dir)],
+            req.grant.as_deref(),
+        )?
+        .remove(0);
+    let limit = req
+        .limit
+        .unwrap_or(limits::LIST_DEFAULT)
+        .min(limits::LIST_MAX);
+    let dir = fs::read_dir(&path).map_err(|e| ApiErr::io(e, "listing the directory"))?;
+    let mut entries = Vec::new();
+    for entry in dir {
+        let entry = entry.map_err(|e| ApiErr::io(e, "listing the directory"))?;
+        let meta = match entry.metadata() {
+            Ok(m) => m,
+            Err(_) => continue, // removed meanwhile
+        };
+        entries.push(DirEntry {
+            name: entry.file_name().to_string_lossy().into_owned(),
+            kind: kind_of(meta.file_type()),
+            size: meta.len(),
+            mtime_ms: time_ms(meta.modified()),
+        });
+    }
+    entries.sort_by(|a, b| a.name.cmp(&b.name));
+    let truncated = entries.len() > limit;
+    entries.truncate(limit);
+    Ok(ListResponse {
+        path: display(&path),
+        entries,
+        truncated,
+    })
+}
+
+pub fn remove(state: &State, ws: &str, req: RemoveRequest) -> Result<RemoveResponse, ApiErr> {
+    let path = state
+        .authorize(
+            ws,
+            Operation::Remove,
+            &[Target::new(&req.path, Use::Entry)],
+            req.grant.as_deref(),
+        )?
+        .remove(0);
+    if path == state.root(ws)? {
+        return Err(ApiErr::new(
+            ErrorKind::BadRequest,
+            "refusing to remove the workspace root",
+        ));
+    }
+    let meta = match fs::symlink_metadata(&path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Ok(RemoveResponse {
+                path: display(&path),
+                removed: false,
+            })
+        }
+        Err(e) => return Err(ApiErr::io(e, "looking at the path")),
+    };
+    let result = if meta.is_dir() {
+        if req.recursive {
+            fs::remove_dir_all(&path)
+        } else {
+            fs::remove_dir(&path)
+        }
+    } else {
+        fs::remove_file(&path)
+    };
+    result.map_err(|e| ApiErr::io(e, "removing"))?;
+    Ok(RemoveResponse {
+        path: display(&path),
+        removed: true,
+    })
+}
+
+pub fn rename(state: &State, ws: &str, req: RenameRequest) -> Result<RenameResponse, ApiErr> {
+    let paths = state.authorize(
+        ws,
+        Operation::Rename,
+        &[
+            Target::new(&req.from, Use::Entry),
+            Target::new(&req.to, Use::Entry),
+        ],
+        req.grant.as_deref(),
+    )?;
+    let (from, to) = (&paths[0], &paths[1]);
+    if from == &state.root(ws)? {
+        return Err(ApiErr::new(
+            ErrorKind::BadRequest,
+            "refusing to move the workspace root",
+        ));
+    }
+    fs::symlink_metadata(from).map_err(|e| ApiErr::io(e, "looking at the source"))?;
+    if let Some(parent) = to.parent() {
+        fs::create_dir_all(parent).map_err(|e| ApiErr::io(e, "creating directories"))?;
+    }
+    fs::rename(from, to).map_err(|e| ApiErr::io(e, "renaming"))?;
+    Ok(RenameResponse {
+        from: display(from),
+        to: display(to),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Cursor;
+
+    #[test]
+    fn read_line_capped_should_split_lines_and_cap_long_ones() {
+        let mut r = Cursor::new(b"one\r\ntwo-long-line\nthree".to_vec());
+        let mut line = Vec::new();
+        assert!(read_line_capped(&mut r, &mut line, 100).unwrap());
+        assert_eq!(line, b"one");
+        assert!(read_line_capped(&mut r, &mut line, 3).unwrap());
+        assert_eq!(line, b"two");
+        assert!(read_line_capped(&mut r, &mut line, 100).unwrap());
+        assert_eq!(line, b"three");
+        assert!(!read_line_capped(&mut r, &mut line, 100).unwrap());
+    }
+
+    #[test]
+    fn cut_chars_should_respect_char_boundaries() {
+        assert_eq!(cut_chars("héllo".into(), 2), "hé");
+        assert_eq!(cut_chars("hi".into(), 5), "hi");
+    }
+}

@@ -1,0 +1,271 @@
+//! glob and grep over a directory tree, honouring ignore files the way ripgrep (and so OpenCode's
+//! own glob and grep tools) does: `.gitignore` inside a git repository, `.git/info/exclude`, the
+//! global git excludes file, and `.ignore` files anywhere. Hidden files are searched, `.git` is
+//! not, and symlinks are not followed (a followed link could lead outside the checked directory).
+//! Output is bounded: a result limit, a cap on collected grep matches and on visited entries.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use globset::{GlobBuilder, GlobMatcher};
+use ignore::WalkBuilder;
+use opencode_remote_protocol::{
+    limits, ErrorKind, GlobRequest, GlobResponse, GrepMatch, GrepRequest, GrepResponse, Operation,
+};
+
+use crate::error::ApiErr;
+use crate::fsops::{cut_chars, looks_binary, read_line_capped, MAX_LINE_BYTES};
+use crate::state::{State, Target, Use};
+use crate::util::time_ms;
+
+/// A glob with gitignore-style anchoring, as ripgrep's `--glob`: a pattern without `/` matches
+/// the file name at any depth, one with `/` matches the whole path relative to the search root.
+/// `*` never crosses `/`; `**` does.
+pub struct PathGlob {
+    matcher: GlobMatcher,
+    name_only: bool,
+}
+
+impl PathGlob {
+    pub fn new(pattern: &str) -> Result<PathGlob, ApiErr> {
+        let trimmed = pattern.trim_start_matches("./");
+        let anchored = trimmed.strip_prefix('/').unwrap_or(trimmed);
+        let anchored = anchored.strip_suffix('/').unwrap_or(anchored);
+        let name_only = !trimmed.trim_end_matches('/').contains('/');
+        let glob = GlobBuilder::new(anchored)
+            .literal_separator(true)
+            .backslash_escape(true)
+            .build()
+            .map_err(|e| ApiErr::new(ErrorKind::BadRequest, format!("bad glob: {e}")))?;
+        Ok(PathGlob {
+            matcher: glob.compile_matcher(),
+            name_only,
+        })
+    }
+
+    /// Whether `rel` (relative to the search root) matches.
+    pub fn matches(&self, rel: &Path) -> bool {
+        if self.name_only {
+            rel.file_name().is_some_and(|n| self.matcher.is_match(n))
+        } else {
+            self.matcher.is_match(rel)
+        }
+    }
+}
+
+fn compile_all(patterns: &[String]) -> Result<Arc<Vec<PathGlob>>, ApiErr> {
+    Ok(Arc::new(
+        patterns
+            .iter()
+            .map(|p| PathGlob::new(p))
+            .collect::<Result<_, _>>()?,
+    ))
+}
+
+fn walker(base: &Path, ignores: Arc<Vec<PathGlob>>) -> ignore::Walk {
+    let root = base.to_path_buf();
+    let mut builder = WalkBuilder::new(base);
+    builder
+        .hidden(false)
+        .follow_links(false)
+        .require_git(true)
+        .filter_entry(move |entry| {
+            if entry.depth() > 0 && entry.file_name() == ".git" {
+                return false;
+            }
+            let rel = entry.path().strip_prefix(&root).unwrap_or(entry.path());
+            entry.depth() == 0 || !ignores.iter().any(|g| g.matches(rel))
+        });
+    builder.build()
+}
+
+/// Newest first; equal times by path, so the order is stable.
+fn newest_first<T>(items: &mut [(u64, PathBuf, T)]) {
+    items.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+}
+
+pub fn glob(state: &State, ws: &str, req: GlobRequest) -> Result<GlobResponse, ApiErr> {
+    let base = state
+        .authorize(
+            ws,
+            Operation::Glob,
+            &[Target::new(&req.path, Use::Dir)],
+            req.grant.as_deref(),
+        )?
+        .remove(0);
+    if !base.is_dir() {
+        return Err(ApiErr::new(
+            ErrorKind::NotDirectory,
+            format!("{} is not a directory", base.display()),
+        ));
+    }
+    let pattern = PathGlob::new(&req.pattern)?;
+    let ignores = compile_all(&req.ignore)?;
+    let limit = req
+        .limit
+        .unwrap_or(limits::GLOB_DEFAULT)
+        .clamp(1, limits::GLOB_MAX);
+    let mut found: Vec<(u64, PathBuf, ())> = Vec::new();
+    let mut matched = 0usize;
+    let mut truncated = false;
+    for (visited, entry) in walker(&base, ignores).enumerate() {
+        if visited >= limits::WALK_MAX_ENTRIES {
+            truncated = true;
+            break;
+        }
+        let Ok(entry) = entry else { continue };
+        if entry.depth() == 0 {
+            continue;
+        }
+        let is_dir = entry.file_type().is_some_and(|t| t.is_dir());
+        if is_dir && !req.include_dirs {
+            continue;
+        }
+        let rel = entry.path().strip_prefix(&base).unwrap_or(entry.path());
+        if !pattern.matches(rel) {
+            continue;
+        }
+        matched += 1;
+        let mtime = entry.metadata().map(|m| time_ms(m.modified())).unwrap_or(0);
+        found.push((mtime, entry.into_path(), ()));
+        // Keep memory bounded on huge trees: only the newest `limit` can be returned anyway.
+        if found.len() >= limit * 4 + 1024 {
+            newest_first(&mut found);
+            found.truncate(limit);
+        }
+    }
+    newest_first(&mut found);
+    truncated |= matched > limit;
+    found.truncate(limit);
+    Ok(GlobResponse {
+        path: base.to_string_lossy().into_owned(),
+        files: found
+            .into_iter()
+            .map(|(_, p, _)| p.to_string_lossy().into_owned())
+            .collect(),
+        truncated,
+    })
+}
+
+pub fn grep(state: &State, ws: &str, req: GrepRequest) -> Result<GrepResponse, ApiErr> {
+    let base = state
+        .authorize(
+            ws,
+            Operation::Grep,
+            &[Target::new(&req.path, Use::Any)],
+            req.grant.as_deref(),
+        )?
+        .remove(0);
+    let regex = regex::bytes::RegexBuilder::new(&req.pattern)
+        .case_insensitive(req.case_insensitive)
+        .build()
+        .map_err(|e| ApiErr::new(ErrorKind::BadRequest, format!("bad regex: {e}")))?;
+    let include = req.include.as_deref().map(PathGlob::new).transpose()?;
+    let ignores = compile_all(&req.ignore)?;
+    let limit = req
+        .limit
+        .unwrap_or(limits::GREP_DEFAULT)
+        .clamp(1, limits::GREP_MAX);
+    let max_chars = req.max_line_chars.unwrap_or(limits::GREP_LINE_CHARS);
+    let collect_cap = limit * limits::GREP_COLLECT_FACTOR;
+    let mut files: Vec<(u64, PathBuf, Vec<GrepMatch>)> = Vec::new();
+    let mut total = 0usize;
+    let mut truncated = false;
+
+    let mut search = |path: &Path, total: &mut usize| {
+        let Ok(file) = File::open(path) else { return };
+        let mtime = time_ms(file.metadata().and_then(|m| m.modified()));
+        let mut reader = BufReader::with_capacity(64 * 1024, file);
+        if looks_binary(&mut reader).unwrap_or(true) {
+            return;
+        }
+        let shown = path.to_string_lossy().into_owned();
+        let mut line = Vec::new();
+        let mut number = 0u64;
+        let mut matches = Vec::new();
+        while let Ok(true) = read_line_capped(&mut reader, &mut line, MAX_LINE_BYTES) {
+            number += 1;
+            if regex.is_match(&line) {
+                matches.push(GrepMatch {
+                    path: shown.clone(),
+                    line: number,
+                    text: cut_chars(String::from_utf8_lossy(&line).into_owned(), max_chars),
+                });
+                *total += 1;
+                if *total >= collect_cap {
+                    break;
+                }
+            }
+        }
+        if !matches.is_empty() {
+            files.push((mtime, path.to_path_buf(), matches));
+        }
+    };
+
+    if base.is_file() {
+        search(&base, &mut total);
+    } else if base.is_dir() {
+        for (visited, entry) in walker(&base, ignores).enumerate() {
+            if visited >= limits::WALK_MAX_ENTRIES || total >= collect_cap {
+                truncated = true;
+                break;
+            }
+            let Ok(entry) = entry else { continue };
+            if !entry.file_type().is_some_and(|t| t.is_file()) {
+                continue;
+            }
+            let rel = entry.path().strip_prefix(&base).unwrap_or(entry.path());
+            if include.as_ref().is_some_and(|g| !g.matches(rel)) {
+                continue;
+            }
+            search(entry.path(), &mut total);
+        }
+    } else {
+        return Err(ApiErr::new(
+            ErrorKind::NotFound,
+            format!("{} does not exist", base.display()),
+        ));
+    }
+    newest_first(&mut files);
+    truncated |= total > limit;
+    let matches: Vec<GrepMatch> = files
+        .into_iter()
+        .flat_map(|(_, _, m)| m)
+        .take(limit)
+        .collect();
+    Ok(GrepResponse {
+        path: base.to_string_lossy().into_owned(),
+        matches,
+        truncated,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_without_slash_should_match_names_at_any_depth() {
+        let g = PathGlob::new("*.rs").unwrap();
+        assert!(g.matches(Path::new("a.rs")));
+        assert!(g.matches(Path::new("src/deep/a.rs")));
+        assert!(!g.matches(Path::new("a.rsx")));
+        let g = PathGlob::new("*.{ts,tsx}").unwrap();
+        assert!(g.matches(Path::new("x/y.tsx")));
+    }
+
+    #[test]
+    fn glob_with_slash_should_match_relative_paths() {
+        let g = PathGlob::new("src/*.rs").unwrap();
+        assert!(g.matches(Path::new("src/a.rs")));
+        assert!(!g.matches(Path::new("src/deep/a.rs")));
+        assert!(!g.matches(Path::new("other/src/a.rs")));
+        let g = PathGlob::new("**/*.rs").unwrap();
+        assert!(g.matches(Path::new("a.rs")));
+        assert!(g.matches(Path::new("src/deep/a.rs")));
+        let g = PathGlob::new("./src/**").unwrap();
+        assert!(g.matches(Path::new("src/deep/a.rs")));
+    }
+}
