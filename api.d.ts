@@ -17,3 +17,5 @@ export declare function warmHost(host: string, projectDir?: string | null, optio
 export declare function cancelRemoteLogin(requestId: string): boolean
 /** The JSON Schema of hosts.json or of the plugin options. */
 export declare function configSchema(kind?: 'hosts' | 'plugin-options'): any
+/** Run the opencode-remote command line (arguments without the program name); resolves to the exit code. */
+export declare function runCli(args: Array<string>): Promise<number>

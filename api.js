@@ -16,4 +16,5 @@ module.exports = {
   warmHost: (host, projectDir, options) => binding.warmHost(host, projectDir, options),
   cancelRemoteLogin: (requestId) => binding.cancelRemoteLogin(requestId),
   configSchema: (kind) => binding.configSchema(kind),
+  runCli: (args) => binding.runCli(args),
 }

@@ -4,7 +4,9 @@
 
 #![deny(clippy::all)]
 
+pub mod cli;
 pub mod config;
+pub mod doctor;
 pub mod error;
 pub mod login;
 pub mod session;
@@ -201,6 +203,16 @@ pub async fn list_hosts(
         Ok(hosts) => Either::A(hosts.names()),
         Err(error) => failed(error),
     }
+}
+
+/// Run the `opencode-remote` command line (`args` without the program name); resolves to the exit code.
+#[napi]
+pub async fn run_cli(args: Vec<String>) -> i32 {
+    let mut out = std::io::stdout();
+    let mut err = std::io::stderr();
+    let code = cli::run(args, &mut out, &mut err).await;
+    let _ = std::io::Write::flush(&mut out);
+    code
 }
 
 /// The JSON Schema of a config file: `hosts` (hosts.json) or `plugin-options`.

@@ -177,6 +177,36 @@ fn names_package(spec: &str, package: &str) -> bool {
     bare == package || spec.trim_end_matches('/').ends_with(&format!("/{package}"))
 }
 
+/// The options of `package`'s entry in an opencode.json(c) `plugin` list, if the file has one.
+pub fn read_plugin_options(file: &Path, package: &str) -> Result<Option<Value>> {
+    let text = match std::fs::read_to_string(file) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(Error::io(format!("reading {}", file.display()), error)),
+    };
+    let value: Value = jsonc_parser::parse_to_serde_value(&text, &ParseOptions::default())
+        .map_err(|e| {
+            invalid(
+                file,
+                "(file)",
+                &e.to_string(),
+                "Fix the syntax error first.",
+            )
+        })?;
+    let entries = value
+        .get("plugin")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    Ok(entries.into_iter().find_map(|entry| {
+        let ours = entry
+            .get(0)
+            .and_then(Value::as_str)
+            .is_some_and(|s| names_package(s, package));
+        ours.then(|| entry.get(1).cloned()).flatten()
+    }))
+}
+
 fn validate(file: &Path, section: Section<'_>, text: &str) -> Result<()> {
     match section {
         Section::HostsFile => {

@@ -9,6 +9,8 @@ use crate::ssh::quote::quote;
 const DISPATCH_SCRIPT: &str = include_str!("remote/dispatch.sh");
 const RUN_SCRIPT: &str = include_str!("remote/run.sh");
 const WAIT_SCRIPT: &str = include_str!("remote/wait.sh");
+/// Shell function `find_opencode`, shared by dispatch.sh and `doctor`.
+pub const FIND_OPENCODE_SCRIPT: &str = include_str!("remote/find-opencode.sh");
 
 /// Where jobs live, relative to the remote home (the directory sshd starts commands in).
 pub const JOBS_DIR: &str = ".opencode-remote/jobs";
@@ -70,6 +72,7 @@ pub fn bundle(spec: &JobSpec<'_>) -> std::io::Result<Vec<u8>> {
     add("dispatch.sh", DISPATCH_SCRIPT.as_bytes(), 0o600)?;
     add("run.sh", RUN_SCRIPT.as_bytes(), 0o600)?;
     add("wait.sh", WAIT_SCRIPT.as_bytes(), 0o600)?;
+    add("find-opencode.sh", FIND_OPENCODE_SCRIPT.as_bytes(), 0o600)?;
     add("session.json", spec.session_json, 0o600)?;
     add("session_id", spec.session_id.as_bytes(), 0o600)?;
     add("message.txt", spec.message.as_bytes(), 0o600)?;

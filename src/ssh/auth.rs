@@ -43,10 +43,11 @@ impl Attempts {
     }
 }
 
+/// Returns how we got in (for `doctor`), e.g. `ssh-agent (ssh-ed25519)`.
 pub(super) async fn authenticate(
     handle: &mut Handle<ClientHandler>,
     target: &SshTarget,
-) -> Result<()> {
+) -> Result<String> {
     let ssh_error = |e: &dyn std::fmt::Display| Error::Ssh {
         host: target.name.clone(),
         detail: e.to_string(),
@@ -59,12 +60,14 @@ pub(super) async fn authenticate(
     let identity_files = identity_files(target);
     let mut attempts = Attempts::default();
 
-    if try_agent(handle, target, &identity_files, rsa_hash, &mut attempts).await? {
-        return Ok(());
+    if let Some(method) =
+        try_agent(handle, target, &identity_files, rsa_hash, &mut attempts).await?
+    {
+        return Ok(method);
     }
     for path in &identity_files {
-        if try_key_file(handle, target, path, rsa_hash, &mut attempts).await? {
-            return Ok(());
+        if let Some(method) = try_key_file(handle, target, path, rsa_hash, &mut attempts).await? {
+            return Ok(method);
         }
     }
     if let Some(key) = attempts.encrypted_key {
@@ -113,16 +116,16 @@ async fn try_agent(
     identity_files: &[PathBuf],
     rsa_hash: Option<HashAlg>,
     attempts: &mut Attempts,
-) -> Result<bool> {
+) -> Result<Option<String>> {
     if std::env::var_os("SSH_AUTH_SOCK").is_none() {
-        return Ok(false);
+        return Ok(None);
     }
     // An unreachable agent is not fatal: OpenSSH falls through to key files too.
     let Ok(mut agent) = AgentClient::connect_env().await else {
-        return Ok(false);
+        return Ok(None);
     };
     let Ok(identities) = agent.request_identities().await else {
-        return Ok(false);
+        return Ok(None);
     };
     let wanted: Vec<PublicKey> = identity_files
         .iter()
@@ -135,7 +138,7 @@ async fn try_agent(
         if target.identities_only && !wanted.iter().any(|w| w.key_data() == key.key_data()) {
             continue;
         }
-        let label = format!("agent key {}", key.algorithm());
+        let label = format!("ssh-agent ({})", key.algorithm());
         let result = handle
             .authenticate_publickey_with(target.user.clone(), key, rsa_hash, &mut agent)
             .await
@@ -144,11 +147,11 @@ async fn try_agent(
                 detail: e.to_string(),
             })?;
         if result.success() {
-            return Ok(true);
+            return Ok(Some(label));
         }
         attempts.record(label, &result);
     }
-    Ok(false)
+    Ok(None)
 }
 
 async fn try_key_file(
@@ -157,19 +160,23 @@ async fn try_key_file(
     path: &Path,
     rsa_hash: Option<HashAlg>,
     attempts: &mut Attempts,
-) -> Result<bool> {
+) -> Result<Option<String>> {
     let key = match russh::keys::load_secret_key(path, None) {
         Ok(key) => key,
         Err(russh::keys::Error::KeyIsEncrypted) => {
             attempts
                 .encrypted_key
                 .get_or_insert_with(|| path.to_path_buf());
-            return Ok(false);
+            return Ok(None);
         }
         // A missing or unreadable file is skipped, as OpenSSH does.
-        Err(_) => return Ok(false),
+        Err(_) => return Ok(None),
     };
-    let label = format!("key file {}", key.algorithm());
+    let label = format!(
+        "key file {} ({})",
+        crate::error::display_path(path),
+        key.algorithm()
+    );
     let result = handle
         .authenticate_publickey(
             target.user.clone(),
@@ -181,8 +188,8 @@ async fn try_key_file(
             detail: e.to_string(),
         })?;
     if result.success() {
-        return Ok(true);
+        return Ok(Some(label));
     }
     attempts.record(label, &result);
-    Ok(false)
+    Ok(None)
 }

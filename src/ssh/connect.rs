@@ -106,6 +106,8 @@ pub struct Connection {
     pub(super) handle: Handle<ClientHandler>,
     pub(super) target: SshTarget,
     channel_slots: Arc<Semaphore>,
+    /// How authentication succeeded, e.g. `ssh-agent (ssh-ed25519)`.
+    pub auth_method: String,
     /// The current cap (the semaphore's size); lowered when the server's MaxSessions is smaller.
     channel_cap: AtomicUsize,
     /// Keeps the jump host's connection alive as long as this one.
@@ -285,12 +287,13 @@ pub async fn handshake(target: &SshTarget) -> Result<Unauthenticated> {
 impl Unauthenticated {
     /// Try the auth methods in OpenSSH's order; on success the session becomes a [`Connection`].
     pub async fn authenticate(mut self) -> Result<Connection> {
-        super::auth::authenticate(&mut self.handle, &self.target).await?;
+        let auth_method = super::auth::authenticate(&mut self.handle, &self.target).await?;
         Ok(Connection {
             handle: self.handle,
             target: self.target,
             channel_slots: Arc::new(Semaphore::new(MAX_CHANNELS_PER_CONNECTION)),
             channel_cap: AtomicUsize::new(MAX_CHANNELS_PER_CONNECTION),
+            auth_method,
             _jump: self.jump,
         })
     }

@@ -9,17 +9,9 @@ read_value() {
   if [ -f "$job/$1" ]; then value=$(cat "$job/$1"; printf x); value=${value%x}; else value=; fi
 }
 
+. "$job/find-opencode.sh"
 read_value opencode
-oc=$value
-if [ -z "$oc" ]; then
-  oc=$(command -v opencode 2>/dev/null) || oc=
-fi
-if [ -z "$oc" ]; then
-  for candidate in "$HOME/.opencode/bin/opencode" "$HOME/.local/bin/opencode" "$HOME/.npm-global/bin/opencode" \
-    "$HOME/.bun/bin/opencode" /usr/local/bin/opencode /opt/homebrew/bin/opencode; do
-    if [ -x "$candidate" ]; then oc=$candidate; break; fi
-  done
-fi
+find_opencode "$value"
 if [ -z "$oc" ] || [ ! -x "$oc" ]; then
   echo "no-opencode" >&2
   exit 90

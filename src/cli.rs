@@ -1,0 +1,399 @@
+//! The `opencode-remote` command: hosts, doctor and schema. Parsed by clap; run through the addon by
+//! `bin/opencode-remote.js`, so the CLI ships with the prebuilt binary and needs no Rust toolchain.
+//!
+//! Exit codes: 0 success, 1 a check or command failed, 2 usage error (clap's own).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde_json::{json, Map, Value};
+
+use crate::config::edit::{self, EditOutcome, Section};
+use crate::config::{self, ConfigSources, INLINE_SOURCE};
+use crate::doctor::{self, Status};
+use crate::error::{display_path, Error};
+
+/// The package name, as it appears in an OpenCode `plugin` entry.
+const PACKAGE: &str = "opencode-remote";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "opencode-remote",
+    version,
+    about = "OpenCode over SSH: configure and check remote hosts"
+)]
+struct Cli {
+    /// The project directory whose hosts.json(c) and .opencode/hosts.json(c) also apply.
+    #[arg(long, global = true, value_name = "DIR")]
+    project: Option<PathBuf>,
+    /// Machine-readable output.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// List, add or remove hosts.
+    #[command(subcommand)]
+    Hosts(HostsCommand),
+    /// Check config, network, host key, auth and the remote opencode, with the fix for each failure.
+    Doctor {
+        /// Only this host (default: all).
+        host: Option<String>,
+    },
+    /// Print the JSON Schema of a config file.
+    Schema {
+        #[arg(value_enum, default_value_t = SchemaKind::Hosts)]
+        kind: SchemaKind,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum HostsCommand {
+    /// Show the configured hosts and where each is defined.
+    List,
+    /// Add or replace a host (comments and formatting of the file are kept; a backup is made).
+    Add(AddArgs),
+    /// Remove a host.
+    Remove {
+        name: String,
+        /// The file to edit (default: the file that defines the host).
+        #[arg(long, value_name = "PATH")]
+        file: Option<PathBuf>,
+    },
+}
+
+#[derive(Args, Debug)]
+struct AddArgs {
+    /// The name the model and you use for this host.
+    name: String,
+    /// `user@host[:port]`, or an alias from ~/.ssh/config.
+    address: String,
+    #[arg(long)]
+    port: Option<u16>,
+    #[arg(long)]
+    user: Option<String>,
+    #[arg(long, value_name = "PATH")]
+    identity_file: Option<PathBuf>,
+    #[arg(long, value_name = "HOSTS")]
+    proxy_jump: Option<String>,
+    /// Agent for the remote run.
+    #[arg(long)]
+    agent: Option<String>,
+    /// Model for the remote run, `provider/model`.
+    #[arg(long)]
+    model: Option<String>,
+    /// Default working directory on the host.
+    #[arg(long)]
+    directory: Option<String>,
+    #[arg(long, value_enum)]
+    host_key_policy: Option<PolicyArg>,
+    /// Write into hosts.json(c) (default) or into the plugin options of opencode.json(c).
+    #[arg(long, value_enum, default_value_t = Destination::Hosts)]
+    to: Destination,
+    /// The file to edit, instead of the one in the OpenCode config directory.
+    #[arg(long, value_name = "PATH")]
+    file: Option<PathBuf>,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum SchemaKind {
+    Hosts,
+    PluginOptions,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Destination {
+    Hosts,
+    PluginOptions,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum PolicyArg {
+    Strict,
+    AcceptNew,
+}
+
+/// Run the CLI with `args` (without the program name); returns the exit code.
+pub async fn run(
+    args: Vec<String>,
+    out: &mut (dyn Write + Send),
+    err: &mut (dyn Write + Send),
+) -> i32 {
+    let cli = match Cli::try_parse_from(std::iter::once(PACKAGE.to_string()).chain(args)) {
+        Ok(cli) => cli,
+        Err(error) => {
+            let code = error.exit_code();
+            let text = error.render().to_string();
+            let _ = if code == 0 {
+                write!(out, "{text}")
+            } else {
+                write!(err, "{text}")
+            };
+            return code;
+        }
+    };
+    // What OpenCode would pass the plugin: the options in the global opencode.json(c).
+    let global = ConfigSources::from_env(None, None).config_dir;
+    let inline = match edit::read_plugin_options(&existing_or_first(&global, "opencode"), PACKAGE) {
+        Ok(inline) => inline,
+        Err(error) => {
+            let _ = writeln!(err, "error [{}]: {error}", error.code());
+            return 1;
+        }
+    };
+    let sources = ConfigSources::from_env(cli.project.clone(), inline);
+    let result = match cli.command {
+        Command::Hosts(HostsCommand::List) => hosts_list(&sources, cli.json, out),
+        Command::Hosts(HostsCommand::Add(args)) => hosts_add(&sources, args, cli.json, out),
+        Command::Hosts(HostsCommand::Remove { name, file }) => {
+            hosts_remove(&sources, &name, file, cli.json, out)
+        }
+        Command::Doctor { host } => {
+            return doctor_command(&sources, host.as_deref(), cli.json, out).await
+        }
+        Command::Schema { kind } => {
+            let schema = match kind {
+                SchemaKind::Hosts => config::hosts_schema(),
+                SchemaKind::PluginOptions => config::plugin_options_schema(),
+            };
+            writeln!(
+                out,
+                "{}",
+                serde_json::to_string_pretty(&schema).expect("schema serializes")
+            )
+            .map_err(io)
+        }
+    };
+    match result {
+        Ok(()) => 0,
+        Err(error) => {
+            let _ = writeln!(err, "error [{}]: {error}", error.code());
+            if let Error::Config { fix, .. } = &error {
+                let _ = writeln!(err, "fix: {fix}");
+            }
+            1
+        }
+    }
+}
+
+fn io(error: std::io::Error) -> Error {
+    Error::io("writing output", error)
+}
+
+fn hosts_list(
+    sources: &ConfigSources,
+    as_json: bool,
+    out: &mut (dyn Write + Send),
+) -> Result<(), Error> {
+    let hosts = config::load_hosts(sources)?;
+    let rows: Vec<Value> = hosts
+        .iter()
+        .map(|entry| {
+            json!({
+                "name": entry.name,
+                "address": entry.address,
+                "aliases": hosts.aliases_of(&entry.name),
+                "agent": entry.agent,
+                "model": entry.model,
+                "directory": entry.directory,
+                "source": hosts.source(&entry.name).map(display_path),
+            })
+        })
+        .collect();
+    if as_json {
+        return writeln!(out, "{}", Value::Array(rows)).map_err(io);
+    }
+    if rows.is_empty() {
+        return writeln!(
+            out,
+            "no hosts configured; add one with: opencode-remote hosts add <name> <user@host>"
+        )
+        .map_err(io);
+    }
+    for row in rows {
+        let extra: Vec<String> = ["agent", "model", "directory"]
+            .iter()
+            .filter_map(|k| row[*k].as_str().map(|v| format!("{k}={v}")))
+            .collect();
+        writeln!(
+            out,
+            "{:<16} {:<32} {:<24} {}",
+            row["name"].as_str().unwrap_or_default(),
+            row["address"].as_str().unwrap_or_default(),
+            extra.join(" "),
+            row["source"].as_str().unwrap_or_default()
+        )
+        .map_err(io)?;
+    }
+    Ok(())
+}
+
+fn hosts_add(
+    sources: &ConfigSources,
+    args: AddArgs,
+    as_json: bool,
+    out: &mut (dyn Write + Send),
+) -> Result<(), Error> {
+    let mut entry = Map::new();
+    entry.insert("host".into(), json!(args.address));
+    let optional = [
+        ("port", args.port.map(|p| json!(p))),
+        ("user", args.user.map(|u| json!(u))),
+        ("identityFile", args.identity_file.map(|p| json!(p))),
+        ("proxyJump", args.proxy_jump.map(|p| json!(p))),
+        ("agent", args.agent.map(|a| json!(a))),
+        ("model", args.model.map(|m| json!(m))),
+        ("directory", args.directory.map(|d| json!(d))),
+        (
+            "hostKeyPolicy",
+            args.host_key_policy.map(|p| {
+                json!(if matches!(p, PolicyArg::AcceptNew) {
+                    "accept-new"
+                } else {
+                    "strict"
+                })
+            }),
+        ),
+    ];
+    for (key, value) in optional {
+        if let Some(value) = value {
+            entry.insert(key.into(), value);
+        }
+    }
+    // The seed's short form when nothing but the address is given.
+    let value = if entry.len() == 1 {
+        json!(args.address)
+    } else {
+        Value::Object(entry)
+    };
+    let (file, section) = match (args.file, args.to) {
+        (Some(file), _) => {
+            let section = section_for(&file);
+            (file, section)
+        }
+        (None, Destination::Hosts) => (
+            existing_or_first(&sources.config_dir, "hosts"),
+            Section::HostsFile,
+        ),
+        (None, Destination::PluginOptions) => (
+            existing_or_first(&sources.config_dir, "opencode"),
+            Section::PluginOptions { package: PACKAGE },
+        ),
+    };
+    let outcome = edit::set_host(&file, section, &args.name, &value)?;
+    report_edit(&outcome, &format!("added {}", args.name), as_json, out)
+}
+
+fn hosts_remove(
+    sources: &ConfigSources,
+    name: &str,
+    file: Option<PathBuf>,
+    as_json: bool,
+    out: &mut (dyn Write + Send),
+) -> Result<(), Error> {
+    let file = match file {
+        Some(file) => file,
+        None => {
+            let hosts = config::load_hosts(sources)?;
+            let entry = hosts.get(name)?;
+            match hosts.source(&entry.name) {
+                Some(source) if source != Path::new(INLINE_SOURCE) => source.to_path_buf(),
+                _ => existing_or_first(&sources.config_dir, "opencode"),
+            }
+        }
+    };
+    let outcome = edit::remove_host(&file, section_for(&file), name)?;
+    if !outcome.changed {
+        return Err(Error::UnknownHost {
+            name: name.into(),
+            known: Vec::new(),
+        });
+    }
+    report_edit(&outcome, &format!("removed {name}"), as_json, out)
+}
+
+/// opencode.json(c) holds plugin options; anything else is a hosts file.
+fn section_for(file: &Path) -> Section<'static> {
+    let name = file
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    if name.starts_with("opencode.") || name == "config.json" {
+        Section::PluginOptions { package: PACKAGE }
+    } else {
+        Section::HostsFile
+    }
+}
+
+/// `<stem>.jsonc` if it exists, else `<stem>.json`.
+fn existing_or_first(dir: &Path, stem: &str) -> PathBuf {
+    let jsonc = dir.join(format!("{stem}.jsonc"));
+    if jsonc.exists() {
+        jsonc
+    } else {
+        dir.join(format!("{stem}.json"))
+    }
+}
+
+fn report_edit(
+    outcome: &EditOutcome,
+    what: &str,
+    as_json: bool,
+    out: &mut (dyn Write + Send),
+) -> Result<(), Error> {
+    if as_json {
+        let value = json!({
+            "file": outcome.file,
+            "backup": outcome.backup,
+            "changed": outcome.changed,
+        });
+        return writeln!(out, "{value}").map_err(io);
+    }
+    writeln!(out, "{what} in {}", display_path(&outcome.file)).map_err(io)?;
+    if let Some(backup) = &outcome.backup {
+        writeln!(out, "backup: {}", display_path(backup)).map_err(io)?;
+    }
+    Ok(())
+}
+
+async fn doctor_command(
+    sources: &ConfigSources,
+    host: Option<&str>,
+    as_json: bool,
+    out: &mut (dyn Write + Send),
+) -> i32 {
+    let reports = doctor::doctor(sources, host, "opencode").await;
+    let healthy = reports.iter().all(|r| r.healthy());
+    if as_json {
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::to_string(&reports).expect("reports serialize")
+        );
+    } else {
+        for report in &reports {
+            let _ = writeln!(out, "{}", report.host);
+            for check in &report.checks {
+                let mark = match check.status {
+                    Status::Ok => "ok  ",
+                    Status::Warn => "warn",
+                    Status::Fail => "FAIL",
+                    Status::Skip => "skip",
+                };
+                let _ = writeln!(out, "  {mark} {:<9} {}", check.name, check.detail);
+                if let Some(fix) = check.fix.as_ref().filter(|_| check.status != Status::Ok) {
+                    let _ = writeln!(out, "       fix: {fix}");
+                }
+            }
+        }
+    }
+    if healthy {
+        0
+    } else {
+        1
+    }
+}

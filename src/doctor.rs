@@ -1,0 +1,416 @@
+//! `doctor`: walk the path from config to a working remote opencode, one check at a time, and say for
+//! every failure the command that fixes it. The CLI prints these; nothing here reaches the model, so
+//! addresses and paths are shown in full.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::config::{self, ConfigSources, HostEntry};
+use crate::error::{display_path, Error};
+use crate::login::job::FIND_OPENCODE_SCRIPT;
+use crate::ssh::config::{resolve, SshTarget};
+use crate::ssh::connect::{handshake, Connection};
+use crate::ssh::quote::quote;
+
+/// How long the TCP probe waits.
+const TCP_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    Warn,
+    Fail,
+    Skip,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub name: &'static str,
+    pub status: Status,
+    pub detail: String,
+    /// The command or edit that fixes a failure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+impl Check {
+    fn ok(name: &'static str, detail: impl Into<String>) -> Check {
+        Check {
+            name,
+            status: Status::Ok,
+            detail: detail.into(),
+            fix: None,
+        }
+    }
+
+    fn fail(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+        Check {
+            name,
+            status: Status::Fail,
+            detail: detail.into(),
+            fix: Some(fix.into()),
+        }
+    }
+
+    fn warn(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+        Check {
+            name,
+            status: Status::Warn,
+            detail: detail.into(),
+            fix: Some(fix.into()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HostReport {
+    pub host: String,
+    pub checks: Vec<Check>,
+}
+
+impl HostReport {
+    pub fn healthy(&self) -> bool {
+        self.checks.iter().all(|c| c.status != Status::Fail)
+    }
+}
+
+/// Check `host` (or every configured host). A config that does not load is reported as host `(config)`.
+pub async fn doctor(
+    sources: &ConfigSources,
+    host: Option<&str>,
+    local_opencode: &str,
+) -> Vec<HostReport> {
+    let hosts = match config::load_hosts(sources) {
+        Ok(hosts) => hosts,
+        Err(error) => {
+            let check = Check::fail("config", error.to_string(), config_fix(&error));
+            return vec![HostReport {
+                host: "(config)".into(),
+                checks: vec![check],
+            }];
+        }
+    };
+    let names = match host {
+        Some(name) => vec![name.to_string()],
+        None => hosts.names(),
+    };
+    let local_version = local_opencode_version(local_opencode).await;
+    let mut reports = Vec::new();
+    for name in names {
+        let mut checks = Vec::new();
+        match hosts.get(&name) {
+            Ok(entry) => {
+                let source = hosts
+                    .source(&entry.name)
+                    .map(display_path)
+                    .unwrap_or_default();
+                checks.push(Check::ok("config", format!("defined in {source}")));
+                check_host(entry, local_version.as_deref(), &mut checks).await;
+            }
+            Err(error) => checks.push(Check::fail(
+                "config",
+                error.to_string(),
+                format!(
+                    "opencode-remote hosts add {name} <user@host[:port] or ~/.ssh/config alias>"
+                ),
+            )),
+        }
+        reports.push(HostReport { host: name, checks });
+    }
+    reports
+}
+
+async fn check_host(entry: &HostEntry, local_version: Option<&str>, checks: &mut Vec<Check>) {
+    let target = match resolve(entry) {
+        Ok(target) => target,
+        Err(error) => {
+            return checks.push(Check::fail(
+                "resolve",
+                error.to_string(),
+                config_fix(&error),
+            ))
+        }
+    };
+    let via = target
+        .proxy_jump
+        .iter()
+        .map(SshTarget::address)
+        .collect::<Vec<_>>();
+    let route = if via.is_empty() {
+        String::new()
+    } else {
+        format!(" via {}", via.join(" -> "))
+    };
+    checks.push(Check::ok("resolve", format!("{}{route}", target.address())));
+    checks.extend(key_file_checks(&target));
+
+    let first_hop = target.proxy_jump.first().unwrap_or(&target);
+    if let Some(check) = tcp_check(first_hop).await {
+        return checks.push(check);
+    }
+    checks.push(Check::ok(
+        "tcp",
+        format!(
+            "{}:{} accepts connections",
+            first_hop.hostname, first_hop.port
+        ),
+    ));
+
+    let session = match tokio::time::timeout(target.connect_timeout, handshake(&target)).await {
+        Ok(Ok(session)) => session,
+        Ok(Err(error)) => return checks.push(host_key_failure(&target, error)),
+        Err(_) => {
+            return checks.push(Check::fail(
+                "host key",
+                "no SSH handshake in time",
+                "Check that an SSH server listens there.",
+            ))
+        }
+    };
+    let files: Vec<String> = target
+        .known_hosts_files
+        .iter()
+        .map(|f| display_path(f))
+        .collect();
+    checks.push(Check::ok(
+        "host key",
+        format!("known ({})", files.join(", ")),
+    ));
+
+    let connection = match session.authenticate().await {
+        Ok(connection) => connection,
+        Err(error) => return checks.push(auth_failure(&target, error)),
+    };
+    checks.push(Check::ok(
+        "auth",
+        format!("as {} with {}", target.user, connection.auth_method),
+    ));
+    remote_checks(&connection, entry, local_version, checks).await;
+    connection.close().await;
+}
+
+fn config_fix(error: &Error) -> String {
+    match error {
+        Error::Config { fix, .. } => fix.clone(),
+        _ => "Run `opencode-remote schema` to see the expected format.".into(),
+    }
+}
+
+/// Private keys readable by others are refused by OpenSSH and are a leak waiting to happen.
+fn key_file_checks(target: &SshTarget) -> Vec<Check> {
+    let mut files: Vec<PathBuf> = target.identity_files.clone();
+    if files.is_empty() {
+        let home = PathBuf::from(std::env::var_os("HOME").unwrap_or_default());
+        files = ["id_ed25519", "id_ecdsa", "id_rsa"]
+            .iter()
+            .map(|n| home.join(".ssh").join(n))
+            .filter(|p| p.exists())
+            .collect();
+    }
+    let mut checks = Vec::new();
+    for file in files {
+        match file_mode(&file) {
+            None if !target.identity_files.is_empty() => checks.push(Check::warn(
+                "key file",
+                format!("{} does not exist", display_path(&file)),
+                format!("ssh-keygen -t ed25519 -f {}", file.display()),
+            )),
+            Some(mode) if mode & 0o077 != 0 => checks.push(Check::fail(
+                "key file",
+                format!(
+                    "{} is readable by others (mode {mode:o})",
+                    display_path(&file)
+                ),
+                format!("chmod 600 {}", file.display()),
+            )),
+            Some(_) => checks.push(Check::ok(
+                "key file",
+                format!("{} (private)", display_path(&file)),
+            )),
+            None => {}
+        }
+    }
+    if checks.is_empty() && std::env::var_os("SSH_AUTH_SOCK").is_none() {
+        checks.push(Check::warn(
+            "key file",
+            "no identity file and no ssh-agent",
+            "ssh-keygen -t ed25519",
+        ));
+    }
+    checks
+}
+
+fn file_mode(path: &Path) -> Option<u32> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path)
+            .ok()
+            .map(|m| m.permissions().mode() & 0o777)
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::metadata(path).ok().map(|_| 0o600)
+    }
+}
+
+async fn tcp_check(hop: &SshTarget) -> Option<Check> {
+    let connect = tokio::net::TcpStream::connect((hop.hostname.as_str(), hop.port));
+    let problem = match tokio::time::timeout(TCP_PROBE_TIMEOUT, connect).await {
+        Ok(Ok(_)) => return None,
+        Ok(Err(error)) => error.to_string(),
+        Err(_) => format!("no answer within {} s", TCP_PROBE_TIMEOUT.as_secs()),
+    };
+    Some(Check::fail(
+        "tcp",
+        format!("{}:{}: {problem}", hop.hostname, hop.port),
+        format!(
+            "Start sshd on the host, or fix HostName/Port; test with: ssh -p {} {}@{}",
+            hop.port, hop.user, hop.hostname
+        ),
+    ))
+}
+
+fn host_key_failure(target: &SshTarget, error: Error) -> Check {
+    let pattern = if target.port == 22 {
+        target.hostname.clone()
+    } else {
+        format!("[{}]:{}", target.hostname, target.port)
+    };
+    match &error {
+        Error::HostKeyChanged { file, line, .. } => Check::fail(
+            "host key",
+            format!("CHANGED: the key offered does not match {}:{line}", display_path(file)),
+            format!(
+                "If the host was reinstalled, check its new key out of band, then: ssh-keygen -R '{pattern}' -f {} && ssh -p {} {}@{}",
+                file.display(),
+                target.port,
+                target.user,
+                target.hostname
+            ),
+        ),
+        Error::HostKeyUnknown { file, fingerprint, .. } => Check::fail(
+            "host key",
+            format!("unknown: {fingerprint} is not in {}", display_path(file)),
+            format!(
+                "Verify the fingerprint, then accept it once: ssh -p {} {}@{} (or set \"hostKeyPolicy\": \"accept-new\")",
+                target.port, target.user, target.hostname
+            ),
+        ),
+        _ => Check::fail("host key", error.to_string(), "Check that the server speaks SSH on that port."),
+    }
+}
+
+fn auth_failure(target: &SshTarget, error: Error) -> Check {
+    match &error {
+        Error::KeyEncrypted { key, .. } => Check::fail(
+            "auth",
+            error.to_string(),
+            format!("ssh-add {}", key.display()),
+        ),
+        _ => {
+            let key = target
+                .identity_files
+                .first()
+                .map(|k| k.display().to_string())
+                .unwrap_or_else(|| "~/.ssh/id_ed25519".into());
+            Check::fail(
+                "auth",
+                error.to_string(),
+                format!(
+                    "ssh-copy-id -i {key}.pub -p {} {}@{} (or ssh-add {key})",
+                    target.port, target.user, target.hostname
+                ),
+            )
+        }
+    }
+}
+
+/// One exec on the open connection: OS, arch and the remote opencode, found the way `remote_login` does.
+async fn remote_checks(
+    connection: &Connection,
+    entry: &HostEntry,
+    local_version: Option<&str>,
+    checks: &mut Vec<Check>,
+) {
+    // The script arrives on stdin (`sh -s`); the one configured value in it goes through `quote`.
+    let configured = quote(entry.opencode.as_deref().unwrap_or(""));
+    let script = format!(
+        "{FIND_OPENCODE_SCRIPT}\nuname -sm\nfind_opencode {configured}\n\
+         if [ -n \"$oc\" ] && [ -x \"$oc\" ]; then echo \"$oc\"; \"$oc\" --version 2>/dev/null | head -n 1; fi\n"
+    );
+    let output = connection.exec("sh -s", Some(script.as_bytes())).await;
+    let output = match output {
+        Ok(output) if output.success() => output.stdout_text(),
+        Ok(output) => {
+            return checks.push(Check::fail(
+                "remote",
+                output.stderr_text().trim().to_string(),
+                "Check the remote shell (sh) works.",
+            ))
+        }
+        Err(error) => {
+            return checks.push(Check::fail(
+                "remote",
+                error.to_string(),
+                "Retry; if it persists, check sshd's logs.",
+            ))
+        }
+    };
+    let mut lines = output.lines();
+    let os = lines.next().unwrap_or_default().trim().to_string();
+    let supported = os.starts_with("Linux") || os.starts_with("Darwin");
+    if supported {
+        checks.push(Check::ok("remote os", os));
+    } else {
+        checks.push(Check::warn(
+            "remote os",
+            format!("{os} is not supported yet"),
+            "Use a Linux or macOS host.",
+        ));
+    }
+    match (lines.next(), lines.next()) {
+        (Some(path), version) => {
+            let version = version.unwrap_or("unknown").trim();
+            let detail = format!("{version} at {path}");
+            match local_version {
+                Some(local) if local != version => checks.push(Check::warn(
+                    "opencode",
+                    format!("{detail}; local is {local}"),
+                    format!("npm i -g opencode-ai@{local} on the host (sessions move best between equal versions)"),
+                )),
+                _ => checks.push(Check::ok("opencode", detail)),
+            }
+        }
+        (None, _) => checks.push(Check::fail(
+            "opencode",
+            "not found on the host (PATH, ~/.opencode/bin, ~/.local/bin)",
+            format!(
+                "ssh {} 'npm i -g opencode-ai' (or set \"opencode\" to its path in the host entry)",
+                entry.name
+            ),
+        )),
+    }
+    checks.push(Check {
+        name: "stub",
+        status: Status::Skip,
+        detail: "not installed (SSH workspaces are not set up yet)".into(),
+        fix: None,
+    });
+}
+
+async fn local_opencode_version(binary: &str) -> Option<String> {
+    let output = tokio::process::Command::new(binary)
+        .arg("--version")
+        .output()
+        .await
+        .ok()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    output
+        .status
+        .success()
+        .then(|| text.lines().next().unwrap_or_default().trim().to_string())
+}
