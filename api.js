@@ -3,7 +3,13 @@
 // Error objects whose `code` is one of ours (UNKNOWN_HOST, HOST_KEY_CHANGED, …); this file throws them.
 'use strict'
 
+const path = require('node:path')
 const binding = require('./index.js')
+
+// The stub binaries ship inside this package; `setup` and workspaces upload them from here.
+if (!process.env.OPENCODE_REMOTE_STUB_DIR) {
+  process.env.OPENCODE_REMOTE_STUB_DIR = path.join(__dirname, 'stub', 'dist')
+}
 
 function unwrap(value) {
   if (value instanceof Error) throw value

@@ -44,6 +44,13 @@ enum Command {
         /// Only this host (default: all).
         host: Option<String>,
     },
+    /// Install (or find) the remote stub on a host and check it answers through an SSH tunnel.
+    Setup {
+        host: String,
+        /// Where the stub binaries are (default: the package's stub/dist).
+        #[arg(long, value_name = "DIR", env = "OPENCODE_REMOTE_STUB_DIR")]
+        stub_dir: PathBuf,
+    },
     /// Print the JSON Schema of a config file.
     Schema {
         #[arg(value_enum, default_value_t = SchemaKind::Hosts)]
@@ -151,6 +158,9 @@ pub async fn run(
         Command::Hosts(HostsCommand::Add(args)) => hosts_add(&sources, args, cli.json, out),
         Command::Hosts(HostsCommand::Remove { name, file }) => {
             hosts_remove(&sources, &name, file, cli.json, out)
+        }
+        Command::Setup { host, stub_dir } => {
+            setup_command(&sources, &host, &stub_dir, cli.json, out).await
         }
         Command::Doctor { host } => {
             return doctor_command(&sources, host.as_deref(), cli.json, out).await
@@ -395,5 +405,46 @@ async fn doctor_command(
         0
     } else {
         1
+    }
+}
+
+async fn setup_command(
+    sources: &ConfigSources,
+    host: &str,
+    stub_dir: &Path,
+    as_json: bool,
+    out: &mut (dyn Write + Send),
+) -> Result<(), Error> {
+    // Progress goes to stderr, so `--json` output on stdout stays parseable.
+    let started = std::time::Instant::now();
+    let progress = move |step: crate::workspace::bootstrap::Step| {
+        use crate::workspace::bootstrap::Step::*;
+        let line = match step {
+            Connected => "connected".to_string(),
+            Probed { os, arch } => format!("remote is {os} {arch}"),
+            Reused => "a healthy stub of this version is already running: reusing it".to_string(),
+            Uploading { bytes } => format!("uploading the stub ({} KiB)", bytes / 1024),
+            Uploaded => "uploaded and verified (sha256)".to_string(),
+            Started => "stub started".to_string(),
+            Healthy => "stub healthy through the tunnel".to_string(),
+        };
+        eprintln!("[{:>5.1}s] {line}", started.elapsed().as_secs_f64());
+    };
+    let report = crate::workspace::setup(host, sources, stub_dir, &progress).await?;
+    if as_json {
+        writeln!(
+            out,
+            "{}",
+            serde_json::to_string(&report).expect("report serializes")
+        )
+        .map_err(io)
+    } else {
+        writeln!(
+            out,
+            "{host}: stub {} ready ({})",
+            report.version,
+            if report.reused { "reused" } else { "installed" }
+        )
+        .map_err(io)
     }
 }

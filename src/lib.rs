@@ -11,6 +11,7 @@ pub mod error;
 pub mod login;
 pub mod session;
 pub mod ssh;
+pub mod workspace;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -36,6 +36,11 @@ impl Pool {
         Ok(connection)
     }
 
+    /// The pooled connection for `target`, if any, without connecting.
+    pub async fn peek(&self, target: &SshTarget) -> Option<Arc<Connection>> {
+        self.slot(target).lock().await.clone()
+    }
+
     /// Drop the pooled connection for `target` (after an error that suggests it is broken).
     pub async fn evict(&self, target: &SshTarget) {
         let slot = self.slot(target);

@@ -98,8 +98,10 @@ async fn forward(
         };
         match opened.await {
             Ok(channel) => break channel,
+            // Only a dead SSH link is worth a reconnect; a refused channel (nothing listens on the
+            // remote port) is the remote's answer, and evicting would break every other user of the link.
             Err(error @ (Error::Unreachable { .. } | Error::Ssh { .. }))
-                if attempt + 1 < CHANNEL_ATTEMPTS =>
+                if attempt + 1 < CHANNEL_ATTEMPTS && link_is_down(target).await =>
             {
                 log::debug!("tunnel to {}: {error}; reconnecting", target.name);
                 POOL.evict(target).await;
@@ -117,4 +119,11 @@ async fn forward(
             detail: format!("tunnel stream: {e}"),
         })?;
     Ok(())
+}
+
+/// Whether the pooled connection for `target` is gone (or was never made).
+async fn link_is_down(target: &SshTarget) -> bool {
+    POOL.peek(target)
+        .await
+        .is_none_or(|connection| connection.is_closed())
 }

@@ -1,0 +1,117 @@
+// `opencode-remote setup` against a real sshd whose remote user has its own HOME: a cold install
+// uploads and starts the stub, a second run reuses it, and nothing leaks the token.
+import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { copyFile, mkdir, mkdtemp, readdir, readFile, stat, writeFile } from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { after, before, test } from 'node:test'
+import { promisify } from 'node:util'
+import { opencodePath } from './harness/opencode.mjs'
+import { startSshd } from './harness/sshd.mjs'
+import { repoRoot } from './support/package.mjs'
+
+const run = promisify(execFile)
+const BIN = path.join(repoRoot, 'bin', 'opencode-remote.js')
+
+let sshd, home, env, stubDir
+
+/** The stub for this machine's arch: the static dist build if there is one, else the dev build. */
+async function stubBinaryDir() {
+  const version = JSON.parse(await readFile(path.join(repoRoot, 'package.json'), 'utf8')).version
+  const name = `opencode-remote-stub-${version}-x86_64-linux`
+  const dist = path.join(repoRoot, 'stub', 'dist')
+  if (existsSync(path.join(dist, name))) return dist
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'ocr-stub-'))
+  await run('cargo', ['build', '-p', 'opencode-remote-stub'], { cwd: repoRoot })
+  await copyFile(path.join(repoRoot, 'target', 'debug', 'opencode-remote-stub'), path.join(dir, name))
+  return dir
+}
+
+async function setup(...extra) {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [BIN, 'setup', 'box', '--json', ...extra], { env })
+    return { code: 0, report: JSON.parse(stdout), stderr }
+  } catch (error) {
+    return { code: error.code, stdout: error.stdout, stderr: error.stderr }
+  }
+}
+
+before(async () => {
+  stubDir = await stubBinaryDir()
+  sshd = await startSshd()
+  home = await mkdtemp(path.join(os.tmpdir(), 'ocr-setup-'))
+  await sshd.writeClientSshFiles(home, { alias: 'box' })
+  await mkdir(path.join(home, 'config', 'opencode'), { recursive: true })
+  await writeFile(
+    path.join(home, 'config', 'opencode', 'hosts.json'),
+    JSON.stringify({ hosts: { box: 'box' } }),
+  )
+  env = {
+    PATH: opencodePath(),
+    HOME: home,
+    XDG_CONFIG_HOME: path.join(home, 'config'),
+    OPENCODE_REMOTE_STUB_DIR: stubDir,
+    ...(process.env.NAPI_RS_NATIVE_LIBRARY_PATH
+      ? { NAPI_RS_NATIVE_LIBRARY_PATH: process.env.NAPI_RS_NATIVE_LIBRARY_PATH }
+      : {}),
+  }
+})
+
+after(async () => {
+  await sshd?.stop()
+})
+
+test('a cold setup installs the stub in a versioned path and starts it', async () => {
+  const first = await setup()
+  assert.equal(first.code, 0, first.stderr)
+  assert.equal(first.report.reused, false)
+  for (const step of [
+    'connected',
+    'remote is Linux',
+    'uploading the stub',
+    'uploaded and verified',
+    'stub healthy',
+  ]) {
+    assert.match(first.stderr, new RegExp(step), `progress shows "${step}"`)
+  }
+  const remoteHome = path.join(sshd.userHome, '.opencode-remote')
+  const binary = path.join(remoteHome, 'bin', first.report.version, 'opencode-remote-stub')
+  assert.ok(existsSync(binary), 'installed under bin/<version>/')
+  const token = path.join(remoteHome, 'run', 'stub.token')
+  assert.equal((await stat(token)).mode & 0o777, 0o600, 'the token is private')
+  assert.equal((await stat(token)).uid, sshd.uid, 'the remote user owns it')
+  assert.deepEqual(
+    (await readdir(path.join(remoteHome, 'bin', first.report.version))).filter((f) => f.startsWith('.')),
+    [],
+    'no upload leftovers',
+  )
+  // The token never reaches the local disk or the output.
+  const secret = (await readFile(token, 'utf8')).trim()
+  assert.ok(!first.stderr.includes(secret) && !JSON.stringify(first.report).includes(secret))
+  const { stdout: localFiles } = await run('grep', ['-rl', secret, home]).catch(() => ({ stdout: '' }))
+  assert.equal(localFiles, '', 'no local file holds the token')
+})
+
+test('a second setup reuses the healthy stub', async () => {
+  const pidFile = path.join(sshd.userHome, '.opencode-remote', 'run', 'stub.json')
+  const before = JSON.parse(await readFile(pidFile, 'utf8')).pid
+  const second = await setup()
+  assert.equal(second.code, 0, second.stderr)
+  assert.equal(second.report.reused, true)
+  assert.match(second.stderr, /reusing it/)
+  assert.doesNotMatch(second.stderr, /uploading/)
+  assert.equal(JSON.parse(await readFile(pidFile, 'utf8')).pid, before, 'the same stub process')
+})
+
+test('a stub that died is started again', async () => {
+  const info = JSON.parse(
+    await readFile(path.join(sshd.userHome, '.opencode-remote', 'run', 'stub.json'), 'utf8'),
+  )
+  process.kill(info.pid, 'SIGKILL')
+  const third = await setup()
+  assert.equal(third.code, 0, third.stderr)
+  assert.equal(third.report.reused, false)
+  assert.doesNotMatch(third.stderr, /uploading/, 'the installed binary is kept')
+})

@@ -1,0 +1,135 @@
+//! The addon's HTTP client for the remote stub, through the local end of the SSH tunnel. Request and
+//! response types come from the `protocol` crate the stub itself is built with.
+
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::{Method, Request, StatusCode};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+use opencode_remote_protocol::{routes, ApiError, Health, BEARER_PREFIX};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+
+/// How long one stub request may take before we give up (exec has its own, longer, deadline).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A failed stub request: either the stub answered with an error body, or the transport failed.
+#[derive(Debug)]
+pub enum StubError {
+    Api { status: u16, error: ApiError },
+    Transport(Error),
+}
+
+impl From<StubError> for Error {
+    fn from(error: StubError) -> Error {
+        match error {
+            StubError::Transport(error) => error,
+            StubError::Api { status, error } => Error::Ssh {
+                host: String::new(),
+                detail: format!("stub answered {status}: {}", error.error.message),
+            },
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct StubClient {
+    host: String,
+    base: String,
+    /// `Bearer <token>`; never logged.
+    authorization: String,
+    http: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl std::fmt::Debug for StubClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StubClient")
+            .field("host", &self.host)
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StubClient {
+    /// A client for the stub reachable at `127.0.0.1:local_port` (the tunnel's local end).
+    pub fn new(host: &str, local_port: u16, token: &str) -> StubClient {
+        StubClient {
+            host: host.to_string(),
+            base: format!("http://127.0.0.1:{local_port}"),
+            authorization: format!("{BEARER_PREFIX}{token}"),
+            http: Client::builder(TokioExecutor::new()).build_http(),
+        }
+    }
+
+    pub async fn health(&self) -> Result<Health, StubError> {
+        self.request::<(), Health>(Method::GET, routes::HEALTH, None)
+            .await
+    }
+
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, StubError> {
+        self.request::<(), T>(Method::GET, path, None).await
+    }
+
+    pub async fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, StubError> {
+        self.request(Method::POST, path, Some(body)).await
+    }
+
+    async fn request<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T, StubError> {
+        let transport = |detail: String| {
+            StubError::Transport(Error::Ssh {
+                host: self.host.clone(),
+                detail,
+            })
+        };
+        let payload = match body {
+            Some(body) => serde_json::to_vec(body).map_err(|e| transport(e.to_string()))?,
+            None => Vec::new(),
+        };
+        let request = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base))
+            .header("authorization", &self.authorization)
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(payload)))
+            .map_err(|e| transport(e.to_string()))?;
+        let response = tokio::time::timeout(REQUEST_TIMEOUT, self.http.request(request))
+            .await
+            .map_err(|_| {
+                transport(format!(
+                    "no answer from the stub within {} s",
+                    REQUEST_TIMEOUT.as_secs()
+                ))
+            })?
+            .map_err(|e| transport(format!("stub request failed: {e}")))?;
+        let status = response.status();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| transport(e.to_string()))?
+            .to_bytes();
+        if status != StatusCode::OK {
+            let error = serde_json::from_slice::<ApiError>(&bytes)
+                .map_err(|_| transport(format!("stub answered {status}")))?;
+            return Err(StubError::Api {
+                status: status.as_u16(),
+                error,
+            });
+        }
+        serde_json::from_slice(&bytes)
+            .map_err(|e| transport(format!("unexpected stub answer: {e}")))
+    }
+}
