@@ -28,6 +28,8 @@
 //! Errors are [`ApiError`] bodies. A path outside the workspace root and its approvals is refused
 //! with 403 and an [`ErrorKind::PermissionRequired`] error that carries a [`PermissionRequest`].
 
+#![warn(missing_docs)]
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -213,14 +215,23 @@ pub struct WorkspaceInfo {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Operation {
+    /// `fs/read`.
     Read,
+    /// `fs/write`.
     Write,
+    /// `fs/stat`.
     Stat,
+    /// `fs/list`.
     List,
+    /// `fs/remove`.
     Remove,
+    /// `fs/rename`.
     Rename,
+    /// `glob`.
     Glob,
+    /// `grep`.
     Grep,
+    /// `exec` (its `cwd` and `paths`).
     Exec,
 }
 
@@ -228,6 +239,7 @@ pub enum Operation {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PermissionKind {
+    /// A path outside the workspace root, like OpenCode's own `external_directory`.
     ExternalDirectory,
 }
 
@@ -337,8 +349,10 @@ pub struct ReadRequest {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum ReadMode {
+    /// Lines, paged with `offset` and `limit`.
     #[default]
     Text,
+    /// The whole file, base64.
     Bytes,
 }
 
@@ -423,9 +437,13 @@ pub struct StatRequest {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum FileKind {
+    /// A regular file.
     File,
+    /// A directory.
     Dir,
+    /// A symbolic link (only in listings, which do not follow links).
     Symlink,
+    /// A device, socket or pipe.
     Other,
 }
 
@@ -667,22 +685,42 @@ pub struct ExecRequest {
 pub enum ExecEvent {
     /// First line: the id to cancel with, and the shell's pid (= its process group id).
     #[serde(rename_all = "camelCase")]
-    Start { exec_id: String, pid: u32 },
-    /// Output on stdout (UTF-8; invalid sequences replaced; a chunk never splits a character).
-    Stdout { data: String },
+    Start {
+        /// For `POST …/exec/{execId}/cancel`.
+        exec_id: String,
+        /// The shell's pid, which is also the process group id.
+        pid: u32,
+    },
+    /// Output on stdout.
+    Stdout {
+        /// UTF-8 text; invalid sequences replaced, a character never split across chunks.
+        data: String,
+    },
     /// Output on stderr.
-    Stderr { data: String },
-    /// Last line. `code` is set when the shell exited, `signal` when a signal ended it.
+    Stderr {
+        /// As for stdout.
+        data: String,
+    },
+    /// Last line.
     #[serde(rename_all = "camelCase")]
     Exit {
+        /// Exit code, when the shell exited.
         code: Option<i32>,
+        /// Signal number, when a signal ended the shell (SIGTERM or SIGKILL after a timeout or
+        /// cancel).
         signal: Option<i32>,
+        /// The timeout killed it.
         timed_out: bool,
+        /// A cancel or a closed connection killed it.
         cancelled: bool,
+        /// Run time in ms, including the kill.
         duration_ms: u64,
     },
     /// Last line instead of `exit` when waiting for the command failed.
-    Error { message: String },
+    Error {
+        /// What failed.
+        message: String,
+    },
 }
 
 /// Answer to a cancel.

@@ -142,12 +142,12 @@ pub fn start(
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
     tokio::spawn(async move {
-        supervise(child, pid as i32, stdout, stderr, tx, cancel, timeout).await;
+        let end = supervise(child, pid as i32, stdout, stderr, tx, cancel, timeout).await;
         execs.lock().remove(&exec_id);
         log(
             "info",
             "exec_end",
-            serde_json::json!({ "workspace": workspace, "execId": exec_id }),
+            serde_json::json!({ "workspace": workspace, "execId": exec_id, "end": end }),
         );
     });
     Ok(Response::builder()
@@ -189,7 +189,7 @@ async fn supervise(
     tx: mpsc::Sender<Bytes>,
     cancel: Arc<Notify>,
     timeout: Duration,
-) {
+) -> serde_json::Value {
     let started = Instant::now();
     let (drain_tx, drain_rx) = watch::channel(None);
     let mut pumps = Vec::new();
@@ -206,12 +206,14 @@ async fn supervise(
     }
     let mut timed_out = false;
     let mut cancelled = false;
+    let mut reason = "exit";
     let waited = tokio::select! {
         status = child.wait() => Some(status),
-        _ = tokio::time::sleep(timeout) => { timed_out = true; None }
-        _ = cancel.notified() => { cancelled = true; None }
-        _ = tx.closed() => { cancelled = true; None }
+        _ = tokio::time::sleep(timeout) => { timed_out = true; reason = "timeout"; None }
+        _ = cancel.notified() => { cancelled = true; reason = "cancel"; None }
+        _ = tx.closed() => { cancelled = true; reason = "disconnect"; None }
     };
+    let stopping_ms = started.elapsed().as_millis() as u64;
     let status = match waited {
         Some(status) => status,
         None => kill_group(pgid, &mut child).await,
@@ -227,6 +229,11 @@ async fn supervise(
         },
     };
     let _ = tx.send(encode(&event)).await;
+    serde_json::json!({
+        "reason": reason,
+        "stoppingMs": stopping_ms,
+        "durationMs": started.elapsed().as_millis() as u64,
+    })
 }
 
 fn exit_event(status: ExitStatus, timed_out: bool, cancelled: bool, took: Duration) -> ExecEvent {
@@ -247,6 +254,31 @@ fn signal_group(pgid: i32, signal: i32) -> bool {
     unsafe { libc::kill(-pgid, signal) == 0 }
 }
 
+/// Whether any process of group `pgid` is still running. A zombie does not count: a killed
+/// grandchild is reparented to init, and an init that reaps slowly (as in some containers) would
+/// otherwise keep the group "alive" for the whole grace period.
+fn group_has_live_members(pgid: i32) -> bool {
+    if !signal_group(pgid, 0) {
+        return false;
+    }
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return true;
+    };
+    procs.flatten().any(|entry| {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            return false;
+        };
+        // "pid (comm) state ppid pgrp ...": comm may contain spaces and parentheses.
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            return false;
+        };
+        let mut fields = rest.split_whitespace();
+        let state = fields.next();
+        let pgrp = fields.nth(1).and_then(|f| f.parse::<i32>().ok());
+        pgrp == Some(pgid) && state != Some("Z")
+    })
+}
+
 /// SIGTERM to the group; once the shell has exited and the group is empty, done; after
 /// [`KILL_GRACE`], SIGKILL to whatever is left.
 async fn kill_group(pgid: i32, child: &mut Child) -> std::io::Result<ExitStatus> {
@@ -257,7 +289,7 @@ async fn kill_group(pgid: i32, child: &mut Child) -> std::io::Result<ExitStatus>
         if status.is_none() {
             status = child.try_wait()?;
         }
-        if status.is_some() && !signal_group(pgid, 0) {
+        if status.is_some() && !group_has_live_members(pgid) {
             break;
         }
         if Instant::now() >= deadline {

@@ -1,0 +1,368 @@
+//! Commands and the stub's own life: streamed output, exit codes, timeouts, cancellation that
+//! kills the whole process group, `status`, one stub per home, the token file, idle RSS.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::time::{Duration, Instant};
+
+use common::{bin, eventually, process_gone, rss_kib, stub_command, Sandbox};
+use opencode_remote_protocol::{ExecEvent, EXIT_ALREADY_RUNNING, EXIT_NOT_RUNNING};
+use serde_json::json;
+
+/// Kill grace (2 s) plus slack for a loaded machine.
+const GONE_WITHIN: Duration = Duration::from_secs(10);
+
+fn start_event(e: Option<ExecEvent>) -> (String, u32) {
+    match e {
+        Some(ExecEvent::Start { exec_id, pid }) => (exec_id, pid),
+        other => panic!("expected start, got {other:?}"),
+    }
+}
+
+/// Reads stdout events until a full line arrives; returns it.
+fn stdout_line(stream: &mut common::ExecStream) -> String {
+    let mut text = String::new();
+    while !text.ends_with('\n') {
+        match stream.next() {
+            Some(ExecEvent::Stdout { data }) => text.push_str(&data),
+            other => panic!("expected stdout, got {other:?}"),
+        }
+    }
+    text.trim().to_string()
+}
+
+/// Output events merged per stream kind, in order, and the exit event.
+fn collect(events: Vec<ExecEvent>) -> (Vec<(&'static str, String)>, ExecEvent) {
+    let mut out: Vec<(&'static str, String)> = Vec::new();
+    let mut exit = None;
+    for e in events {
+        let (kind, data) = match e {
+            ExecEvent::Stdout { data } => ("stdout", data),
+            ExecEvent::Stderr { data } => ("stderr", data),
+            other => {
+                exit = Some(other);
+                continue;
+            }
+        };
+        match out.last_mut() {
+            Some((k, d)) if *k == kind => d.push_str(&data),
+            _ => out.push((kind, data)),
+        }
+    }
+    (out, exit.expect("an exit event"))
+}
+
+#[test]
+fn exec_should_stream_output_in_order_and_return_the_exit_code() {
+    let sb = Sandbox::new();
+    let stub = sb.start();
+    let root = sb.path().join("proj");
+    stub.register("w", &root);
+    fs::create_dir_all(root.join("sub")).unwrap();
+    // The command waits for a file the test creates only after it has read "one": so "one" must
+    // have been streamed while the command was still running.
+    let go = root.join("go");
+    let mut s = stub.exec(
+        "w",
+        json!({
+            "command": "echo one; n=0; while [ ! -e \"$GO\" ] && [ $n -lt 400 ]; do sleep 0.05; n=$((n+1)); done; echo two >&2; sleep 0.2; printf 'thr'; sleep 0.1; echo \"ee $FOO $(pwd)\"; exit 7",
+            "cwd": "sub",
+            "env": { "FOO": "bar", "GO": go },
+        }),
+    );
+    assert_eq!(s.status, 200);
+    let (_, pid) = start_event(s.next());
+    assert_eq!(stdout_line(&mut s), "one");
+    fs::write(&go, "").unwrap();
+    let (out, exit) = collect(s.rest());
+    let cwd = root.join("sub");
+    assert_eq!(
+        out,
+        [
+            ("stderr", "two\n".to_string()),
+            ("stdout", format!("three bar {}\n", cwd.display())),
+        ]
+    );
+    match exit {
+        ExecEvent::Exit {
+            code,
+            signal,
+            timed_out,
+            cancelled,
+            ..
+        } => assert_eq!(
+            (code, signal, timed_out, cancelled),
+            (Some(7), None, false, false)
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert!(eventually(GONE_WITHIN, || process_gone(pid)));
+}
+
+#[test]
+fn exec_should_survive_hostile_command_text() {
+    let sb = Sandbox::new();
+    let stub = sb.start();
+    let root = sb.path().join("proj");
+    stub.register("w", &root);
+    // The command is one argument of `sh -c`: quotes and newlines reach the shell intact, and
+    // nothing of it is ever interpreted by the stub itself.
+    let text = "it's \"quoted\" $(touch marker) `x`\nline2";
+    let mut s = stub.exec(
+        "w",
+        json!({ "command": "printf '%s' \"$ARG\"", "env": { "ARG": text } }),
+    );
+    start_event(s.next());
+    let (out, _) = collect(s.rest());
+    assert_eq!(out, [("stdout", text.to_string())]);
+    assert!(!root.join("marker").exists());
+}
+
+#[test]
+fn exec_timeout_should_kill_the_whole_process_group() {
+    let sb = Sandbox::new();
+    let stub = sb.start();
+    stub.register("w", &sb.path().join("proj"));
+    let started = Instant::now();
+    let mut s = stub.exec(
+        "w",
+        json!({ "command": "sleep 1000 & echo $!; wait", "timeoutMs": 500 }),
+    );
+    let (_, shell) = start_event(s.next());
+    let grandchild: u32 = stdout_line(&mut s).parse().unwrap();
+    let (_, exit) = collect(s.rest());
+    match exit {
+        ExecEvent::Exit {
+            timed_out, signal, ..
+        } => {
+            assert!(timed_out);
+            assert_eq!(signal, Some(libc::SIGTERM));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(process_gone(shell));
+    assert!(
+        eventually(GONE_WITHIN, || process_gone(grandchild)),
+        "background sleep {grandchild} survived the timeout"
+    );
+}
+
+#[test]
+fn exec_should_sigkill_a_group_that_ignores_sigterm() {
+    let sb = Sandbox::new();
+    let stub = sb.start();
+    stub.register("w", &sb.path().join("proj"));
+    let mut s = stub.exec(
+        "w",
+        json!({ "command": "trap '' TERM; sleep 1000 & echo $!; wait", "timeoutMs": 300 }),
+    );
+    start_event(s.next());
+    let grandchild: u32 = stdout_line(&mut s).parse().unwrap();
+    let (_, exit) = collect(s.rest());
+    assert!(
+        matches!(
+            exit,
+            ExecEvent::Exit {
+                timed_out: true,
+                signal: Some(9),
+                ..
+            }
+        ),
+        "{exit:?}"
+    );
+    assert!(eventually(GONE_WITHIN, || process_gone(grandchild)));
+}
+
+#[test]
+fn closing_the_connection_should_kill_the_process_group() {
+    let sb = Sandbox::new();
+    let stub = sb.start();
+    stub.register("w", &sb.path().join("proj"));
+    // No output after the pid: the stub must notice the closed connection without writing to it.
+    let mut s = stub.exec("w", json!({ "command": "sleep 1000 & echo $!; wait" }));
+    let (_, shell) = start_event(s.next());
+    let grandchild: u32 = stdout_line(&mut s).parse().unwrap();
+    assert!(!process_gone(grandchild));
+    drop(s);
+    assert!(
+        eventually(GONE_WITHIN, || process_gone(shell)
+            && process_gone(grandchild)),
+        "processes survived the closed connection"
+    );
+    assert!(eventually(GONE_WITHIN, || stub
+        .log_text()
+        .contains("\"reason\":\"disconnect\"")));
+}
+
+#[test]
+fn cancel_route_should_kill_the_process_group() {
+    let sb = Sandbox::new();
+    let stub = sb.start();
+    stub.register("w", &sb.path().join("proj"));
+    stub.register("other", &sb.path().join("other"));
+    let mut s = stub.exec("w", json!({ "command": "sleep 1000 & echo $!; wait" }));
+    let (exec_id, _) = start_event(s.next());
+    let grandchild: u32 = stdout_line(&mut s).parse().unwrap();
+    // Another workspace cannot cancel it.
+    let c = stub.ok(
+        &format!("/v1/workspaces/other/exec/{exec_id}/cancel"),
+        json!({}),
+    );
+    assert_eq!(c["cancelled"], false);
+    let c = stub.ok(
+        &format!("/v1/workspaces/w/exec/{exec_id}/cancel"),
+        json!({}),
+    );
+    assert_eq!(c["cancelled"], true);
+    let (_, exit) = collect(s.rest());
+    assert!(
+        matches!(
+            exit,
+            ExecEvent::Exit {
+                cancelled: true,
+                timed_out: false,
+                ..
+            }
+        ),
+        "{exit:?}"
+    );
+    assert!(eventually(GONE_WITHIN, || process_gone(grandchild)));
+}
+
+#[test]
+fn exec_cwd_outside_the_root_should_need_approval() {
+    let sb = Sandbox::new();
+    let stub = sb.start();
+    stub.register("w", &sb.path().join("proj"));
+    let out = sb.path().join("outside");
+    fs::create_dir_all(&out).unwrap();
+    let s = stub.exec("w", json!({ "command": "touch made-here", "cwd": out }));
+    assert_eq!(s.status, 403);
+    let e = s.error.unwrap();
+    assert_eq!(
+        (e["operation"].as_str(), e["type"].as_str()),
+        (Some("exec"), Some("permission_required"))
+    );
+    assert_eq!(e["patterns"], json!([format!("{}/*", out.display())]));
+    assert!(!out.join("made-here").exists());
+    // Paths the client found in the command are checked too.
+    let s = stub.exec(
+        "w",
+        json!({ "command": "cat /etc/hostname", "paths": ["/etc/hostname"] }),
+    );
+    assert_eq!(s.status, 403);
+    assert_eq!(s.error.unwrap()["patterns"], json!(["/etc/*"]));
+    let (_, answer) = stub.call(
+        "POST",
+        "/v1/workspaces/w/permissions/reply",
+        Some(&json!({ "requestId": e["requestId"], "reply": "once" })),
+    );
+    let mut s = stub.exec(
+        "w",
+        json!({ "command": "touch made-here", "cwd": out, "grant": answer["grant"] }),
+    );
+    start_event(s.next());
+    s.rest();
+    assert!(out.join("made-here").exists());
+}
+
+#[test]
+fn status_should_tell_running_from_not_running() {
+    let sb = Sandbox::new();
+    let home = sb.home();
+    let status = || {
+        stub_command()
+            .args(["status", "--home"])
+            .arg(&home)
+            .output()
+            .unwrap()
+    };
+    assert_eq!(status().status.code(), Some(EXIT_NOT_RUNNING));
+    let stub = sb.start();
+    let out = status();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let health: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(health["pid"], stub.pid());
+    // A clean stop removes run/stub.json.
+    assert!(stub.terminate().success());
+    assert!(!home.join("run/stub.json").exists());
+    assert_eq!(status().status.code(), Some(EXIT_NOT_RUNNING));
+    // After a crash the stale run/stub.json names a dead pid.
+    let stub = sb.start();
+    stub.kill();
+    assert!(home.join("run/stub.json").exists());
+    assert_eq!(status().status.code(), Some(EXIT_NOT_RUNNING));
+    let version = stub_command().arg("version").output().unwrap();
+    assert_eq!(
+        String::from_utf8(version.stdout).unwrap().trim(),
+        env!("CARGO_PKG_VERSION")
+    );
+}
+
+#[test]
+fn second_stub_on_the_same_home_should_refuse_to_start() {
+    let sb = Sandbox::new();
+    let stub = sb.start();
+    let out = stub_command()
+        .args(["serve", "--home"])
+        .arg(sb.home())
+        .env("HOME", sb.user_home())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(EXIT_ALREADY_RUNNING), "{out:?}");
+    let (status, _) = stub.call("GET", "/global/health", None);
+    assert_eq!(status, 200, "the first stub keeps running");
+}
+
+#[test]
+fn serve_should_refuse_an_open_token_file_and_a_public_address() {
+    let sb = Sandbox::new();
+    let token_file = sb.home().join("run/stub.token");
+    fs::set_permissions(&token_file, fs::Permissions::from_mode(0o644)).unwrap();
+    let out = stub_command()
+        .args(["serve", "--home"])
+        .arg(sb.home())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("chmod 600"), "{err}");
+    assert!(!err.contains(&sb.token));
+    fs::set_permissions(&token_file, fs::Permissions::from_mode(0o600)).unwrap();
+    let out = stub_command()
+        .args(["serve", "--listen", "0.0.0.0:0", "--home"])
+        .arg(sb.home())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8(out.stderr).unwrap().contains("loopback"));
+}
+
+#[test]
+fn size_and_idle_rss_should_be_reported() {
+    let sb = Sandbox::new();
+    let stub = sb.start();
+    let (status, _) = stub.call("GET", "/global/health", None);
+    assert_eq!(status, 200);
+    std::thread::sleep(Duration::from_millis(200));
+    let kib = rss_kib(stub.pid());
+    let size = fs::metadata(bin()).unwrap().len();
+    println!(
+        "stub {}: {size} bytes, idle VmRSS {kib} KiB",
+        bin().display()
+    );
+    let release = std::env::var_os("OPENCODE_REMOTE_STUB_BIN").is_some();
+    let emulated = std::env::var_os("OPENCODE_REMOTE_STUB_RUNNER").is_some();
+    if release {
+        // The targets apply to the release binaries (stub/build.sh); a debug build is larger.
+        assert!(size <= 5 * 1024 * 1024, "binary is {size} bytes");
+    }
+    if release && !emulated {
+        assert!(kib <= 8 * 1024, "idle RSS {kib} KiB");
+    } else {
+        assert!(kib < 64 * 1024, "idle RSS {kib} KiB");
+    }
+}
