@@ -1,6 +1,6 @@
-import type { RemoteLoginOptions, RemoteLoginResult } from './index'
+import type { RemoteLoginOptions, RemoteLoginResult, RemotePlace } from './index'
 
-export type { RemoteLoginOptions, RemoteLoginResult, ModelRef, LoginTimings } from './index'
+export type { RemoteLoginOptions, RemoteLoginResult, ModelRef, LoginTimings, RemotePlace } from './index'
 
 /** An error from the addon: `code` is stable (UNKNOWN_HOST, HOST_KEY_CHANGED, …), `message` is safe to show the model. */
 export interface RemoteError extends Error {
@@ -12,10 +12,28 @@ export declare function remoteLogin(options: RemoteLoginOptions): Promise<Remote
 /** The configured host names (never addresses), sorted; rejects with a {@link RemoteError}. */
 export declare function listHosts(projectDir?: string | null, options?: any | null): Promise<Array<string>>
 /** Start connecting to a host ahead of remoteLogin; resolves to whether the connection is up. */
-export declare function warmHost(host: string, projectDir?: string | null, options?: any | null): Promise<boolean>
+export declare function warmHost(
+  host: string,
+  projectDir?: string | null,
+  options?: any | null,
+): Promise<boolean>
 /** Cancel a running remoteLogin by its requestId. */
 export declare function cancelRemoteLogin(requestId: string): boolean
 /** The JSON Schema of hosts.json or of the plugin options. */
 export declare function configSchema(kind?: 'hosts' | 'plugin-options'): any
 /** Run the opencode-remote command line (arguments without the program name); resolves to the exit code. */
 export declare function runCli(args: Array<string>): Promise<number>
+/** A stub answer, or the permission the stub needs first (see protocol/src/lib.rs for the shapes). */
+export interface RemoteOutcome {
+  result?: any
+  permission?: { requestId: string; path: string; paths: string[]; patterns: string[]; operation: string }
+}
+/** A file or search operation on the host: fs/read, fs/write, fs/stat, fs/list, fs/remove, fs/rename, glob, grep. */
+export declare function remoteCall(place: RemotePlace, operation: string, body: any): Promise<RemoteOutcome>
+/** Run a command on the host; `result` is {stdout, stderr, exitCode, signal, timedOut, cancelled}. */
+export declare function remoteExec(place: RemotePlace, request: any): Promise<RemoteOutcome>
+/** Answer a permission request: {requestId, reply: 'once' | 'always' | 'reject'}; a once reply returns a grant. */
+export declare function remoteReply(
+  place: RemotePlace,
+  reply: { requestId: string; reply: string },
+): Promise<any>

@@ -23,4 +23,7 @@ module.exports = {
   cancelRemoteLogin: (requestId) => binding.cancelRemoteLogin(requestId),
   configSchema: (kind) => binding.configSchema(kind),
   runCli: (args) => binding.runCli(args),
+  remoteCall: async (place, operation, body) => unwrap(await binding.remoteCall(place, operation, body)),
+  remoteExec: async (place, request) => unwrap(await binding.remoteExec(place, request)),
+  remoteReply: async (place, reply) => unwrap(await binding.remoteReply(place, reply)),
 }

@@ -216,6 +216,102 @@ pub async fn run_cli(args: Vec<String>) -> i32 {
     code
 }
 
+/// Where a remote tool runs: a host, and a workspace (with its root directory) on it.
+#[napi(object)]
+pub struct RemotePlace {
+    /// Host name from the config.
+    pub host: String,
+    /// Workspace id (`[A-Za-z0-9._-]`).
+    pub workspace: String,
+    /// Root directory of the workspace on the host (absolute or `~/…`).
+    pub root: String,
+    pub project_dir: Option<String>,
+    /// The plugin options (may hold `hosts`).
+    pub options: Option<serde_json::Value>,
+}
+
+impl RemotePlace {
+    fn split(self) -> (workspace::remote::Place, ConfigSources) {
+        let sources = ConfigSources::from_env(self.project_dir.map(PathBuf::from), self.options);
+        (
+            workspace::remote::Place {
+                host: self.host,
+                workspace: self.workspace,
+                root: self.root,
+            },
+            sources,
+        )
+    }
+}
+
+/// `{result}` when the stub answered, `{permission}` when it first needs the user's approval.
+fn remote_outcome<T: serde::Serialize>(
+    outcome: error::Result<workspace::remote::Outcome<T>>,
+) -> Outcome<serde_json::Value> {
+    match outcome {
+        Ok(workspace::remote::Outcome::Done(value)) => {
+            Either::A(serde_json::json!({ "result": value }))
+        }
+        Ok(workspace::remote::Outcome::NeedsPermission(request)) => {
+            Either::A(serde_json::json!({ "permission": request }))
+        }
+        Err(error) => failed(error),
+    }
+}
+
+/// A file or search operation on the host through the stub: `fs/read`, `fs/write`, `fs/stat`,
+/// `fs/list`, `fs/remove`, `fs/rename`, `glob`, `grep`. `body` is the protocol's request type.
+#[napi(ts_return_type = "Promise<{ result?: any; permission?: any } | Error>")]
+pub async fn remote_call(
+    place: RemotePlace,
+    operation: String,
+    body: serde_json::Value,
+) -> Outcome<serde_json::Value> {
+    let (place, sources) = place.split();
+    remote_outcome(workspace::remote::call(&place, &sources, &operation, &body).await)
+}
+
+/// Run a command on the host through the stub (`request` is the protocol's ExecRequest).
+#[napi(ts_return_type = "Promise<{ result?: any; permission?: any } | Error>")]
+pub async fn remote_exec(
+    place: RemotePlace,
+    request: serde_json::Value,
+) -> Outcome<serde_json::Value> {
+    let (place, sources) = place.split();
+    let request = match serde_json::from_value(request) {
+        Ok(request) => request,
+        Err(error) => {
+            return Either::B(napi::Error::new(
+                "INVALID_ARGUMENT".to_string(),
+                error.to_string(),
+            ))
+        }
+    };
+    remote_outcome(workspace::remote::exec(&place, &sources, &request).await)
+}
+
+/// Answer a permission request of the stub: `{requestId, reply: 'once' | 'always' | 'reject'}`.
+#[napi(ts_return_type = "Promise<any | Error>")]
+pub async fn remote_reply(
+    place: RemotePlace,
+    reply: serde_json::Value,
+) -> Outcome<serde_json::Value> {
+    let (place, sources) = place.split();
+    let reply = match serde_json::from_value(reply) {
+        Ok(reply) => reply,
+        Err(error) => {
+            return Either::B(napi::Error::new(
+                "INVALID_ARGUMENT".to_string(),
+                error.to_string(),
+            ))
+        }
+    };
+    match workspace::remote::reply(&place, &sources, &reply).await {
+        Ok(response) => Either::A(serde_json::to_value(response).expect("serializable")),
+        Err(error) => failed(error),
+    }
+}
+
 /// The JSON Schema of a config file: `hosts` (hosts.json) or `plugin-options`.
 #[napi]
 pub fn config_schema(

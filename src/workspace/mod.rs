@@ -1,6 +1,7 @@
 //! SSH workspaces: a stub on the host (bootstrap), a tunnel to it, and the client the remote tools use.
 
 pub mod bootstrap;
+pub mod remote;
 pub mod stub_client;
 
 use std::path::Path;

@@ -82,12 +82,53 @@ impl StubClient {
         self.request(Method::POST, path, Some(body)).await
     }
 
+    /// A streamed (NDJSON) answer, collected: one value per line. Commands may run long, so there is no
+    /// request timeout here; the stub enforces the command's own.
+    pub async fn post_ndjson<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<Vec<T>, StubError> {
+        let bytes = self.send(Method::POST, path, Some(body), None).await?;
+        let transport = |detail: String| {
+            StubError::Transport(Error::Ssh {
+                host: self.host.clone(),
+                detail,
+            })
+        };
+        bytes
+            .split(|&b| b == b'\n')
+            .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
+            .map(|line| {
+                serde_json::from_slice(line)
+                    .map_err(|e| transport(format!("unexpected stub answer: {e}")))
+            })
+            .collect()
+    }
+
     async fn request<B: Serialize, T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
         body: Option<&B>,
     ) -> Result<T, StubError> {
+        let bytes = self.send(method, path, body, Some(REQUEST_TIMEOUT)).await?;
+        serde_json::from_slice(&bytes).map_err(|e| {
+            StubError::Transport(Error::Ssh {
+                host: self.host.clone(),
+                detail: format!("unexpected stub answer: {e}"),
+            })
+        })
+    }
+
+    /// Send a request and return the body of a 200 answer; any other answer becomes [`StubError::Api`].
+    async fn send<B: Serialize>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+        timeout: Option<Duration>,
+    ) -> Result<Bytes, StubError> {
         let transport = |detail: String| {
             StubError::Transport(Error::Ssh {
                 host: self.host.clone(),
@@ -105,15 +146,18 @@ impl StubClient {
             .header("content-type", "application/json")
             .body(Full::new(Bytes::from(payload)))
             .map_err(|e| transport(e.to_string()))?;
-        let response = tokio::time::timeout(REQUEST_TIMEOUT, self.http.request(request))
-            .await
-            .map_err(|_| {
-                transport(format!(
-                    "no answer from the stub within {} s",
-                    REQUEST_TIMEOUT.as_secs()
-                ))
-            })?
-            .map_err(|e| transport(format!("stub request failed: {e}")))?;
+        let response = match timeout {
+            Some(limit) => tokio::time::timeout(limit, self.http.request(request))
+                .await
+                .map_err(|_| {
+                    transport(format!(
+                        "no answer from the stub within {} s",
+                        limit.as_secs()
+                    ))
+                })?,
+            None => self.http.request(request).await,
+        }
+        .map_err(|e| transport(format!("stub request failed: {e}")))?;
         let status = response.status();
         let bytes = response
             .into_body()
@@ -129,7 +173,6 @@ impl StubClient {
                 error,
             });
         }
-        serde_json::from_slice(&bytes)
-            .map_err(|e| transport(format!("unexpected stub answer: {e}")))
+        Ok(bytes)
     }
 }

@@ -1,0 +1,101 @@
+// The remote tools backend as the plugin uses it: the addon bootstraps the stub on first use and every
+// file, search and command request runs on the host (a separate Unix user with its own HOME), with
+// permission-first paths.
+import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { copyFile, mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises'
+import { createRequire } from 'node:module'
+import os from 'node:os'
+import path from 'node:path'
+import { after, before, test } from 'node:test'
+import { promisify } from 'node:util'
+import { startSshd } from './harness/sshd.mjs'
+import { repoRoot } from './support/package.mjs'
+
+const require = createRequire(import.meta.url)
+const run = promisify(execFile)
+
+let sshd, home, api, place
+
+before(async () => {
+  const version = JSON.parse(await readFile(path.join(repoRoot, 'package.json'), 'utf8')).version
+  const name = `opencode-remote-stub-${version}-x86_64-linux`
+  let stubDir = path.join(repoRoot, 'stub', 'dist')
+  if (!existsSync(path.join(stubDir, name))) {
+    stubDir = await mkdtemp(path.join(os.tmpdir(), 'ocr-stub-'))
+    await run('cargo', ['build', '-p', 'opencode-remote-stub'], { cwd: repoRoot })
+    await copyFile(path.join(repoRoot, 'target', 'debug', 'opencode-remote-stub'), path.join(stubDir, name))
+  }
+  sshd = await startSshd()
+  home = await mkdtemp(path.join(os.tmpdir(), 'ocr-backend-'))
+  await sshd.writeClientSshFiles(home, { alias: 'box' })
+  await mkdir(path.join(home, 'config', 'opencode'), { recursive: true })
+  Object.assign(process.env, {
+    HOME: home,
+    XDG_CONFIG_HOME: path.join(home, 'config'),
+    OPENCODE_REMOTE_STUB_DIR: stubDir,
+  })
+  delete process.env.SSH_AUTH_SOCK
+  api = require('../api.js')
+  place = { host: 'box', workspace: 'ws-one', root: '~/project', options: { hosts: { box: 'box' } } }
+})
+
+after(async () => {
+  await sshd?.stop()
+})
+
+test('files are written, read and searched on the host, not locally', async () => {
+  const write = await api.remoteCall(place, 'fs/write', {
+    path: 'src/hello.txt',
+    content: 'hello\nworld\n',
+    createDirs: true,
+  })
+  assert.ok(write.result, JSON.stringify(write))
+  const onHost = path.join(sshd.userHome, 'project', 'src', 'hello.txt')
+  assert.equal(await readFile(onHost, 'utf8'), 'hello\nworld\n')
+  assert.ok(!existsSync(path.join(home, 'project')))
+
+  const read = await api.remoteCall(place, 'fs/read', { path: 'src/hello.txt' })
+  assert.deepEqual(read.result.lines, ['hello', 'world'])
+  const grep = await api.remoteCall(place, 'grep', { pattern: 'wor.d' })
+  assert.equal(JSON.stringify(grep.result).includes('hello.txt'), true, JSON.stringify(grep.result))
+})
+
+test('commands run on the host as the remote user, in the workspace root', async () => {
+  const { result } = await api.remoteExec(place, { command: 'id -un; pwd; echo oops >&2; exit 3' })
+  assert.equal(result.stdout, `${sshd.user}\n${path.join(sshd.userHome, 'project')}\n`)
+  assert.equal(result.stderr, 'oops\n')
+  assert.equal(result.exitCode, 3)
+})
+
+test('a path outside the root needs permission; once is honoured once', async () => {
+  const outside = { path: '/etc/hostname' }
+  const first = await api.remoteCall(place, 'fs/read', outside)
+  assert.ok(first.permission, 'refused until approved')
+  assert.equal(first.permission.path, '/etc/hostname')
+  const { grant } = await api.remoteReply(place, { requestId: first.permission.requestId, reply: 'once' })
+  const allowed = await api.remoteCall(place, 'fs/read', { ...outside, grant })
+  assert.ok(allowed.result, JSON.stringify(allowed))
+  const again = await api.remoteCall(place, 'fs/read', { ...outside, grant })
+  assert.ok(again.permission, 'a once grant works once')
+})
+
+test('another workspace on the same host has its own root and approvals', async () => {
+  const other = { ...place, workspace: 'ws-two', root: '~/other' }
+  const denied = await api.remoteCall(other, 'fs/read', {
+    path: path.join(sshd.userHome, 'project', 'src', 'hello.txt'),
+  })
+  assert.ok(denied.permission, "ws-two may not read ws-one's root")
+  const { result } = await api.remoteExec(other, { command: 'pwd' })
+  assert.equal(result.stdout.trim(), path.join(sshd.userHome, 'other'))
+})
+
+test('the stub is set up again when it dies between calls', async () => {
+  const info = JSON.parse(
+    await readFile(path.join(sshd.userHome, '.opencode-remote', 'run', 'stub.json'), 'utf8'),
+  )
+  process.kill(info.pid, 'SIGKILL')
+  const { result } = await api.remoteExec(place, { command: 'echo back' })
+  assert.equal(result.stdout, 'back\n')
+})

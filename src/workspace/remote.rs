@@ -1,0 +1,237 @@
+//! The backend of remote tools mode: each tool call of the plugin becomes one stub request for a
+//! workspace on a host. The stub and its tunnel are set up on first use and shared by every workspace
+//! on that host in this process; a broken stub connection is set up again once, transparently.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, LazyLock};
+
+use opencode_remote_protocol::{
+    routes, ErrorKind, ExecEvent, ExecRequest, PermissionReply, PermissionReplyResponse,
+    PermissionRequest, RegisterWorkspace, WorkspaceInfo,
+};
+use serde_json::Value;
+use tokio::sync::Mutex;
+
+use super::bootstrap::{ensure_stub, Stub};
+use super::stub_client::StubError;
+use crate::config::{self, ConfigSources};
+use crate::error::{Error, Result};
+use crate::ssh::config::resolve;
+
+/// The operations a tool may call, mapped to the stub's routes (`exec` and replies have their own).
+const OPERATIONS: &[&str] = &[
+    "fs/read",
+    "fs/write",
+    "fs/stat",
+    "fs/list",
+    "fs/remove",
+    "fs/rename",
+    "glob",
+    "grep",
+];
+
+/// One workspace on one host.
+#[derive(Debug, Clone)]
+pub struct Place {
+    pub host: String,
+    pub workspace: String,
+    pub root: String,
+}
+
+/// A stub answer, or the permission it asks for first.
+#[derive(Debug)]
+pub enum Outcome<T> {
+    Done(T),
+    NeedsPermission(PermissionRequest),
+}
+
+/// The collected result of a command.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecResult {
+    pub stdout: String,
+    pub stderr: String,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub timed_out: bool,
+    pub cancelled: bool,
+}
+
+#[derive(Default)]
+struct HostState {
+    stub: Option<Arc<Stub>>,
+    registered: HashSet<(String, String)>,
+}
+
+static HOSTS: LazyLock<std::sync::Mutex<HashMap<String, Arc<Mutex<HostState>>>>> =
+    LazyLock::new(Default::default);
+
+fn stub_dir() -> PathBuf {
+    std::env::var_os("OPENCODE_REMOTE_STUB_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("stub/dist"))
+}
+
+/// The stub for `place`, with the workspace registered; `fresh` forces a new bootstrap.
+async fn stub_for(place: &Place, sources: &ConfigSources, fresh: bool) -> Result<Arc<Stub>> {
+    let state = HOSTS
+        .lock()
+        .expect("hosts lock")
+        .entry(place.host.clone())
+        .or_default()
+        .clone();
+    let mut state = state.lock().await;
+    if fresh {
+        state.stub = None;
+        state.registered.clear();
+    }
+    let stub = match &state.stub {
+        Some(stub) => stub.clone(),
+        None => {
+            let hosts = config::load_hosts(sources)?;
+            let target = resolve(hosts.get(&place.host)?)?;
+            let stub = Arc::new(ensure_stub(&target, &stub_dir(), &|_| {}).await?);
+            state.stub = Some(stub.clone());
+            stub
+        }
+    };
+    let key = (place.workspace.clone(), place.root.clone());
+    if !state.registered.contains(&key) {
+        let register = RegisterWorkspace {
+            id: place.workspace.clone(),
+            root: place.root.clone(),
+        };
+        let _: WorkspaceInfo = stub
+            .client
+            .post(routes::WORKSPACES, &register)
+            .await
+            .map_err(Error::from)?;
+        state.registered.insert(key);
+    }
+    Ok(stub)
+}
+
+/// Run `attempt` against the stub; if the stub connection itself failed, bootstrap again and retry once.
+async fn with_stub<T, F, Fut>(
+    place: &Place,
+    sources: &ConfigSources,
+    attempt: F,
+) -> Result<Outcome<T>>
+where
+    F: Fn(Arc<Stub>) -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<T, StubError>>,
+{
+    let mut fresh = false;
+    loop {
+        let stub = stub_for(place, sources, fresh).await?;
+        match attempt(stub).await {
+            Ok(value) => return Ok(Outcome::Done(value)),
+            Err(StubError::Api { error, .. })
+                if error.error.kind == ErrorKind::PermissionRequired =>
+            {
+                let request = error
+                    .error
+                    .permission
+                    .ok_or_else(|| stub_error(place, "a permission error without its request"))?;
+                return Ok(Outcome::NeedsPermission(request));
+            }
+            // The workspace vanished (the stub restarted with other state): register and retry once.
+            Err(StubError::Api { error, .. })
+                if error.error.kind == ErrorKind::UnknownWorkspace && !fresh =>
+            {
+                fresh = true
+            }
+            Err(StubError::Transport(_)) if !fresh => fresh = true,
+            Err(StubError::Api { error, .. }) => {
+                return Err(stub_error(place, &error.error.message))
+            }
+            Err(StubError::Transport(error)) => return Err(error),
+        }
+    }
+}
+
+fn stub_error(place: &Place, detail: &str) -> Error {
+    Error::RemoteRunFailed {
+        host: place.host.clone(),
+        detail: detail.to_string(),
+        log_tail: String::new(),
+    }
+}
+
+/// A file or search operation (`fs/read`, `glob`, …) with its request body.
+pub async fn call(
+    place: &Place,
+    sources: &ConfigSources,
+    operation: &str,
+    body: &Value,
+) -> Result<Outcome<Value>> {
+    if !OPERATIONS.contains(&operation) {
+        return Err(stub_error(place, &format!("unknown operation {operation}")));
+    }
+    let path = routes::workspace_op(&place.workspace, operation);
+    with_stub(place, sources, |stub| {
+        let path = path.clone();
+        async move { stub.client.post::<Value, Value>(&path, body).await }
+    })
+    .await
+}
+
+/// Run a command and collect its output.
+pub async fn exec(
+    place: &Place,
+    sources: &ConfigSources,
+    request: &ExecRequest,
+) -> Result<Outcome<ExecResult>> {
+    let path = routes::workspace_op(&place.workspace, "exec");
+    with_stub(place, sources, |stub| {
+        let path = path.clone();
+        async move {
+            let events: Vec<ExecEvent> = stub.client.post_ndjson(&path, request).await?;
+            Ok(collect(events))
+        }
+    })
+    .await
+}
+
+fn collect(events: Vec<ExecEvent>) -> ExecResult {
+    let mut result = ExecResult::default();
+    for event in events {
+        match event {
+            ExecEvent::Stdout { data } => result.stdout.push_str(&data),
+            ExecEvent::Stderr { data } => result.stderr.push_str(&data),
+            ExecEvent::Exit {
+                code,
+                signal,
+                timed_out,
+                cancelled,
+                ..
+            } => {
+                result.exit_code = code;
+                result.signal = signal;
+                result.timed_out = timed_out;
+                result.cancelled = cancelled;
+            }
+            _ => {}
+        }
+    }
+    result
+}
+
+/// Answer a permission request the stub made.
+pub async fn reply(
+    place: &Place,
+    sources: &ConfigSources,
+    reply: &PermissionReply,
+) -> Result<PermissionReplyResponse> {
+    let path = routes::workspace_op(&place.workspace, "permissions/reply");
+    match with_stub(place, sources, |stub| {
+        let path = path.clone();
+        async move { stub.client.post(&path, reply).await }
+    })
+    .await?
+    {
+        Outcome::Done(response) => Ok(response),
+        Outcome::NeedsPermission(_) => Err(stub_error(place, "a reply cannot need a permission")),
+    }
+}
