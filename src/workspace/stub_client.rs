@@ -20,7 +20,11 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// A failed stub request: either the stub answered with an error body, or the transport failed.
 #[derive(Debug)]
 pub enum StubError {
-    Api { status: u16, error: ApiError },
+    /// Boxed: error bodies are large and rare.
+    Api {
+        status: u16,
+        error: Box<ApiError>,
+    },
     Transport(Error),
 }
 
@@ -170,7 +174,7 @@ impl StubClient {
                 .map_err(|_| transport(format!("stub answered {status}")))?;
             return Err(StubError::Api {
                 status: status.as_u16(),
-                error,
+                error: Box::new(error),
             });
         }
         Ok(bytes)
