@@ -1,6 +1,20 @@
-import type { RemoteLoginOptions, RemoteLoginResult, RemotePlace } from './index'
+import type {
+  CreateWorkspaceOptions,
+  RemoteLoginOptions,
+  RemoteLoginResult,
+  RemotePlace,
+  WorkspaceTarget,
+} from './index'
 
-export type { RemoteLoginOptions, RemoteLoginResult, ModelRef, LoginTimings, RemotePlace } from './index'
+export type {
+  CreateWorkspaceOptions,
+  LoginTimings,
+  ModelRef,
+  RemoteLoginOptions,
+  RemoteLoginResult,
+  RemotePlace,
+  WorkspaceTarget,
+} from './index'
 
 /** An error from the addon: `code` is stable (UNKNOWN_HOST, HOST_KEY_CHANGED, …), `message` is safe to show the model. */
 export interface RemoteError extends Error {
@@ -37,3 +51,9 @@ export declare function remoteReply(
   place: RemotePlace,
   reply: { requestId: string; reply: string },
 ): Promise<any>
+/** Create an SSH workspace (host selection, lease, stub bootstrap, the workspace's own opencode serve). */
+export declare function createWorkspace(options: CreateWorkspaceOptions): Promise<WorkspaceTarget>
+/** The running workspace server, or null when it is not running in this process. */
+export declare function workspaceTarget(id: string): Promise<WorkspaceTarget | null>
+/** Stop a workspace's server and release its host; resolves to whether it held a lease. */
+export declare function removeWorkspace(id: string): Promise<boolean>

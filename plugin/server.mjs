@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto'
 import { createRequire } from 'node:module'
 import path from 'node:path'
 import { z } from 'zod'
+import { registerSshProvider } from './workspace-adaptor.mjs'
 
 const require = createRequire(import.meta.url)
 const api = require('../api.js')
@@ -51,6 +52,7 @@ export default {
   id: 'opencode-remote',
   server: async (input, options) => {
     const { client, directory } = input
+    registerSshProvider(input, options, api)
     /** Round trips that finished and still owe the local agent a wake-up, by call id. */
     const returned = new Map()
 

@@ -312,6 +312,89 @@ pub async fn remote_reply(
     }
 }
 
+#[napi(object)]
+pub struct CreateWorkspaceOptions {
+    /// The workspace id OpenCode assigned (`wrk_…`).
+    pub id: String,
+    /// Provider name from the config. @default "default"
+    pub provider: Option<String>,
+    /// A host name or alias; when absent the provider's strategy picks one.
+    pub host: Option<String>,
+    /// Labels the picked host must have.
+    pub labels: Option<Vec<String>>,
+    /// Root directory on the host. @default "~/opencode-workspaces/<id>"
+    pub directory: Option<String>,
+    /// The environment OpenCode passed to the adaptor's `create`.
+    pub env: Option<HashMap<String, String>>,
+    /// The local opencode binary. @default "opencode"
+    pub opencode_bin: Option<String>,
+    /// How the workspace server loads this plugin, e.g. `file:///…/opencode-remote`.
+    pub plugin_spec: String,
+    pub project_dir: Option<String>,
+    /// The plugin options (hosts, providers), passed on to the workspace server.
+    pub options: Option<serde_json::Value>,
+}
+
+#[napi(object)]
+pub struct WorkspaceTarget {
+    pub id: String,
+    pub host: String,
+    pub root: String,
+    /// The workspace server's URL (OpenCode's `target`).
+    pub url: String,
+}
+
+impl From<workspace::CreatedWorkspace> for WorkspaceTarget {
+    fn from(created: workspace::CreatedWorkspace) -> Self {
+        WorkspaceTarget {
+            id: created.id,
+            host: created.host,
+            root: created.root,
+            url: created.url,
+        }
+    }
+}
+
+/// Create an SSH workspace: pick and lease a host, bootstrap its stub, start the workspace's server.
+#[napi(ts_return_type = "Promise<WorkspaceTarget | Error>")]
+pub async fn create_workspace(options: CreateWorkspaceOptions) -> Outcome<WorkspaceTarget> {
+    let sources = ConfigSources::from_env(
+        options.project_dir.map(PathBuf::from),
+        options.options.clone(),
+    );
+    let spec = workspace::CreateSpec {
+        id: options.id,
+        provider: options.provider.unwrap_or_else(|| "default".into()),
+        host: options.host,
+        labels: options.labels.unwrap_or_default(),
+        directory: options.directory,
+        env: options.env.unwrap_or_default().into_iter().collect(),
+        opencode_bin: options.opencode_bin.unwrap_or_else(|| "opencode".into()),
+        plugin_spec: options.plugin_spec,
+        plugin_options: options.options.unwrap_or(serde_json::Value::Null),
+        sources,
+    };
+    match workspace::create(spec).await {
+        Ok(created) => Either::A(created.into()),
+        Err(error) => failed(error),
+    }
+}
+
+/// The running workspace server, or null when it is not running in this process.
+#[napi]
+pub async fn workspace_target(id: String) -> Option<WorkspaceTarget> {
+    workspace::target(&id).await.map(Into::into)
+}
+
+/// Stop a workspace's server and release its host. The stub stays for reuse.
+#[napi(ts_return_type = "Promise<boolean | Error>")]
+pub async fn remove_workspace(id: String) -> Outcome<bool> {
+    match workspace::remove(&id).await {
+        Ok(lease) => Either::A(lease.is_some()),
+        Err(error) => failed(error),
+    }
+}
+
 /// The JSON Schema of a config file: `hosts` (hosts.json) or `plugin-options`.
 #[napi]
 pub fn config_schema(

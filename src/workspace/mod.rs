@@ -40,3 +40,143 @@ pub async fn setup(
         local_port: stub.tunnel.local_port(),
     })
 }
+
+pub mod leases;
+pub mod server;
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use serde_json::{json, Value};
+
+use crate::login::local::state_dir;
+use remote::Place;
+use server::{ServeSpec, WorkspaceServer};
+
+/// Everything `create` needs; none of it is persisted except through [`leases::Lease`].
+pub struct CreateSpec {
+    pub id: String,
+    pub provider: String,
+    pub host: Option<String>,
+    pub labels: Vec<String>,
+    /// Root on the host; default `~/opencode-workspaces/<id>`.
+    pub directory: Option<String>,
+    /// The environment OpenCode hands to `create` (workspace id, auth), passed to the server.
+    pub env: Vec<(String, String)>,
+    pub opencode_bin: String,
+    /// How the server loads this plugin (e.g. `file:///…/node_modules/opencode-remote`).
+    pub plugin_spec: String,
+    /// The plugin options to pass on (hosts); `remote` is added.
+    pub plugin_options: Value,
+    pub sources: ConfigSources,
+}
+
+/// A created workspace, as `target` reports it.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedWorkspace {
+    pub id: String,
+    pub host: String,
+    pub root: String,
+    pub url: String,
+}
+
+struct Running {
+    server: WorkspaceServer,
+    created: CreatedWorkspace,
+}
+
+static RUNNING: LazyLock<tokio::sync::Mutex<HashMap<String, Running>>> =
+    LazyLock::new(Default::default);
+
+/// Select a host, lease it, make sure its stub serves this workspace's root, and start the workspace's
+/// own `opencode serve` in remote tools mode.
+pub async fn create(spec: CreateSpec) -> Result<CreatedWorkspace> {
+    let hosts = config::load_hosts(&spec.sources)?;
+    let host = leases::select_host(&hosts, &spec.provider, spec.host.as_deref(), &spec.labels)?;
+    let root = spec
+        .directory
+        .clone()
+        .unwrap_or_else(|| format!("~/opencode-workspaces/{}", spec.id));
+    leases::record(leases::Lease {
+        workspace: spec.id.clone(),
+        provider: spec.provider.clone(),
+        host: host.clone(),
+        root: root.clone(),
+        since_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0),
+    })?;
+    let place = Place {
+        host: host.clone(),
+        workspace: spec.id.clone(),
+        root: root.clone(),
+    };
+    // Bootstraps the stub when needed and registers the workspace root.
+    remote::call(&place, &spec.sources, "fs/stat", &json!({ "path": "." })).await?;
+    start_server(&spec, place).await
+}
+
+async fn start_server(spec: &CreateSpec, place: Place) -> Result<CreatedWorkspace> {
+    let dir = state_dir().join("workspaces").join(&spec.id);
+    let mut options = match spec.plugin_options.clone() {
+        Value::Object(map) => map,
+        _ => serde_json::Map::new(),
+    };
+    options.insert(
+        "remote".into(),
+        json!({ "host": place.host, "root": place.root, "workspace": place.workspace }),
+    );
+    let config = json!({ "plugin": [[spec.plugin_spec, Value::Object(options)]] });
+    let mut env = spec.env.clone();
+    env.push(("OPENCODE_CONFIG_CONTENT".into(), config.to_string()));
+    // Its own sessions DB; config and credentials stay the user's.
+    env.push((
+        "OPENCODE_DB".into(),
+        dir.join("opencode.db").display().to_string(),
+    ));
+    let server = WorkspaceServer::start(ServeSpec {
+        opencode_bin: &spec.opencode_bin,
+        cwd: &dir.join("cwd"),
+        log_file: &dir.join("serve.log"),
+        env,
+    })
+    .await?;
+    let created = CreatedWorkspace {
+        id: spec.id.clone(),
+        host: place.host,
+        root: place.root,
+        url: server.url.clone(),
+    };
+    RUNNING.lock().await.insert(
+        spec.id.clone(),
+        Running {
+            server,
+            created: created.clone(),
+        },
+    );
+    Ok(created)
+}
+
+/// The workspace's server URL; `None` when it is not running in this process.
+pub async fn target(id: &str) -> Option<CreatedWorkspace> {
+    let mut running = RUNNING.lock().await;
+    let alive = running
+        .get_mut(id)
+        .map(|r| r.server.is_running())
+        .unwrap_or(false);
+    if !alive {
+        running.remove(id);
+        return None;
+    }
+    running.get(id).map(|r| r.created.clone())
+}
+
+/// Stop the workspace's server and release its lease. The stub stays on the host for reuse.
+pub async fn remove(id: &str) -> Result<Option<leases::Lease>> {
+    if let Some(running) = RUNNING.lock().await.remove(id) {
+        running.server.stop().await;
+    }
+    leases::release(id)
+}

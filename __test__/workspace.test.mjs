@@ -1,0 +1,124 @@
+// SSH workspaces through the real OpenCode control plane (OPENCODE_EXPERIMENTAL_WORKSPACES=1): the
+// ssh-provider adaptor creates a workspace on a real sshd's remote user, OpenCode connects to it, and
+// sessions created in it run their tools on the host.
+import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { copyFile, mkdtemp, readFile, writeFile } from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { after, before, describe, test } from 'node:test'
+import { promisify } from 'node:util'
+import { startFakeLlm } from './harness/fake-llm.mjs'
+import { makeOpencodeHome, messageText, startServe, waitForMessages } from './harness/opencode.mjs'
+import { startSshd } from './harness/sshd.mjs'
+import { installPackedPackage, repoRoot } from './support/package.mjs'
+
+const run = promisify(execFile)
+let llm, sshd, local, serve, stubDir
+
+async function stubBinaryDir() {
+  const version = JSON.parse(await readFile(path.join(repoRoot, 'package.json'), 'utf8')).version
+  const name = `opencode-remote-stub-${version}-x86_64-linux`
+  const dist = path.join(repoRoot, 'stub', 'dist')
+  if (existsSync(path.join(dist, name))) return dist
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'ocr-stub-'))
+  await run('cargo', ['build', '-p', 'opencode-remote-stub'], { cwd: repoRoot })
+  await copyFile(path.join(repoRoot, 'target', 'debug', 'opencode-remote-stub'), path.join(dir, name))
+  return dir
+}
+
+async function waitForStatus(id, wanted, timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const statuses = await serve.client.get(
+      `/experimental/workspace/status?directory=${encodeURIComponent(local.projectDir)}`,
+    )
+    const status = statuses.find((s) => s.workspaceID === id)?.status
+    if (status === wanted) return
+    assert.ok(Date.now() < deadline, `workspace ${id} is ${status}, not ${wanted}`)
+    await new Promise((r) => setTimeout(r, 200))
+  }
+}
+
+async function createWorkspace(extra) {
+  return serve.client.post(
+    `/experimental/workspace?directory=${encodeURIComponent(local.projectDir)}`,
+    { type: 'ssh-provider', extra },
+    { timeoutMs: 120_000, retries: 0 },
+  )
+}
+
+before(async () => {
+  let pkg
+  ;[llm, sshd, pkg, stubDir] = await Promise.all([
+    startFakeLlm(),
+    startSshd(),
+    installPackedPackage(),
+    stubBinaryDir(),
+  ])
+  local = await makeOpencodeHome(path.join(await mkdtemp(path.join(os.tmpdir(), 'ocr-ws-')), 'local'), {
+    llm,
+    plugins: [`file://${pkg.packageDir}`],
+    env: { OPENCODE_EXPERIMENTAL_WORKSPACES: '1', OPENCODE_REMOTE_STUB_DIR: stubDir },
+  })
+  await sshd.writeClientSshFiles(local.home, { alias: 'box' })
+  await writeFile(
+    path.join(local.config, 'opencode', 'hosts.json'),
+    JSON.stringify({
+      providers: {
+        default: {
+          strategy: 'first_available',
+          hosts: [{ name: 'prod-1', aliases: ['p1'], ssh: { host: 'box' }, labels: ['linux'] }],
+        },
+      },
+    }),
+  )
+  serve = await startServe(local.env, local.projectDir)
+})
+
+after(async () => {
+  await serve?.stop()
+  await sshd?.stop()
+  await llm?.stop()
+})
+
+describe('ssh-provider workspaces', () => {
+  test('the adaptor is registered', async () => {
+    const adapters = await serve.client.get(
+      `/experimental/workspace/adapter?directory=${encodeURIComponent(local.projectDir)}`,
+    )
+    assert.ok(
+      adapters.some((a) => a.type === 'ssh-provider'),
+      JSON.stringify(adapters),
+    )
+  })
+
+  test('a workspace on a host alias connects, and a second one on the same host is independent', async () => {
+    const first = await createWorkspace({ provider: 'default', host: 'p1' })
+    await waitForStatus(first.id, 'connected')
+    const second = await createWorkspace({ provider: 'default', host: 'prod-1', directory: '~/second' })
+    await waitForStatus(second.id, 'connected')
+
+    const stubInfo = path.join(sshd.userHome, '.opencode-remote', 'run', 'stub.json')
+    const pid = JSON.parse(await readFile(stubInfo, 'utf8')).pid
+    assert.ok(
+      existsSync(path.join(sshd.userHome, 'opencode-workspaces', first.id)),
+      'the default root was created',
+    )
+    assert.ok(existsSync(path.join(sshd.userHome, 'second')))
+
+    await serve.client.delete(
+      `/experimental/workspace/${first.id}?directory=${encodeURIComponent(local.projectDir)}`,
+    )
+    await waitForStatus(second.id, 'connected')
+    assert.equal(
+      JSON.parse(await readFile(stubInfo, 'utf8')).pid,
+      pid,
+      'the shared stub keeps serving the other one',
+    )
+    await serve.client.delete(
+      `/experimental/workspace/${second.id}?directory=${encodeURIComponent(local.projectDir)}`,
+    )
+  })
+})

@@ -1,0 +1,55 @@
+// The `ssh-provider` workspace adaptor (OpenCode experimental workspaces). A workspace is a host (picked
+// by name, alias or the provider's strategy), a root directory on it, the stub there, and a local
+// `opencode serve` running this plugin in remote tools mode; OpenCode proxies the workspace's sessions
+// to that server. All of it lives in the addon; this maps OpenCode's adaptor calls onto it.
+import { fileURLToPath } from 'node:url'
+import path from 'node:path'
+
+const PACKAGE_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+
+/** The running opencode binary (a compiled Bun binary), else `opencode` from PATH. */
+function opencodeBinary() {
+  const exe = process.execPath ?? ''
+  return path.basename(exe).startsWith('opencode') ? exe : 'opencode'
+}
+
+/**
+ * Register the adaptor when OpenCode offers workspaces (and this process is not itself a workspace).
+ * @param {object} input the plugin input
+ * @param {object|undefined} options the plugin options
+ * @param {object} api the addon API (api.js)
+ */
+export function registerSshProvider(input, options, api) {
+  if (!input.experimental_workspace?.register || process.env.OPENCODE_WORKSPACE_ID) return
+  input.experimental_workspace.register('ssh-provider', {
+    name: 'SSH host',
+    description: 'Files and commands on a remote Linux host over SSH; the LLM and credentials stay local',
+    configure(info) {
+      const extra = { provider: 'default', ...(info.extra ?? {}) }
+      return { ...info, extra }
+    },
+    async create(info, env) {
+      const extra = info.extra ?? {}
+      await api.createWorkspace({
+        id: info.id,
+        provider: extra.provider,
+        host: extra.host,
+        labels: extra.labels,
+        directory: extra.directory,
+        env: Object.fromEntries(Object.entries(env ?? {}).filter(([, v]) => typeof v === 'string')),
+        opencodeBin: opencodeBinary(),
+        pluginSpec: `file://${PACKAGE_DIR}`,
+        projectDir: input.directory,
+        options: options ?? null,
+      })
+    },
+    async target(info) {
+      const running = await api.workspaceTarget(info.id)
+      if (!running) throw new Error(`workspace ${info.id} has no running server; create it again`)
+      return { type: 'remote', url: running.url }
+    },
+    async remove(info) {
+      await api.removeWorkspace(info.id)
+    },
+  })
+}

@@ -1,0 +1,128 @@
+//! The per-workspace local `opencode serve`: OpenCode's own server, with this plugin in remote tools
+//! mode, so the workspace speaks the full OpenCode protocol while every file and command goes to the
+//! host. The control plane proxies the workspace's sessions to it (its `target` URL).
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::error::{Error, Result};
+
+/// How long `opencode serve` gets to print that it listens (a cold start is ~1–3 s; first plugin loads
+/// can be slower).
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What the server needs to know.
+pub struct ServeSpec<'a> {
+    pub opencode_bin: &'a str,
+    /// The local working directory of the server (a private scratch dir; sessions' files are remote).
+    pub cwd: &'a Path,
+    /// Where its output goes.
+    pub log_file: &'a Path,
+    /// Environment from the control plane's `create` (workspace id, auth) plus our own.
+    pub env: Vec<(String, String)>,
+}
+
+/// A running per-workspace server.
+pub struct WorkspaceServer {
+    pub url: String,
+    child: Child,
+}
+
+impl WorkspaceServer {
+    pub async fn start(spec: ServeSpec<'_>) -> Result<WorkspaceServer> {
+        std::fs::create_dir_all(spec.cwd)
+            .map_err(|e| Error::io(format!("creating {}", spec.cwd.display()), e))?;
+        let mut command = Command::new(spec.opencode_bin);
+        command
+            .args(["serve", "--port", "0", "--hostname", "127.0.0.1"])
+            .current_dir(spec.cwd)
+            .env("PWD", spec.cwd)
+            .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = command
+            .spawn()
+            .map_err(|e| Error::io("starting opencode serve", e))?;
+        let stdout = child.stdout.take().expect("piped");
+        let stderr = child.stderr.take().expect("piped");
+        let log_file = spec.log_file.to_path_buf();
+        let url = tokio::time::timeout(
+            START_TIMEOUT,
+            wait_for_url(stdout, stderr, log_file.clone()),
+        )
+        .await
+        .map_err(|_| serve_failed(&log_file, "did not start listening in time"))?
+        .ok_or_else(|| serve_failed(&log_file, "exited before listening"))?;
+        Ok(WorkspaceServer { url, child })
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    pub async fn stop(mut self) {
+        let _ = self.child.start_kill();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
+    }
+}
+
+/// Copy the server's output to its log file and return the URL from its "listening on" line.
+async fn wait_for_url(
+    stdout: tokio::process::ChildStdout,
+    stderr: tokio::process::ChildStderr,
+    log_file: PathBuf,
+) -> Option<String> {
+    let (url_tx, url_rx) = tokio::sync::oneshot::channel();
+    let log = std::sync::Arc::new(tokio::sync::Mutex::new(
+        tokio::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_file)
+            .await
+            .ok()?,
+    ));
+    let stderr_log = log.clone();
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stderr).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            let _ = stderr_log
+                .lock()
+                .await
+                .write_all(format!("{line}\n").as_bytes())
+                .await;
+        }
+    });
+    tokio::spawn(async move {
+        let mut url_tx = Some(url_tx);
+        let mut lines = BufReader::new(stdout).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(url) = line.split("listening on ").nth(1) {
+                if let Some(tx) = url_tx.take() {
+                    let _ = tx.send(url.trim().trim_end_matches('/').to_string());
+                }
+            }
+            let _ = log
+                .lock()
+                .await
+                .write_all(format!("{line}\n").as_bytes())
+                .await;
+        }
+    });
+    url_rx.await.ok()
+}
+
+fn serve_failed(log_file: &Path, what: &str) -> Error {
+    let tail = std::fs::read_to_string(log_file).unwrap_or_default();
+    let tail: Vec<&str> = tail.lines().rev().take(15).collect();
+    Error::RemoteRunFailed {
+        host: "(local)".into(),
+        detail: format!("the workspace's opencode serve {what}"),
+        log_tail: tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
+    }
+}
