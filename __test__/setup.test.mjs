@@ -103,6 +103,13 @@ test('a second setup reuses the healthy stub', async () => {
   assert.match(second.stderr, /reusing it/)
   assert.doesNotMatch(second.stderr, /uploading/)
   assert.equal(JSON.parse(await readFile(pidFile, 'utf8')).pid, before, 'the same stub process')
+
+  // doctor sees the same stub, healthy through a tunnel (it fails overall: this host has no opencode).
+  const { stdout } = await run(process.execPath, [BIN, 'doctor', 'box', '--json'], { env }).catch((e) => e)
+  const checks = Object.fromEntries(JSON.parse(stdout)[0].checks.map((c) => [c.name, c]))
+  assert.equal(checks.stub.status, 'ok', JSON.stringify(checks.stub))
+  assert.match(checks.stub.detail, new RegExp(`running \\(pid ${before},`))
+  assert.equal(checks.tunnel.status, 'ok', JSON.stringify(checks.tunnel))
 })
 
 test('a stub that died is started again', async () => {

@@ -13,6 +13,7 @@ use crate::login::job::FIND_OPENCODE_SCRIPT;
 use crate::ssh::config::{resolve, SshTarget};
 use crate::ssh::connect::{handshake, Connection};
 use crate::ssh::quote::quote;
+use crate::workspace::bootstrap::{connect_stub, probe, REUSE_DEADLINE, STUB_VERSION};
 
 /// How long the TCP probe waits.
 const TCP_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -394,12 +395,53 @@ async fn remote_checks(
             ),
         )),
     }
-    checks.push(Check {
-        name: "stub",
-        status: Status::Skip,
-        detail: "not installed (SSH workspaces are not set up yet)".into(),
-        fix: None,
-    });
+    stub_checks(connection, entry, checks).await;
+}
+
+/// The stub of SSH workspaces: installed, running our version, answering through a tunnel.
+async fn stub_checks(connection: &Connection, entry: &HostEntry, checks: &mut Vec<Check>) {
+    let setup = format!("opencode-remote setup {}", entry.name);
+    let probe = match probe(connection).await {
+        Ok(probe) => probe,
+        Err(error) => return checks.push(Check::fail("stub", error.to_string(), setup)),
+    };
+    let (info, token) = match (probe.running, probe.token, probe.installed) {
+        (Some(info), Some(token), _) => (info, token),
+        (_, _, true) => {
+            return checks.push(Check::warn(
+                "stub",
+                format!("{STUB_VERSION} installed, not running"),
+                setup,
+            ));
+        }
+        _ => {
+            let detail = "not installed (only SSH workspaces need it)";
+            return checks.push(Check {
+                name: "stub",
+                status: Status::Skip,
+                detail: detail.into(),
+                fix: Some(setup),
+            });
+        }
+    };
+    if info.version != STUB_VERSION {
+        let detail = format!("{} running, this plugin needs {STUB_VERSION}", info.version);
+        return checks.push(Check::warn("stub", detail, setup));
+    }
+    checks.push(Check::ok(
+        "stub",
+        format!(
+            "{} running (pid {}, port {})",
+            info.version, info.pid, info.port
+        ),
+    ));
+    match connect_stub(connection.target(), info, &token, true, REUSE_DEADLINE).await {
+        Ok(stub) => checks.push(Check::ok(
+            "tunnel",
+            format!("healthy through local port {}", stub.tunnel.local_port()),
+        )),
+        Err(error) => checks.push(Check::fail("tunnel", error.to_string(), setup)),
+    }
 }
 
 async fn local_opencode_version(binary: &str) -> Option<String> {

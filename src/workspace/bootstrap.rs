@@ -26,7 +26,7 @@ pub const STUB_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// How long a freshly started stub gets to write `run/stub.json` and answer health.
 const START_DEADLINE: Duration = Duration::from_secs(10);
 /// A stub that `status` just found healthy must answer through the tunnel at once.
-const REUSE_DEADLINE: Duration = Duration::from_secs(2);
+pub(crate) const REUSE_DEADLINE: Duration = Duration::from_secs(2);
 
 /// A step of the bootstrap, for progress displays.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,13 +50,13 @@ pub struct Stub {
 
 /// What the probe script found.
 #[derive(Debug, Default, PartialEq, Eq)]
-struct Probe {
-    os: String,
-    arch: String,
-    running: Option<StubInfo>,
-    token: Option<String>,
-    installed: bool,
-    has_sha256sum: bool,
+pub(crate) struct Probe {
+    pub(crate) os: String,
+    pub(crate) arch: String,
+    pub(crate) running: Option<StubInfo>,
+    pub(crate) token: Option<String>,
+    pub(crate) installed: bool,
+    pub(crate) has_sha256sum: bool,
 }
 
 /// Where the stub binaries for each arch live locally (inside the npm package: `stub/dist`).
@@ -115,7 +115,7 @@ pub async fn ensure_stub(
 /// One exec: OS, arch, whether our binary is installed, and — when our stub's `status` finds it
 /// answering — the running stub with its token (read by the remote user from their own 0600 file; it
 /// travels only inside the SSH channel).
-async fn probe(connection: &Connection) -> Result<Probe> {
+pub(crate) async fn probe(connection: &Connection) -> Result<Probe> {
     let script = format!(
         "cd || exit 1\nuname -s\nuname -m\nif [ -x {binary} ]; then echo installed; else echo missing; fi\n\
          if command -v sha256sum >/dev/null 2>&1; then echo sha256sum; else echo no-sha256sum; fi\n\
@@ -257,7 +257,7 @@ async fn start(
 }
 
 /// Tunnel to the stub's port and wait until it answers health with our version.
-async fn connect_stub(
+pub(crate) async fn connect_stub(
     target: &SshTarget,
     info: StubInfo,
     token: &str,
