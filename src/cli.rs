@@ -415,22 +415,51 @@ async fn setup_command(
     as_json: bool,
     out: &mut (dyn Write + Send),
 ) -> Result<(), Error> {
-    // Progress goes to stderr, so `--json` output on stdout stays parseable.
+    // Progress goes to stderr (a live bar on a terminal, one line per step otherwise), so `--json`
+    // output on stdout stays parseable.
+    let bar = indicatif::ProgressBar::new_spinner();
+    let lines = !std::io::IsTerminal::is_terminal(&std::io::stderr());
+    if lines {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
     let started = std::time::Instant::now();
-    let progress = move |step: crate::workspace::bootstrap::Step| {
+    let progress = |step: crate::workspace::bootstrap::Step| {
         use crate::workspace::bootstrap::Step::*;
-        let line = match step {
+        let message = match step {
             Connected => "connected".to_string(),
             Probed { os, arch } => format!("remote is {os} {arch}"),
             Reused => "a healthy stub of this version is already running: reusing it".to_string(),
-            Uploading { bytes } => format!("uploading the stub ({} KiB)", bytes / 1024),
+            Uploading { done, total } => {
+                if done == 0 {
+                    bar.set_length(total);
+                    bar.set_style(
+                        indicatif::ProgressStyle::with_template(
+                            "uploading the stub {bar:30} {bytes}/{total_bytes}",
+                        )
+                        .expect("valid template"),
+                    );
+                }
+                bar.set_position(done);
+                if done != 0 {
+                    return;
+                }
+                format!("uploading the stub ({} KiB)", total / 1024)
+            }
             Uploaded => "uploaded and verified (sha256)".to_string(),
             Started => "stub started".to_string(),
             Healthy => "stub healthy through the tunnel".to_string(),
         };
-        eprintln!("[{:>5.1}s] {line}", started.elapsed().as_secs_f64());
+        if lines {
+            eprintln!("[{:>5.1}s] {message}", started.elapsed().as_secs_f64());
+        } else {
+            bar.set_style(indicatif::ProgressStyle::default_spinner());
+            bar.set_message(message);
+            bar.tick();
+        }
     };
-    let report = crate::workspace::setup(host, sources, stub_dir, &progress).await?;
+    let report = crate::workspace::setup(host, sources, stub_dir, &progress).await;
+    bar.finish_and_clear();
+    let report = report?;
     if as_json {
         writeln!(
             out,
@@ -439,12 +468,7 @@ async fn setup_command(
         )
         .map_err(io)
     } else {
-        writeln!(
-            out,
-            "{host}: stub {} ready ({})",
-            report.version,
-            if report.reused { "reused" } else { "installed" }
-        )
-        .map_err(io)
+        let how = if report.reused { "reused" } else { "installed" };
+        writeln!(out, "{host}: stub {} ready ({how})", report.version).map_err(io)
     }
 }

@@ -9,6 +9,9 @@ use super::connect::Connection;
 use super::quote::command_line;
 use crate::error::Result;
 
+/// Upload granularity for progress reports (russh-sftp pipelines writes within a chunk).
+const UPLOAD_CHUNK_BYTES: usize = 256 * 1024;
+
 /// An open SFTP subsystem; holds one channel slot while alive.
 pub struct Sftp<'a> {
     connection: &'a Connection,
@@ -64,8 +67,22 @@ impl Sftp<'_> {
 
     /// Write `data` to `path` atomically with permissions `mode`.
     pub async fn upload_atomic(&self, path: &str, data: &[u8], mode: u32) -> Result<()> {
+        self.upload_atomic_with_progress(path, data, mode, &|_| {})
+            .await
+    }
+
+    /// [`Sftp::upload_atomic`], reporting the bytes written so far after each chunk.
+    pub async fn upload_atomic_with_progress(
+        &self,
+        path: &str,
+        data: &[u8],
+        mode: u32,
+        progress: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<()> {
         let temp = temp_name(path);
-        let result = self.write_then_rename(&temp, path, data, mode).await;
+        let result = self
+            .write_then_rename(&temp, path, data, mode, progress)
+            .await;
         if result.is_err() {
             let _ = self.session.remove_file(temp).await;
         }
@@ -78,6 +95,7 @@ impl Sftp<'_> {
         path: &str,
         data: &[u8],
         mode: u32,
+        progress: &(dyn Fn(u64) + Send + Sync),
     ) -> Result<()> {
         let err = |e: russh_sftp::client::error::Error| {
             self.connection.ssh_error(format!("upload of {path}: {e}"))
@@ -85,7 +103,12 @@ impl Sftp<'_> {
         let io_err =
             |e: std::io::Error| self.connection.ssh_error(format!("upload of {path}: {e}"));
         let mut file = self.session.create(temp.to_string()).await.map_err(err)?;
-        file.write_all(data).await.map_err(io_err)?;
+        let mut written = 0;
+        for chunk in data.chunks(UPLOAD_CHUNK_BYTES) {
+            file.write_all(chunk).await.map_err(io_err)?;
+            written += chunk.len() as u64;
+            progress(written);
+        }
         // fsync@openssh.com: the data is on disk before the rename makes it visible.
         file.sync_all().await.map_err(err)?;
         file.shutdown().await.map_err(io_err)?;

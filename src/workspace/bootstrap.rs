@@ -32,9 +32,16 @@ pub(crate) const REUSE_DEADLINE: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
     Connected,
-    Probed { os: String, arch: String },
+    Probed {
+        os: String,
+        arch: String,
+    },
     Reused,
-    Uploading { bytes: u64 },
+    /// Upload under way: `done` of `total` bytes.
+    Uploading {
+        done: u64,
+        total: u64,
+    },
     Uploaded,
     Started,
     Healthy,
@@ -169,15 +176,16 @@ async fn upload(
         )
     })?;
     let digest = hex::encode(Sha256::digest(&bytes));
-    progress(Step::Uploading {
-        bytes: bytes.len() as u64,
-    });
+    let total = bytes.len() as u64;
+    progress(Step::Uploading { done: 0, total });
     let dir = format!("{}/{}/{STUB_VERSION}", paths::HOME_DIR, paths::BIN_DIR);
     let staged = format!("{dir}/.{STUB_BINARY_NAME}.upload");
     {
         let sftp = connection.sftp().await?;
         sftp.create_dir_all(&dir).await?;
-        sftp.upload_atomic(&staged, &bytes, 0o700).await?;
+        let report = |done| progress(Step::Uploading { done, total });
+        sftp.upload_atomic_with_progress(&staged, &bytes, 0o700, &report)
+            .await?;
     }
     // Verify what landed before it gets its real name: a corrupted binary never becomes "installed".
     let check = if probe.has_sha256sum {
