@@ -1,7 +1,7 @@
 // `opencode-remote setup` against a real sshd whose remote user has its own HOME: a cold install
 // uploads and starts the stub, a second run reuses it, and nothing leaks the token.
 import assert from 'node:assert/strict'
-import { execFile } from 'node:child_process'
+import { execFile, spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { copyFile, mkdir, mkdtemp, readdir, readFile, stat, writeFile } from 'node:fs/promises'
 import os from 'node:os'
@@ -121,4 +121,54 @@ test('a stub that died is started again', async () => {
   assert.equal(third.code, 0, third.stderr)
   assert.equal(third.report.reused, false)
   assert.doesNotMatch(third.stderr, /uploading/, 'the installed binary is kept')
+})
+
+test('a password-only host is set up once with its password, and never needs it again', async () => {
+  const server = await startSshd({ extraConfig: ['PasswordAuthentication yes'] })
+  try {
+    const chpasswd = spawnSync('chpasswd', { input: `${server.user}:once-only-secret\n` })
+    assert.equal(chpasswd.status, 0, String(chpasswd.stderr))
+    const pwHome = await mkdtemp(path.join(os.tmpdir(), 'ocr-pw-'))
+    await mkdir(path.join(pwHome, '.ssh'), { recursive: true, mode: 0o700 })
+    await writeFile(path.join(pwHome, '.ssh', 'known_hosts'), server.knownHostsLine + '\n')
+    await writeFile(
+      path.join(pwHome, '.ssh', 'config'),
+      `Host pw\n  HostName 127.0.0.1\n  Port ${server.port}\n  User ${server.user}\n`,
+    )
+    await mkdir(path.join(pwHome, 'config', 'opencode'), { recursive: true })
+    const hostsFile = path.join(pwHome, 'config', 'opencode', 'hosts.json')
+    await writeFile(hostsFile, JSON.stringify({ hosts: { pw: 'pw' } }))
+    const pwEnv = { ...env, HOME: pwHome, XDG_CONFIG_HOME: path.join(pwHome, 'config') }
+    const setupPw = (args, input) =>
+      new Promise((resolve) => {
+        const child = execFile(
+          process.execPath,
+          [BIN, 'setup', 'pw', '--json', ...args],
+          { env: pwEnv },
+          (error, stdout, stderr) => resolve({ code: error?.code ?? 0, stdout, stderr }),
+        )
+        child.stdin.end(input ?? '')
+      })
+
+    const refused = await setupPw([])
+    assert.equal(refused.code, 1, 'no key, no password: refused')
+    assert.match(refused.stderr, /AUTH_FAILED/)
+
+    const first = await setupPw(['--password-stdin'], 'once-only-secret\n')
+    assert.equal(first.code, 0, first.stderr)
+    assert.match(first.stderr, /installed a new key for pw: ~\/\.ssh\/opencode-remote_pw/)
+    assert.ok(!first.stderr.includes('once-only-secret') && !first.stdout.includes('once-only-secret'))
+    const key = path.join(pwHome, '.ssh', 'opencode-remote_pw')
+    assert.equal((await stat(key)).mode & 0o777, 0o600)
+    const hosts = JSON.parse(await readFile(hostsFile, 'utf8'))
+    assert.deepEqual(hosts.hosts.pw, { host: 'pw', identityFile: key })
+
+    // The password is gone from the story: change it, and setup still works with the key alone.
+    await run('usermod', ['-p', '*', server.user])
+    const second = await setupPw([])
+    assert.equal(second.code, 0, second.stderr)
+    assert.equal(JSON.parse(second.stdout).reused, true, 'the stub the first setup installed')
+  } finally {
+    await server.stop()
+  }
 })

@@ -50,6 +50,10 @@ enum Command {
         /// Where the stub binaries are (default: the package's stub/dist).
         #[arg(long, value_name = "DIR", env = "OPENCODE_REMOTE_STUB_DIR")]
         stub_dir: PathBuf,
+        /// For a host without our key: read its password from stdin (first line), install a generated
+        /// key, and never need the password again. On a terminal the password is asked for instead.
+        #[arg(long)]
+        password_stdin: bool,
     },
     /// Print the JSON Schema of a config file.
     Schema {
@@ -159,9 +163,29 @@ pub async fn run(
         Command::Hosts(HostsCommand::Remove { name, file }) => {
             hosts_remove(&sources, &name, file, cli.json, out)
         }
-        Command::Setup { host, stub_dir } => {
-            setup_command(&sources, &host, &stub_dir, cli.json, out).await
-        }
+        Command::Setup {
+            host,
+            stub_dir,
+            password_stdin,
+        } => match setup_command(&sources, &host, &stub_dir, cli.json, out).await {
+            Err(Error::AuthFailed { accepted, .. })
+                if accepted.iter().any(|m| m == "password")
+                    && (password_stdin || std::io::IsTerminal::is_terminal(&std::io::stdin())) =>
+            {
+                match install_key(&sources, &host, password_stdin).await {
+                    Ok(key) => {
+                        let _ = writeln!(
+                            err,
+                            "installed a new key for {host}: {}",
+                            display_path(&key)
+                        );
+                        setup_command(&sources, &host, &stub_dir, cli.json, out).await
+                    }
+                    Err(error) => Err(error),
+                }
+            }
+            other => other,
+        },
         Command::Doctor { host } => {
             return doctor_command(&sources, host.as_deref(), cli.json, out).await
         }
@@ -326,17 +350,8 @@ fn hosts_remove(
     report_edit(&outcome, &format!("removed {name}"), as_json, out)
 }
 
-/// opencode.json(c) holds plugin options; anything else is a hosts file.
 fn section_for(file: &Path) -> Section<'static> {
-    let name = file
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or_default();
-    if name.starts_with("opencode.") || name == "config.json" {
-        Section::PluginOptions { package: PACKAGE }
-    } else {
-        Section::HostsFile
-    }
+    edit::section_for(file, PACKAGE)
 }
 
 /// `<stem>.jsonc` if it exists, else `<stem>.json`.
@@ -406,6 +421,27 @@ async fn doctor_command(
     } else {
         1
     }
+}
+
+/// Ask for the password once (terminal) or read it from stdin, then install a key with it.
+async fn install_key(
+    sources: &ConfigSources,
+    host: &str,
+    from_stdin: bool,
+) -> Result<PathBuf, Error> {
+    let password = if from_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .map_err(|e| Error::io("reading the password", e))?;
+        line.trim_end_matches(['\r', '\n']).to_string()
+    } else {
+        rpassword::prompt_password(format!(
+            "password for {host} (used once, to install a key): "
+        ))
+        .map_err(|e| Error::io("reading the password", e))?
+    };
+    crate::workspace::install_key_with_password(host, sources, &password).await
 }
 
 async fn setup_command(

@@ -48,6 +48,53 @@ pub fn set_host(
     })
 }
 
+/// Set one field of host `name` (a string entry becomes `{"host": "<it>"}` first).
+pub fn set_host_field(
+    file: &Path,
+    section: Section<'_>,
+    name: &str,
+    field: &str,
+    value: &Value,
+) -> Result<EditOutcome> {
+    edit(file, section, |hosts| {
+        let Some(prop) = hosts.get(name) else {
+            return false;
+        };
+        let entry = match prop
+            .value()
+            .and_then(|v| v.as_string_lit())
+            .and_then(|s| s.decoded_value().ok())
+        {
+            Some(address) => {
+                prop.set_value(CstInputValue::Object(vec![("host".into(), address.into())]));
+                prop.object_value()
+            }
+            None => prop.object_value(),
+        };
+        let Some(entry) = entry else { return false };
+        match entry.get(field) {
+            Some(existing) => existing.set_value(to_cst(value)),
+            None => {
+                entry.append(field, to_cst(value));
+            }
+        }
+        true
+    })
+}
+
+/// opencode.json(c) holds plugin options (of `package`); any other file is a hosts file.
+pub fn section_for<'a>(file: &Path, package: &'a str) -> Section<'a> {
+    let name = file
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    if name.starts_with("opencode.") || name == "config.json" {
+        Section::PluginOptions { package }
+    } else {
+        Section::HostsFile
+    }
+}
+
 /// Remove host `name`; `changed` is false when it was not there.
 pub fn remove_host(file: &Path, section: Section<'_>, name: &str) -> Result<EditOutcome> {
     edit(file, section, |hosts| match hosts.get(name) {

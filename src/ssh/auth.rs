@@ -76,6 +76,12 @@ pub(super) async fn authenticate(
             key,
         });
     }
+    if attempts.tried.is_empty() {
+        // Nothing to offer: ask the server what it would accept ("none" auth lists the methods).
+        if let Ok(result) = handle.authenticate_none(target.user.clone()).await {
+            attempts.record("no key".into(), &result);
+        }
+    }
     if attempts.accepted.is_empty() {
         attempts.accepted = vec![<&str>::from(&MethodKind::PublicKey).to_string()];
     }
@@ -192,4 +198,30 @@ async fn try_key_file(
     }
     attempts.record(label, &result);
     Ok(None)
+}
+
+/// Password auth, for `setup` of a host that has no key of ours yet. Never used by tools.
+pub(super) async fn password(
+    handle: &mut Handle<ClientHandler>,
+    target: &SshTarget,
+    password: &str,
+) -> Result<String> {
+    let result = handle
+        .authenticate_password(target.user.clone(), password)
+        .await
+        .map_err(|e| Error::Ssh {
+            host: target.name.clone(),
+            detail: e.to_string(),
+        })?;
+    if result.success() {
+        return Ok("password".into());
+    }
+    let mut attempts = Attempts::default();
+    attempts.record("password".into(), &result);
+    Err(Error::AuthFailed {
+        host: target.name.clone(),
+        user: target.user.clone(),
+        tried: attempts.tried,
+        accepted: attempts.accepted,
+    })
 }

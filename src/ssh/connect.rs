@@ -288,14 +288,24 @@ impl Unauthenticated {
     /// Try the auth methods in OpenSSH's order; on success the session becomes a [`Connection`].
     pub async fn authenticate(mut self) -> Result<Connection> {
         let auth_method = super::auth::authenticate(&mut self.handle, &self.target).await?;
-        Ok(Connection {
+        Ok(self.into_connection(auth_method))
+    }
+
+    /// Log in with a password (only `setup` does this, to install a key; tools never ask for one).
+    pub async fn authenticate_with_password(mut self, password: &str) -> Result<Connection> {
+        let auth_method = super::auth::password(&mut self.handle, &self.target, password).await?;
+        Ok(self.into_connection(auth_method))
+    }
+
+    fn into_connection(self, auth_method: String) -> Connection {
+        Connection {
             handle: self.handle,
             target: self.target,
             channel_slots: Arc::new(Semaphore::new(MAX_CHANNELS_PER_CONNECTION)),
             channel_cap: AtomicUsize::new(MAX_CHANNELS_PER_CONNECTION),
             auth_method,
             _jump: self.jump,
-        })
+        }
     }
 }
 

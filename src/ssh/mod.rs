@@ -4,6 +4,7 @@ mod auth;
 pub mod config;
 pub mod connect;
 pub mod exec;
+pub mod install_key;
 pub mod known_hosts;
 pub mod pool;
 pub mod quote;

@@ -4,12 +4,39 @@ pub mod bootstrap;
 pub mod remote;
 pub mod stub_client;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::config::{self, ConfigSources};
 use crate::error::Result;
 use crate::ssh::config::resolve;
 use bootstrap::{ensure_stub, Step};
+
+/// First login to a password-only host: log in once with `password`, install a generated key for this
+/// host, and record it as the host's `identityFile` in the file that defines the host. Returns the key.
+pub async fn install_key_with_password(
+    host: &str,
+    sources: &ConfigSources,
+    password: &str,
+) -> Result<PathBuf> {
+    let hosts = config::load_hosts(sources)?;
+    let entry = hosts.get(host)?;
+    let target = resolve(entry)?;
+    let connection = crate::ssh::connect::handshake(&target)
+        .await?
+        .authenticate_with_password(password)
+        .await?;
+    let (key, public) = crate::ssh::install_key::ensure_local_key(&entry.name)?;
+    let installed = crate::ssh::install_key::authorize(&connection, &public).await;
+    connection.close().await;
+    installed?;
+    let file = match hosts.source(&entry.name) {
+        Some(source) if source != Path::new(config::INLINE_SOURCE) => source.to_path_buf(),
+        _ => sources.config_dir.join("hosts.json"),
+    };
+    let section = config::edit::section_for(&file, "opencode-remote");
+    config::edit::set_host_field(&file, section, &entry.name, "identityFile", &json!(key))?;
+    Ok(key)
+}
 
 /// What `setup` reports.
 #[derive(Debug, Clone, serde::Serialize)]
