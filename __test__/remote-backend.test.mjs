@@ -99,3 +99,16 @@ test('the stub is set up again when it dies between calls', async () => {
   const { result } = await api.remoteExec(place, { command: 'echo back' })
   assert.equal(result.stdout, 'back\n')
 })
+
+test('after the SSH connection is killed, the tunnel comes back and the next call works', async () => {
+  const info = JSON.parse(
+    await readFile(path.join(sshd.userHome, '.opencode-remote', 'run', 'stub.json'), 'utf8'),
+  )
+  await sshd.dropSessions()
+  const { result } = await api.remoteExec(place, { command: 'echo still here' })
+  assert.equal(result.stdout, 'still here\n')
+  const after = JSON.parse(
+    await readFile(path.join(sshd.userHome, '.opencode-remote', 'run', 'stub.json'), 'utf8'),
+  )
+  assert.equal(after.pid, info.pid, 'the same stub: only the link was re-established')
+})
