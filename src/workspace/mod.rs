@@ -202,8 +202,13 @@ pub async fn target(id: &str) -> Option<CreatedWorkspace> {
 
 /// Stop the workspace's server and release its lease. The stub stays on the host for reuse.
 pub async fn remove(id: &str) -> Result<Option<leases::Lease>> {
-    if let Some(running) = RUNNING.lock().await.remove(id) {
-        running.server.stop().await;
+    let mut running = RUNNING.lock().await;
+    if let Some(workspace) = running.remove(id) {
+        workspace.server.stop().await;
+        // The tunnel goes with the last workspace on its host.
+        if !running.values().any(|other| other.created.host == workspace.created.host) {
+            remote::forget_host(&workspace.created.host);
+        }
     }
     leases::release(id)
 }

@@ -159,6 +159,11 @@ fn stub_error(place: &Place, detail: &str) -> Error {
     }
 }
 
+/// Forget the stub connection (and close its tunnel) for `host`; the stub itself keeps running for reuse.
+pub fn forget_host(host: &str) {
+    HOSTS.lock().expect("hosts lock").remove(host);
+}
+
 /// A file or search operation (`fs/read`, `glob`, …) with its request body.
 pub async fn call(
     place: &Place,
