@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto'
 import { createRequire } from 'node:module'
 import path from 'node:path'
 import { z } from 'zod'
+import { remoteToolHooks } from './remote-tools.mjs'
 import { registerSshProvider } from './workspace-adaptor.mjs'
 
 const require = createRequire(import.meta.url)
@@ -53,6 +54,8 @@ export default {
   server: async (input, options) => {
     const { client, directory } = input
     registerSshProvider(input, options, api)
+    // Remote tools mode (options.remote): read, write, edit, … run on the host instead of here.
+    const remote = remoteToolHooks(input, options, api)
     /** Round trips that finished and still owe the local agent a wake-up, by call id. */
     const returned = new Map()
 
@@ -123,7 +126,8 @@ export default {
     }
 
     return {
-      tool: { [TOOL]: remoteLogin },
+      tool: { ...remote?.tool, [TOOL]: remoteLogin },
+      ...(remote && { event: remote.event }),
       // Hosts are read at call time, so the list the model sees follows edits to hosts.json.
       'tool.definition': async ({ toolID }, output) => {
         if (toolID === TOOL) output.description = describe(await hostNames(directory, options))
