@@ -121,4 +121,53 @@ describe('ssh-provider workspaces', () => {
       `/experimental/workspace/${second.id}?directory=${encodeURIComponent(local.projectDir)}`,
     )
   })
+
+  test('a session in the workspace writes, reads and greps files on the host, not locally', async () => {
+    const ws = await createWorkspace({ provider: 'default', labels: ['linux'], directory: '~/app' })
+    await waitForStatus(ws.id, 'connected')
+    const q = `workspace=${ws.id}&directory=${encodeURIComponent(local.projectDir)}`
+    const session = await serve.client.post(`/session?${q}`, {}, { timeoutMs: 60_000 })
+    assert.equal(session.workspaceID, ws.id)
+    const marker = `ws-proof-${Date.now()}`
+    const steps = [
+      `CALL_TOOL:write {"filePath":"notes/proof.txt","content":"${marker}\\n"}`,
+      'CALL_TOOL:bash {"command":"cat notes/proof.txt","description":"show it"}',
+      `CALL_TOOL:grep {"pattern":"${marker}"}`,
+    ]
+    for (const text of steps) {
+      await serve.client.post(
+        `/session/${session.id}/message?${q}`,
+        { model: { providerID: 'fake', modelID: 'local-m' }, parts: [{ type: 'text', text }] },
+        { timeoutMs: 120_000, retries: 0 },
+      )
+    }
+    const messages = await waitForMessages(
+      serve,
+      session.id,
+      (ms) =>
+        ms.flatMap((m) => m.parts).filter((p) => p.type === 'tool' && p.state?.status === 'completed')
+          .length >= 3,
+      60_000,
+    )
+    const tools = messages.flatMap((m) => m.parts.filter((p) => p.type === 'tool'))
+    assert.deepEqual(
+      tools.map((p) => [p.tool, p.state.status]),
+      [
+        ['write', 'completed'],
+        ['bash', 'completed'],
+        ['grep', 'completed'],
+      ],
+    )
+    assert.equal(tools[1].state.output.trim(), marker, 'bash cat ran on the host')
+    assert.match(tools[2].state.output, /Found 1 match/)
+    assert.equal(
+      (await readFile(path.join(sshd.userHome, 'app', 'notes', 'proof.txt'), 'utf8')).trim(),
+      marker,
+    )
+    const { stdout: localHits } = await run('grep', ['-rl', marker, local.root]).catch(() => ({ stdout: '' }))
+    const localFiles = localHits
+      .split('\n')
+      .filter((f) => f && !/\.db(-wal|-shm)?$/.test(f) && !f.includes('/log/') && !f.endsWith('/serve.log'))
+    assert.deepEqual(localFiles, [], 'the file exists only on the host (session records and logs aside)')
+  })
 })

@@ -140,9 +140,17 @@ pub async fn create(spec: CreateSpec) -> Result<CreatedWorkspace> {
         workspace: spec.id.clone(),
         root: root.clone(),
     };
-    // Bootstraps the stub when needed and registers the workspace root.
-    remote::call(&place, &spec.sources, "fs/stat", &json!({ "path": "." })).await?;
-    start_server(&spec, place).await
+    let started = async {
+        // Bootstraps the stub when needed and registers the workspace root.
+        remote::call(&place, &spec.sources, "fs/stat", &json!({ "path": "." })).await?;
+        start_server(&spec, place.clone()).await
+    };
+    let result = started.await;
+    if result.is_err() {
+        // A workspace that never came up holds no host.
+        let _ = leases::release(&spec.id);
+    }
+    result
 }
 
 async fn start_server(spec: &CreateSpec, place: Place) -> Result<CreatedWorkspace> {
@@ -165,7 +173,14 @@ async fn start_server(spec: &CreateSpec, place: Place) -> Result<CreatedWorkspac
     ));
     let server = WorkspaceServer::start(ServeSpec {
         opencode_bin: &spec.opencode_bin,
-        cwd: &dir.join("cwd"),
+        // The project's own directory: the workspace's sessions then belong to the same OpenCode project
+        // as the control plane's (its replica accepts their sync events), and the remote tools map
+        // paths in it to the workspace root on the host.
+        cwd: &spec
+            .sources
+            .project_dir
+            .clone()
+            .unwrap_or_else(|| dir.join("cwd")),
         log_file: &dir.join("serve.log"),
         env,
     })
@@ -206,7 +221,10 @@ pub async fn remove(id: &str) -> Result<Option<leases::Lease>> {
     if let Some(workspace) = running.remove(id) {
         workspace.server.stop().await;
         // The tunnel goes with the last workspace on its host.
-        if !running.values().any(|other| other.created.host == workspace.created.host) {
+        if !running
+            .values()
+            .any(|other| other.created.host == workspace.created.host)
+        {
             remote::forget_host(&workspace.created.host);
         }
     }

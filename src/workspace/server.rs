@@ -34,11 +34,21 @@ pub struct WorkspaceServer {
 
 impl WorkspaceServer {
     pub async fn start(spec: ServeSpec<'_>) -> Result<WorkspaceServer> {
-        std::fs::create_dir_all(spec.cwd)
-            .map_err(|e| Error::io(format!("creating {}", spec.cwd.display()), e))?;
+        let log_dir = spec.log_file.parent().unwrap_or(spec.cwd);
+        for dir in [spec.cwd, log_dir] {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        }
         let mut command = Command::new(spec.opencode_bin);
         command
-            .args(["serve", "--port", "0", "--hostname", "127.0.0.1"])
+            .args([
+                "serve",
+                "--port",
+                "0",
+                "--hostname",
+                "127.0.0.1",
+                "--print-logs",
+            ])
             .current_dir(spec.cwd)
             .env("PWD", spec.cwd)
             .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
