@@ -169,5 +169,34 @@ describe('ssh-provider workspaces', () => {
       .split('\n')
       .filter((f) => f && !/\.db(-wal|-shm)?$/.test(f) && !f.includes('/log/') && !f.endsWith('/serve.log'))
     assert.deepEqual(localFiles, [], 'the file exists only on the host (session records and logs aside)')
+
+    // Cut every SSH connection while the workspace is open: the tunnel comes back for the next tool call.
+    await sshd.dropSessions()
+    await serve.client.post(
+      `/session/${session.id}/message?${q}`,
+      {
+        model: { providerID: 'fake', modelID: 'local-m' },
+        parts: [{ type: 'text', text: 'CALL_TOOL:bash {"command":"echo after-drop","description":"probe"}' }],
+      },
+      { timeoutMs: 120_000, retries: 0 },
+    )
+    const after = await waitForMessages(
+      serve,
+      session.id,
+      (ms) =>
+        ms
+          .flatMap((m) => m.parts)
+          .some(
+            (p) =>
+              p.type === 'tool' &&
+              p.state?.input?.command === 'echo after-drop' &&
+              p.state.status !== 'running' &&
+              p.state.status !== 'pending',
+          ),
+      60_000,
+    )
+    const probe = after.flatMap((m) => m.parts).find((p) => p.state?.input?.command === 'echo after-drop')
+    assert.equal(probe.state.status, 'completed', JSON.stringify(probe.state))
+    assert.equal(probe.state.output.trim(), 'after-drop')
   })
 })
