@@ -15,6 +15,31 @@ export declare function cancelRemoteLogin(requestId: string): boolean
 /** The JSON Schema of a config file: `hosts` (hosts.json) or `plugin-options`. */
 export declare function configSchema(kind?: 'hosts' | 'plugin-options'): any
 
+/** Create an SSH workspace: pick and lease a host, bootstrap its stub, start the workspace's server. */
+export declare function createWorkspace(options: CreateWorkspaceOptions): Promise<WorkspaceTarget | Error>
+
+export interface CreateWorkspaceOptions {
+  /** The workspace id OpenCode assigned (`wrk_…`). */
+  id: string
+  /** Provider name from the config. @default "default" */
+  provider?: string
+  /** A host name or alias; when absent the provider's strategy picks one. */
+  host?: string
+  /** Labels the picked host must have. */
+  labels?: Array<string>
+  /** Root directory on the host. @default "~/opencode-workspaces/<id>" */
+  directory?: string
+  /** The environment OpenCode passed to the adaptor's `create`. */
+  env?: Record<string, string>
+  /** The local opencode binary. @default "opencode" */
+  opencodeBin?: string
+  /** How the workspace server loads this plugin, e.g. `file:///…/opencode-remote`. */
+  pluginSpec: string
+  projectDir?: string
+  /** The plugin options (hosts, providers), passed on to the workspace server. */
+  options?: any
+}
+
 /** The configured host names (never addresses), sorted; a failure resolves to an `Error` with a `code`. */
 export declare function listHosts(projectDir?: string | undefined | null, options?: any | undefined | null): Promise<Array<string> | Error>
 
@@ -32,6 +57,15 @@ export interface ModelRef {
   providerID: string
   modelID: string
 }
+
+/**
+ * A file or search operation on the host through the stub: `fs/read`, `fs/write`, `fs/stat`,
+ * `fs/list`, `fs/remove`, `fs/rename`, `glob`, `grep`. `body` is the protocol's request type.
+ */
+export declare function remoteCall(place: RemotePlace, operation: string, body: any): Promise<{ result?: any; permission?: any } | Error>
+
+/** Run a command on the host through the stub (`request` is the protocol's ExecRequest). */
+export declare function remoteExec(place: RemotePlace, request: any): Promise<{ result?: any; permission?: any } | Error>
 
 /**
  * Dispatch a session to a host. A failure resolves to an `Error` whose `code` is one of UNKNOWN_HOST,
@@ -80,8 +114,41 @@ export interface RemoteLoginResult {
   timings: LoginTimings
 }
 
+/** Where a remote tool runs: a host, and a workspace (with its root directory) on it. */
+export interface RemotePlace {
+  /** Host name from the config. */
+  host: string
+  /** Workspace id (`[A-Za-z0-9._-]`). */
+  workspace: string
+  /** Root directory of the workspace on the host (absolute or `~/…`). */
+  root: string
+  projectDir?: string
+  /** The plugin options (may hold `hosts`). */
+  options?: any
+}
+
+/** Answer a permission request of the stub: `{requestId, reply: 'once' | 'always' | 'reject'}`. */
+export declare function remoteReply(place: RemotePlace, reply: any): Promise<any | Error>
+
+/** Stop a workspace's server and release its host. The stub stays for reuse. */
+export declare function removeWorkspace(id: string): Promise<boolean | Error>
+
+/** Run the `opencode-remote` command line (`args` without the program name); resolves to the exit code. */
+export declare function runCli(args: Array<string>): Promise<number>
+
 /**
  * Start connecting to `host` ahead of a `remoteLogin` (which then shares the handshake). Resolves to
  * whether the connection is up; failures are reported by the `remoteLogin` that follows.
  */
 export declare function warmHost(host: string, projectDir?: string | undefined | null, options?: any | undefined | null): Promise<boolean>
+
+/** The running workspace server, or null when it is not running in this process. */
+export declare function workspaceTarget(id: string): Promise<WorkspaceTarget | null>
+
+export interface WorkspaceTarget {
+  id: string
+  host: string
+  root: string
+  /** The workspace server's URL (OpenCode's `target`). */
+  url: string
+}
