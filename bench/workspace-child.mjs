@@ -1,0 +1,104 @@
+// One opencode-remote operation in a fresh Node process, so the SSH pool and the stub connection start
+// empty (as in a newly started OpenCode). The addon is loaded before the clock starts (inside OpenCode the
+// plugin loads at startup); the load itself is reported as `loadMs`. Prints one `RESULT {...}` line with
+// epoch times (ms, sub-ms) for the bench to line up with remote file times.
+//
+// Usage: node bench/workspace-child.mjs '<json: {mode, apiPath, host, ...}>'
+//   mode noop:   load the addon only.
+//   mode setup:  `opencode-remote setup <host> --json` through the addon's CLI entry (runCli), as
+//                bin/opencode-remote.js runs it; its JSON report goes to stdout before RESULT.
+//   mode create: the remote part of a workspace create: the first `remoteCall(place, 'fs/stat', '.')`
+//                (bootstrap or reuse the stub, register the workspace, stat its root).
+//   mode ops:    warm file/search calls: `fs/read` of `readPath` and `grep` of `pattern`, `samples` times
+//                each after one untimed warm-up, next to the same operation done locally on `localRoot`
+//                (fs.readFile + split into lines; `rg` over the local copy).
+import { execFile } from 'node:child_process'
+import { readFile } from 'node:fs/promises'
+import { createRequire } from 'node:module'
+import path from 'node:path'
+
+const require = createRequire(import.meta.url)
+const epochMs = () => performance.timeOrigin + performance.now()
+
+function rg(args, cwd) {
+  return new Promise((resolve, reject) => {
+    execFile('rg', args, { cwd, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+      // rg exits 1 when nothing matched.
+      if (err && err.code !== 1) return reject(new Error(`rg ${args.join(' ')}: ${err.message}\n${stderr}`))
+      resolve(stdout)
+    })
+  })
+}
+
+async function timed(fn) {
+  const start = performance.now()
+  const value = await fn()
+  return { ms: performance.now() - start, value }
+}
+
+async function main() {
+  const args = JSON.parse(process.argv[2])
+  const loadStart = performance.now()
+  const api = require(args.apiPath)
+  const loaded = performance.now()
+  const out = { mode: args.mode, loadMs: loaded - loadStart, sinceProcessStartMs: loaded }
+
+  if (args.mode === 'setup') {
+    out.start = epochMs()
+    out.code = await api.runCli(['setup', args.host, '--json'])
+    out.end = epochMs()
+    out.elapsedMs = out.end - out.start
+  } else if (args.mode === 'create') {
+    out.start = epochMs()
+    const stat = await api.remoteCall(args.place, 'fs/stat', { path: '.' })
+    out.end = epochMs()
+    out.elapsedMs = out.end - out.start
+    if (!stat.result) throw new Error(`fs/stat answered ${JSON.stringify(stat)}`)
+  } else if (args.mode === 'ops') {
+    const { place, readPath, pattern, localRoot, samples } = args
+    const remoteRead = () => api.remoteCall(place, 'fs/read', { path: readPath })
+    const remoteGrep = () => api.remoteCall(place, 'grep', { pattern, limit: 10_000 })
+    const localRead = async () =>
+      (await readFile(path.join(localRoot, readPath), 'utf8')).replace(/\n$/, '').split('\n')
+    const localGrep = () => rg(['--line-number', '--no-heading', '--color=never', pattern, '.'], localRoot)
+    // Warm-up: connection, stub, workspace registration, page cache on both copies.
+    const first = await timed(remoteRead)
+    out.firstCallMs = first.ms
+    await remoteGrep()
+    await localRead()
+    await localGrep()
+    const r = { remoteRead: [], localRead: [], remoteGrep: [], localGrep: [] }
+    for (let i = 0; i < samples; i++) {
+      const rr = await timed(remoteRead)
+      const lr = await timed(localRead)
+      const rg_ = await timed(remoteGrep)
+      const lg = await timed(localGrep)
+      if (!rr.value.result) throw new Error(`fs/read answered ${JSON.stringify(rr.value).slice(0, 300)}`)
+      if (!rg_.value.result) throw new Error(`grep answered ${JSON.stringify(rg_.value).slice(0, 300)}`)
+      r.remoteRead.push(rr.ms)
+      r.localRead.push(lr.ms)
+      r.remoteGrep.push(rg_.ms)
+      r.localGrep.push(lg.ms)
+      out.check = {
+        remoteLines: rr.value.result.lines.length,
+        remoteTruncated: rr.value.result.truncated,
+        localLines: lr.value.length,
+        remoteMatches: rg_.value.result.matches.length,
+        remoteGrepTruncated: rg_.value.result.truncated,
+        localMatches: lg.value.split('\n').filter(Boolean).length,
+      }
+    }
+    out.samples = r
+  } else if (args.mode !== 'noop') {
+    throw new Error(`unknown mode ${args.mode}`)
+  }
+  process.stdout.write(`RESULT ${JSON.stringify(out)}\n`)
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    process.stderr.write(`workspace-child failed: ${err?.code ?? ''} ${err?.stack ?? err}\n`)
+    process.exit(1)
+  },
+)

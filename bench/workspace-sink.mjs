@@ -1,0 +1,55 @@
+// The "remote service" of the tunnel throughput case: a TCP server on 127.0.0.1 in its own process (so it
+// never shares an event loop with the client side). Prints `PORT <n>` once listening.
+// Per connection, the first byte picks the direction:
+//   'U' upload: count every byte until the client half-closes, answer `<count>\n`, close.
+//   'D' download: read an 8-byte big-endian length, send that many bytes, close.
+import net from 'node:net'
+
+const CHUNK = Buffer.alloc(1024 * 1024, 0x5a)
+
+const server = net.createServer({ allowHalfOpen: true }, (socket) => {
+  socket.setNoDelay(true)
+  let mode = null
+  let count = 0
+  let header = Buffer.alloc(0)
+  socket.on('data', (data) => {
+    if (mode === null) {
+      mode = String.fromCharCode(data[0])
+      data = data.subarray(1)
+    }
+    if (mode === 'U') {
+      count += data.length
+    } else if (mode === 'D' && header.length < 8) {
+      header = Buffer.concat([header, data])
+      if (header.length >= 8) send(socket, Number(header.readBigUInt64BE(0)))
+    }
+  })
+  socket.on('end', () => {
+    if (mode === 'U') socket.end(`${count}\n`)
+  })
+  socket.on('error', () => {})
+})
+
+function send(socket, total) {
+  let left = total
+  const pump = () => {
+    while (left > 0) {
+      const n = Math.min(left, CHUNK.length)
+      left -= n
+      if (!socket.write(n === CHUNK.length ? CHUNK : CHUNK.subarray(0, n))) {
+        socket.once('drain', pump)
+        return
+      }
+    }
+    socket.end()
+  }
+  pump()
+}
+
+server.listen(0, '127.0.0.1', () => {
+  process.stdout.write(`PORT ${server.address().port}\n`)
+})
+// Exit with the bench (stdin closes when the parent goes away).
+process.stdin.resume()
+process.stdin.on('end', () => process.exit(0))
+process.stdin.on('error', () => process.exit(0))

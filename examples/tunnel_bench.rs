@@ -1,0 +1,84 @@
+//! Helper for `bench/workspace.mjs` (not a test): the addon's SSH core driven directly, without napi.
+//!
+//! ```text
+//! tunnel_bench tunnel <port> <user> <identity> <known_hosts> <remote_port>
+//!     Opens `opencode_remote::ssh::tunnel::Tunnel` to 127.0.0.1:<remote_port> on the host and prints
+//!     `PORT <local port>`; serves until stdin closes.
+//! tunnel_bench rtt <port> <user> <identity> <known_hosts> <samples>
+//!     Per sample, a fresh connection: `connect()` (TCP, key exchange, host-key check, auth) timed
+//!     alone, then one exec round trip (`true`: channel open, exec, exit status, close) on it.
+//!     Prints `RTT {"handshakeMs": [...], "execMs": [...]}`.
+//! ```
+//!
+//! Build: `cargo build --release --example tunnel_bench`.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use opencode_remote::config::HostKeyPolicy;
+use opencode_remote::ssh::config::SshTarget;
+use opencode_remote::ssh::connect::connect;
+use opencode_remote::ssh::tunnel::Tunnel;
+
+fn target(args: &[String]) -> SshTarget {
+    SshTarget {
+        name: "bench".into(),
+        hostname: "127.0.0.1".into(),
+        port: args[0].parse().expect("port"),
+        user: args[1].clone(),
+        identity_files: vec![PathBuf::from(&args[2])],
+        identities_only: true,
+        proxy_jump: Vec::new(),
+        known_hosts_files: vec![PathBuf::from(&args[3])],
+        host_key_policy: HostKeyPolicy::Strict,
+        connect_timeout: Duration::from_secs(10),
+        keepalive_interval: Duration::from_secs(15),
+    }
+}
+
+fn ms(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1000.0
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    std::env::remove_var("SSH_AUTH_SOCK");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let usage = "usage: tunnel_bench tunnel|rtt <port> <user> <identity> <known_hosts> <n>";
+    if args.len() != 6 {
+        eprintln!("{usage}");
+        std::process::exit(2);
+    }
+    let target = target(&args[1..5]);
+    let n: u32 = args[5].parse().expect("number");
+    match args[0].as_str() {
+        "tunnel" => {
+            let tunnel = Tunnel::open(target, n as u16).await.expect("open tunnel");
+            println!("PORT {}", tunnel.local_port());
+            // Serve until the bench closes our stdin.
+            let _ = tokio::task::spawn_blocking(|| {
+                let mut sink = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink)
+            })
+            .await;
+        }
+        "rtt" => {
+            let (mut handshake, mut exec) = (Vec::new(), Vec::new());
+            for _ in 0..n {
+                let started = Instant::now();
+                let connection = connect(&target).await.expect("connect");
+                handshake.push(ms(started));
+                let started = Instant::now();
+                let output = connection.exec("true", None).await.expect("exec");
+                exec.push(ms(started));
+                assert!(output.success(), "`true` failed");
+                connection.close().await;
+            }
+            println!("RTT {{\"handshakeMs\": {handshake:?}, \"execMs\": {exec:?}}}");
+        }
+        _ => {
+            eprintln!("{usage}");
+            std::process::exit(2);
+        }
+    }
+}
