@@ -108,11 +108,36 @@ pub async fn ensure_stub(
         }
     }
 
-    if !probe.installed {
-        upload(&connection, target, stub_dir, &probe, progress).await?;
+    let bytes = if probe.installed {
+        None
+    } else {
+        let local = stub_binary(stub_dir, &probe.arch);
+        let bytes = std::fs::read(&local).map_err(|_| {
+            unsupported(
+                target,
+                &format!(
+                    "no stub binary for {} (looked for {})",
+                    probe.arch,
+                    local.display()
+                ),
+            )
+        })?;
+        progress(Step::Uploading {
+            done: 0,
+            total: bytes.len() as u64,
+        });
+        Some(bytes)
+    };
+    let upload = bytes.as_deref().map(|b| (b, &probe));
+    let (info, token) =
+        install_and_start(&connection, target, upload, probe.running.as_ref()).await?;
+    if let Some(bytes) = &bytes {
+        progress(Step::Uploading {
+            done: bytes.len() as u64,
+            total: bytes.len() as u64,
+        });
+        progress(Step::Uploaded);
     }
-    let token = hex::encode(rand::random::<[u8; 32]>());
-    let info = start(&connection, target, &token, probe.running.as_ref()).await?;
     progress(Step::Started);
     let stub = connect_stub(target, info, &token, false, START_DEADLINE).await?;
     progress(Step::Healthy);
@@ -157,111 +182,95 @@ fn parse_probe(stdout: &str) -> Probe {
     probe
 }
 
-async fn upload(
+/// Install (when `binary` is given, on stdin) and start the stub in ONE exec: the upload lands under a
+/// temp name and only becomes the versioned binary after its sha256 (or size, without sha256sum)
+/// matched; a fresh token is generated on the host (0600, never on local disk or in any argv) and comes
+/// back with the stub's `run/stub.json`; an old-version stub is stopped by its recorded pid only.
+async fn install_and_start(
     connection: &Connection,
     target: &SshTarget,
-    stub_dir: &Path,
-    probe: &Probe,
-    progress: &(dyn Fn(Step) + Send + Sync),
-) -> Result<()> {
-    let local = stub_binary(stub_dir, &probe.arch);
-    let bytes = std::fs::read(&local).map_err(|_| {
-        unsupported(
-            target,
-            &format!(
-                "no stub binary for {} (looked for {})",
-                probe.arch,
-                local.display()
-            ),
-        )
-    })?;
-    let digest = hex::encode(Sha256::digest(&bytes));
-    let total = bytes.len() as u64;
-    progress(Step::Uploading { done: 0, total });
-    let dir = format!("{}/{}/{STUB_VERSION}", paths::HOME_DIR, paths::BIN_DIR);
-    let staged = format!("{dir}/.{STUB_BINARY_NAME}.upload");
-    {
-        let sftp = connection.sftp().await?;
-        sftp.create_dir_all(&dir).await?;
-        let report = |done| progress(Step::Uploading { done, total });
-        sftp.upload_atomic_with_progress(&staged, &bytes, 0o700, &report)
-            .await?;
-    }
-    // Verify what landed before it gets its real name: a corrupted binary never becomes "installed".
-    let check = if probe.has_sha256sum {
-        format!("sha256sum {} | cut -d' ' -f1", quote(&staged))
-    } else {
-        format!("wc -c < {}", quote(&staged))
-    };
-    let expected = if probe.has_sha256sum {
-        digest
-    } else {
-        bytes.len().to_string()
-    };
-    let script = format!(
-        "cd || exit 1\nactual=$({check})\nif [ \"$(echo $actual)\" != {expected} ]; then rm -f {staged}; echo mismatch >&2; exit 3; fi\n\
-         chmod 755 {staged} && mv -f {staged} {binary}\n",
-        expected = quote(&expected),
-        staged = quote(&staged),
-        binary = quote(&remote_binary()),
-    );
-    let output = connection.exec("sh -s", Some(script.as_bytes())).await?;
-    if !output.success() {
-        return Err(connection_error(
-            connection,
-            &format!(
-                "stub upload did not verify: {}",
-                output.stderr_text().trim()
-            ),
-        ));
-    }
-    progress(Step::Uploaded);
-    Ok(())
-}
-
-/// Write the token, stop an old-version stub (by its recorded pid only), start ours detached in its
-/// own session, and wait for its `run/stub.json`.
-async fn start(
-    connection: &Connection,
-    target: &SshTarget,
-    token: &str,
+    binary: Option<(&[u8], &Probe)>,
     old: Option<&StubInfo>,
-) -> Result<StubInfo> {
-    {
-        let sftp = connection.sftp().await?;
-        for dir in paths::ALL_DIRS {
-            sftp.create_dir_all(&format!("{}/{dir}", paths::HOME_DIR))
-                .await?;
-        }
-        sftp.upload_atomic(
-            &format!("{}/{}", paths::HOME_DIR, paths::TOKEN_FILE),
-            format!("{token}\n").as_bytes(),
-            0o600,
-        )
-        .await?;
-    }
-    let stop_old = match old {
-        Some(info) => format!("kill {} 2>/dev/null; sleep 0.2\n", info.pid),
-        None => String::new(),
+) -> Result<(StubInfo, String)> {
+    let home = paths::HOME_DIR;
+    let dirs: Vec<String> = paths::ALL_DIRS
+        .iter()
+        .map(|d| format!("{home}/{d}"))
+        .collect();
+    let bin_dir = format!("{home}/{}/{STUB_VERSION}", paths::BIN_DIR);
+    let (check, expected) = match binary {
+        Some((bytes, probe)) if probe.has_sha256sum => (
+            "sha256sum \"$2\" | cut -d\" \" -f1",
+            hex::encode(Sha256::digest(bytes)),
+        ),
+        Some((bytes, _)) => ("wc -c < \"$2\" | tr -d \" \"", bytes.len().to_string()),
+        None => ("", String::new()),
     };
-    let info_file = quote(&format!("{}/{}", paths::HOME_DIR, paths::INFO_FILE));
-    let script = format!(
-        "cd || exit 1\n{stop_old}rm -f {info_file}\n\
-         if command -v setsid >/dev/null 2>&1; then detach=setsid; else detach=nohup; fi\n\
-         $detach {binary} serve --listen 127.0.0.1:0 </dev/null >/dev/null 2>&1 &\n\
-         i=0; while [ ! -s {info_file} ] && [ $i -lt {tries} ]; do sleep 0.05 2>/dev/null || sleep 1; i=$((i+1)); done\n\
-         cat {info_file}\n",
-        binary = quote(&remote_binary()),
-        tries = START_DEADLINE.as_millis() / 50,
+    // One line (`;`-joined): the remote login shell parses this command line first, whatever it is.
+    let script = [
+        "cd || exit 1",
+        "umask 077",
+        "mkdir -p \"$1\" $5 || exit 1",
+        "if [ -n \"$3\" ]; then cat > \"$2\" || exit 1",
+        &format!("  if [ \"$({check})\" != \"$3\" ]; then rm -f \"$2\"; echo upload-mismatch >&2; exit 3; fi"),
+        "  chmod 755 \"$2\" && mv -f \"$2\" \"$4\" || exit 1; fi",
+        "if [ -n \"$6\" ]; then kill \"$6\" 2>/dev/null; sleep 0.2; fi",
+        "t=\"$7\".tmp; od -An -tx1 -N32 /dev/urandom | tr -d \" \\n\" > \"$t\" && mv -f \"$t\" \"$7\" || exit 1",
+        "rm -f \"$8\"",
+        "if command -v setsid >/dev/null 2>&1; then d=setsid; else d=nohup; fi",
+        // `&` ends a command itself: `& ;` would be a syntax error.
+        "$d \"$4\" serve --listen 127.0.0.1:0 </dev/null >/dev/null 2>&1 & i=0",
+        &format!(
+            "while [ ! -s \"$8\" ] && [ $i -lt {} ]; do sleep 0.05 2>/dev/null || sleep 1; i=$((i+1)); done",
+            START_DEADLINE.as_millis() / 50
+        ),
+        "cat \"$8\"; echo; cat \"$7\"",
+    ]
+    .join("; ");
+    let staged = format!("{bin_dir}/.{STUB_BINARY_NAME}.upload");
+    let pid = old.map(|info| info.pid.to_string()).unwrap_or_default();
+    let command = format!(
+        "sh -c {} sh {} {} {} {} {} {} {} {}",
+        quote(&script),
+        quote(&bin_dir),
+        quote(&staged),
+        quote(&expected),
+        quote(&remote_binary()),
+        quote(
+            &dirs
+                .iter()
+                .map(|d| d.as_str())
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+        quote(&pid),
+        quote(&format!("{home}/{}", paths::TOKEN_FILE)),
+        quote(&format!("{home}/{}", paths::INFO_FILE)),
     );
-    let output = connection.exec("sh -s", Some(script.as_bytes())).await?;
-    serde_json::from_slice::<StubInfo>(output.stdout.trim_ascii()).map_err(|_| {
-        Error::RemoteRunFailed {
+    let output = connection
+        .exec(&command, binary.map(|(bytes, _)| bytes))
+        .await?;
+    let text = output.stdout_text();
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    let info = lines
+        .next()
+        .and_then(|l| serde_json::from_str::<StubInfo>(l).ok());
+    let token = lines
+        .next()
+        .map(|t| t.trim().to_string())
+        .filter(|t| t.len() >= 32);
+    match (output.success(), info, token) {
+        (true, Some(info), Some(token)) => Ok((info, token)),
+        _ => Err(Error::RemoteRunFailed {
             host: target.name.clone(),
-            detail: "the stub did not start".into(),
+            detail: if output.stderr_text().contains("upload-mismatch") {
+                "the uploaded stub did not match its checksum".into()
+            } else {
+                "the stub did not start".into()
+            },
             log_tail: output.stderr_text().trim().to_string(),
-        }
-    })
+        }),
+    }
 }
 
 /// Tunnel to the stub's port and wait until it answers health with our version.
