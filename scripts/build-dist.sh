@@ -14,7 +14,8 @@
 # The repository's index.js / index.d.ts and the dev .node are left alone (checked at the end).
 #
 # Env: DIST_DIR, BUILD_CACHE, DIST_TARGET_DIR (cargo target dir, default target/dist),
-#      DIST_ADDONS=0 / DIST_STUBS=0 to skip a half, CARGO_ZIGBUILD_VERSION, ZIGLANG_VERSION.
+#      DIST_ADDONS=0 / DIST_STUBS=0 to skip a half, DIST_STUBS=cargo to build the stubs without
+#      stub/build.sh, CARGO_ZIGBUILD_VERSION, ZIGLANG_VERSION.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -67,6 +68,7 @@ guard_before=$(sha256sum "${guard_files[@]}")
 # --- addons ------------------------------------------------------------------------------------------
 if [ "${DIST_ADDONS:-1}" != 0 ]; then
   mkdir -p "$DIST_DIR"
+  rm -f "$DIST_DIR"/opencode-remote.*.node
   for t in "${ADDON_TARGETS[@]}"; do
     log "addon $t"
     s=$(now)
@@ -95,30 +97,35 @@ if [ "${DIST_ADDONS:-1}" != 0 ]; then
 fi
 
 # --- stubs -------------------------------------------------------------------------------------------
+# stub/build.sh (the stub's own build and checks) when it exists; otherwise, or with DIST_STUBS=cargo,
+# plain cargo builds named the same way.
 if [ "${DIST_STUBS:-1}" != 0 ]; then
   s=$(now)
-  if [ -f stub/build.sh ]; then
+  if [ -f stub/build.sh ] && [ "${DIST_STUBS:-1}" != cargo ]; then
     log "stubs: stub/build.sh"
-    bash stub/build.sh
+    # build.sh reads its outputs from the default target/ dir.
+    env -u CARGO_TARGET_DIR bash stub/build.sh
   else
     log "stubs: cargo build -p opencode-remote-stub --profile stub"
-    stub_version=$(sed -n 's/^version *= *"\(.*\)"/\1/p' stub/Cargo.toml | head -n1)
+    stub_version=$(cargo metadata --no-deps --format-version 1 |
+      node -e 'let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () =>
+        console.log(JSON.parse(s).packages.find((p) => p.name === "opencode-remote-stub").version))')
+    rm -rf stub/dist
     mkdir -p stub/dist
     for arch in "${STUB_ARCHES[@]}"; do
       triple=$arch-unknown-linux-musl
-      env_linker=()
-      # Every stub dependency is pure Rust, so rust-lld (shipped with rustc) links aarch64 with the
-      # self-contained crt from rust-std; x86_64 musl links with the host cc.
-      [ "$arch" = aarch64 ] && env_linker=(CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld)
-      env "${env_linker[@]}" cargo build -p opencode-remote-stub --profile stub --target "$triple"
+      # Non-PIE static binaries. Every stub dependency is pure Rust, so rust-lld (shipped with rustc)
+      # links aarch64 with the self-contained crt from rust-std; x86_64 musl links with the host cc.
+      CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld \
+        CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="-C relocation-model=static" \
+        CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="-C relocation-model=static" \
+        cargo build -p opencode-remote-stub --profile stub --target "$triple"
       out=stub/dist/opencode-remote-stub-$stub_version-$arch-linux
-      cp "$CARGO_TARGET_DIR/$triple/stub/opencode-remote-stub" "$out.tmp"
-      mv "$out.tmp" "$out"
+      cp "$CARGO_TARGET_DIR/$triple/stub/opencode-remote-stub" "$out"
       chmod 755 "$out"
       echo "$out"
     done
-    (cd stub/dist && rm -f SHA256SUMS && sha256sum opencode-remote-stub-*-linux > SHA256SUMS.tmp &&
-      mv SHA256SUMS.tmp SHA256SUMS)
+    (cd stub/dist && sha256sum opencode-remote-stub-*-linux > SHA256SUMS)
   fi
   echo "stubs: $(($(now) - s)) s"
   ls stub/dist/opencode-remote-stub-*-x86_64-linux stub/dist/opencode-remote-stub-*-aarch64-linux \
