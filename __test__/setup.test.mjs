@@ -110,6 +110,7 @@ test('a second setup reuses the healthy stub', async () => {
   assert.equal(checks.stub.status, 'ok', JSON.stringify(checks.stub))
   assert.match(checks.stub.detail, new RegExp(`running \\(pid ${before},`))
   assert.equal(checks.tunnel.status, 'ok', JSON.stringify(checks.tunnel))
+  assert.equal(checks.token.status, 'ok', JSON.stringify(checks.token))
 })
 
 test('a stub that died is started again', async () => {

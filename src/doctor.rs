@@ -435,12 +435,42 @@ async fn stub_checks(connection: &Connection, entry: &HostEntry, checks: &mut Ve
             info.version, info.pid, info.port
         ),
     ));
+    checks.push(token_file_check(connection).await);
     match connect_stub(connection.target(), info, &token, true, REUSE_DEADLINE).await {
         Ok(stub) => checks.push(Check::ok(
             "tunnel",
             format!("healthy through local port {}", stub.tunnel.local_port()),
         )),
         Err(error) => checks.push(Check::fail("tunnel", error.to_string(), setup)),
+    }
+}
+
+/// The stub's token must be private to the remote user (the stub refuses a token others can read).
+async fn token_file_check(connection: &Connection) -> Check {
+    let file = format!(
+        "{}/{}",
+        opencode_remote_protocol::paths::HOME_DIR,
+        opencode_remote_protocol::paths::TOKEN_FILE
+    );
+    let script = format!("cd && stat -c %a {}\n", quote(&file));
+    let mode = match connection.exec("sh -s", Some(script.as_bytes())).await {
+        Ok(output) if output.success() => output.stdout_text().trim().to_string(),
+        _ => {
+            return Check::warn(
+                "token",
+                "could not read the token file's mode",
+                "chmod 600 ~/".to_string() + &file,
+            )
+        }
+    };
+    if mode == "600" || mode == "400" {
+        Check::ok("token", format!("~/{file} is private ({mode})"))
+    } else {
+        Check::fail(
+            "token",
+            format!("~/{file} has mode {mode}"),
+            format!("ssh into the host and run: chmod 600 ~/{file}"),
+        )
     }
 }
 
