@@ -2,31 +2,21 @@
 // file, search and command request runs on the host (a separate Unix user with its own HOME), with
 // permission-first paths.
 import assert from 'node:assert/strict'
-import { execFile } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { copyFile, mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import os from 'node:os'
 import path from 'node:path'
 import { after, before, test } from 'node:test'
-import { promisify } from 'node:util'
 import { startSshd } from './harness/sshd.mjs'
-import { repoRoot } from './support/package.mjs'
+import { stubBinaryDir } from './support/stub.mjs'
 
 const require = createRequire(import.meta.url)
-const run = promisify(execFile)
 
 let sshd, home, api, place
 
 before(async () => {
-  const version = JSON.parse(await readFile(path.join(repoRoot, 'package.json'), 'utf8')).version
-  const name = `opencode-remote-stub-${version}-x86_64-linux`
-  let stubDir = path.join(repoRoot, 'stub', 'dist')
-  if (!existsSync(path.join(stubDir, name))) {
-    stubDir = await mkdtemp(path.join(os.tmpdir(), 'ocr-stub-'))
-    await run('cargo', ['build', '-p', 'opencode-remote-stub'], { cwd: repoRoot })
-    await copyFile(path.join(repoRoot, 'target', 'debug', 'opencode-remote-stub'), path.join(stubDir, name))
-  }
+  const stubDir = await stubBinaryDir()
   sshd = await startSshd()
   home = await mkdtemp(path.join(os.tmpdir(), 'ocr-backend-'))
   await sshd.writeClientSshFiles(home, { alias: 'box' })

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict'
 import { execFile, spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { copyFile, mkdir, mkdtemp, readdir, readFile, stat, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readdir, readFile, stat, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { after, before, test } from 'node:test'
@@ -11,23 +11,12 @@ import { promisify } from 'node:util'
 import { opencodePath } from './harness/opencode.mjs'
 import { startSshd } from './harness/sshd.mjs'
 import { repoRoot } from './support/package.mjs'
+import { stubBinaryDir } from './support/stub.mjs'
 
 const run = promisify(execFile)
 const BIN = path.join(repoRoot, 'bin', 'opencode-remote.js')
 
 let sshd, home, env, stubDir
-
-/** The stub for this machine's arch: the static dist build if there is one, else the dev build. */
-async function stubBinaryDir() {
-  const version = JSON.parse(await readFile(path.join(repoRoot, 'package.json'), 'utf8')).version
-  const name = `opencode-remote-stub-${version}-x86_64-linux`
-  const dist = path.join(repoRoot, 'stub', 'dist')
-  if (existsSync(path.join(dist, name))) return dist
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'ocr-stub-'))
-  await run('cargo', ['build', '-p', 'opencode-remote-stub'], { cwd: repoRoot })
-  await copyFile(path.join(repoRoot, 'target', 'debug', 'opencode-remote-stub'), path.join(dir, name))
-  return dir
-}
 
 async function setup(...extra) {
   try {

@@ -4,29 +4,19 @@
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { copyFile, mkdtemp, readFile, writeFile } from 'node:fs/promises'
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { promisify } from 'node:util'
 import { startFakeLlm } from './harness/fake-llm.mjs'
-import { makeOpencodeHome, messageText, startServe, waitForMessages } from './harness/opencode.mjs'
+import { makeOpencodeHome, startServe, waitForMessages } from './harness/opencode.mjs'
 import { startSshd } from './harness/sshd.mjs'
-import { installPackedPackage, repoRoot } from './support/package.mjs'
+import { installPackedPackage } from './support/package.mjs'
+import { stubBinaryDir } from './support/stub.mjs'
 
 const run = promisify(execFile)
 let llm, sshd, local, serve, stubDir
-
-async function stubBinaryDir() {
-  const version = JSON.parse(await readFile(path.join(repoRoot, 'package.json'), 'utf8')).version
-  const name = `opencode-remote-stub-${version}-x86_64-linux`
-  const dist = path.join(repoRoot, 'stub', 'dist')
-  if (existsSync(path.join(dist, name))) return dist
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'ocr-stub-'))
-  await run('cargo', ['build', '-p', 'opencode-remote-stub'], { cwd: repoRoot })
-  await copyFile(path.join(repoRoot, 'target', 'debug', 'opencode-remote-stub'), path.join(dir, name))
-  return dir
-}
 
 async function waitForStatus(id, wanted, timeoutMs = 30_000) {
   const deadline = Date.now() + timeoutMs
