@@ -139,6 +139,9 @@ pub fn learn(file: &Path, host: &str, port: u16, key: &PublicKey) -> io::Result<
         create_private_dir(dir)?;
     }
     let mut out = open_private_append(file)?;
+    // An exclusive lock for the check-then-append: a reader may otherwise see another writer's line
+    // half-copied and add a stray newline.
+    out.lock()?;
     if !ends_with_newline_or_empty(&mut out)? {
         line.insert(0, '\n');
     }
