@@ -231,8 +231,13 @@ pub fn read_plugin_options(file: &Path, package: &str) -> Result<Option<Value>> 
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(error) => return Err(Error::io(format!("reading {}", file.display()), error)),
     };
-    let value: Value = jsonc_parser::parse_to_serde_value(&text, &ParseOptions::default())
-        .map_err(|e| {
+    Ok(our_plugin_options(file, &text, package)?.into_iter().next())
+}
+
+/// The options objects of every `plugin` entry in `text` that names `package`.
+fn our_plugin_options(file: &Path, text: &str, package: &str) -> Result<Vec<Value>> {
+    let value: Value =
+        jsonc_parser::parse_to_serde_value(text, &ParseOptions::default()).map_err(|e| {
             invalid(
                 file,
                 "(file)",
@@ -245,13 +250,16 @@ pub fn read_plugin_options(file: &Path, package: &str) -> Result<Option<Value>> 
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    Ok(entries.into_iter().find_map(|entry| {
-        let ours = entry
-            .get(0)
-            .and_then(Value::as_str)
-            .is_some_and(|s| names_package(s, package));
-        ours.then(|| entry.get(1).cloned()).flatten()
-    }))
+    Ok(entries
+        .into_iter()
+        .filter(|entry| {
+            entry
+                .get(0)
+                .and_then(Value::as_str)
+                .is_some_and(|s| names_package(s, package))
+        })
+        .filter_map(|entry| entry.get(1).cloned())
+        .collect())
 }
 
 fn validate(file: &Path, section: Section<'_>, text: &str) -> Result<()> {
@@ -261,37 +269,16 @@ fn validate(file: &Path, section: Section<'_>, text: &str) -> Result<()> {
             validate_hosts(file, &parsed.hosts, &parsed.providers)
         }
         Section::PluginOptions { package } => {
-            let value: Value = jsonc_parser::parse_to_serde_value(text, &ParseOptions::default())
-                .map_err(|e| {
-                invalid(
-                    file,
-                    "(file)",
-                    &e.to_string(),
-                    "Fix the syntax error first.",
-                )
-            })?;
-            let entries = value
-                .get("plugin")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            for entry in entries {
-                let is_ours = entry
-                    .get(0)
-                    .and_then(Value::as_str)
-                    .is_some_and(|s| names_package(s, package));
-                if let (true, Some(options)) = (is_ours, entry.get(1)) {
-                    let options = serde_json::from_value::<PluginOptions>(options.clone())
-                        .map_err(|e| {
-                            invalid(
-                                file,
-                                "plugin options",
-                                &e.to_string(),
-                                "Check the host entry.",
-                            )
-                        })?;
-                    validate_hosts(file, &options.hosts, &options.providers)?;
-                }
+            for options in our_plugin_options(file, text, package)? {
+                let options = serde_json::from_value::<PluginOptions>(options).map_err(|e| {
+                    invalid(
+                        file,
+                        "plugin options",
+                        &e.to_string(),
+                        "Check the host entry.",
+                    )
+                })?;
+                validate_hosts(file, &options.hosts, &options.providers)?;
             }
             Ok(())
         }

@@ -14,17 +14,7 @@ pub async fn export_session(
     session_id: &str,
     cwd: Option<&Path>,
 ) -> Result<Vec<u8>> {
-    let mut command = tokio::process::Command::new(opencode_bin);
-    command
-        .arg("export")
-        .arg(session_id)
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
-    in_directory(&mut command, cwd);
-    let output = command
-        .output()
-        .await
-        .map_err(|e| Error::io("running `opencode export`", e))?;
+    let output = run_opencode(opencode_bin, &["export".as_ref(), session_id.as_ref()], cwd).await?;
     if !output.status.success() {
         return Err(Error::Session(format!(
             "`opencode export` failed: {}",
@@ -37,17 +27,7 @@ pub async fn export_session(
 /// `opencode import <file>` from the session's own directory: import re-homes a session to the
 /// importing process's directory, so any other cwd would move it to another project.
 pub async fn import_session(opencode_bin: &str, file: &Path, cwd: Option<&Path>) -> Result<()> {
-    let mut command = tokio::process::Command::new(opencode_bin);
-    command
-        .arg("import")
-        .arg(file)
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
-    in_directory(&mut command, cwd);
-    let output = command
-        .output()
-        .await
-        .map_err(|e| Error::io("running `opencode import`", e))?;
+    let output = run_opencode(opencode_bin, &["import".as_ref(), file.as_os_str()], cwd).await?;
     if !output.status.success() {
         return Err(Error::Import {
             detail: last_line(&output.stderr),
@@ -55,6 +35,19 @@ pub async fn import_session(opencode_bin: &str, file: &Path, cwd: Option<&Path>)
         });
     }
     Ok(())
+}
+
+/// Run the local `opencode` with `args` in `cwd` (no stdin; killed if the call is dropped).
+async fn run_opencode(
+    opencode_bin: &str,
+    args: &[&std::ffi::OsStr],
+    cwd: Option<&Path>,
+) -> Result<std::process::Output> {
+    let mut command = tokio::process::Command::new(opencode_bin);
+    command.args(args).stdin(Stdio::null()).kill_on_drop(true);
+    in_directory(&mut command, cwd);
+    let what = format!("running `opencode {}`", args[0].to_string_lossy());
+    command.output().await.map_err(|e| Error::io(what, e))
 }
 
 /// OpenCode takes its project directory from `$PWD`, not from the real cwd, so set both.
