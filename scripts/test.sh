@@ -12,4 +12,7 @@ echo "== generated bindings are up to date"
 git diff --exit-code -- index.js index.d.ts
 
 echo "== node --test"
+export OCR_SUMMARY_FILE="${OCR_SUMMARY_FILE:-$PWD/target/robustness-summary.jsonl}"
+rm -f "$OCR_SUMMARY_FILE"
 node --test --test-concurrency=2 --test-timeout=600000 __test__/
+node scripts/summary.mjs "$OCR_SUMMARY_FILE"
