@@ -416,13 +416,12 @@ function readTool(env) {
 
 /** A read that failed: a missing file (with suggestions) or a directory (listed), else the error itself. */
 async function readFailed(env, host, target, error) {
-  const stat = await host.call('fs/stat', { path: target }).catch(() => undefined)
-  if (stat && !stat.exists) throw new Error(await missingFile(env, stat.path))
-  if (stat?.kind === 'dir') {
-    const list = await host.call('fs/list', { path: target, limit: DIR_ENTRIES_MAX })
-    return { ...list, entries: list.entries }
+  if (error?.code === 'REMOTE_IS_DIRECTORY') {
+    return host.call('fs/list', { path: target, limit: DIR_ENTRIES_MAX })
   }
-  throw error
+  if (error?.code !== 'REMOTE_NOT_FOUND') throw error
+  const stat = await host.call('fs/stat', { path: target }).catch(() => undefined)
+  throw new Error(await missingFile(env, stat?.path ?? target))
 }
 
 /** "File not found" with up to three similar names from the same directory. */

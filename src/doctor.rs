@@ -401,7 +401,7 @@ async fn remote_checks(
 /// The stub of SSH workspaces: installed, running our version, answering through a tunnel.
 async fn stub_checks(connection: &Connection, entry: &HostEntry, checks: &mut Vec<Check>) {
     let setup = format!("opencode-remote setup {}", entry.name);
-    let probe = match probe(connection).await {
+    let probe = match probe(connection, None).await {
         Ok(probe) => probe,
         Err(error) => return checks.push(Check::fail("stub", error.to_string(), setup)),
     };

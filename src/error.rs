@@ -76,6 +76,15 @@ pub enum Error {
         log_tail: String,
     },
 
+    /// The workspace stub on the host refused an operation; `kind` says why (missing file, a directory
+    /// where a file is needed, too large, …) so callers branch on a code, not on text.
+    #[error("the stub on '{host}' refused: {message}")]
+    Remote {
+        host: String,
+        kind: opencode_remote_protocol::ErrorKind,
+        message: String,
+    },
+
     /// The session export (local or from the remote) is not what OpenCode writes.
     #[error("session data is invalid: {0}")]
     Session(String),
@@ -120,6 +129,7 @@ impl Error {
             Error::HostKeyUnknown { .. } => "HOST_KEY_UNKNOWN",
             Error::RemoteNoOpencode { .. } => "REMOTE_NO_OPENCODE",
             Error::RemoteRunFailed { .. } => "REMOTE_RUN_FAILED",
+            Error::Remote { kind, .. } => remote_code(*kind),
             Error::Session(_) => "SESSION_INVALID",
             Error::Import { .. } => "IMPORT_FAILED",
             Error::Timeout { .. } => "TIMEOUT",
@@ -173,6 +183,8 @@ impl Error {
                 }
                 text
             }
+            // The stub's own words: about paths inside the workspace, which the model named itself.
+            Error::Remote { message, .. } => message.clone(),
             Error::Session(problem) => format!("The session data is invalid: {problem}."),
             Error::Import { detail, .. } => {
                 format!("Importing the returned session failed ({detail}); the local session was left unchanged.")
@@ -192,6 +204,24 @@ impl Error {
             context: context.into(),
             source,
         }
+    }
+}
+
+/// The code of a stub refusal, one per [`opencode_remote_protocol::ErrorKind`].
+fn remote_code(kind: opencode_remote_protocol::ErrorKind) -> &'static str {
+    use opencode_remote_protocol::ErrorKind as Kind;
+    match kind {
+        Kind::Unauthorized => "REMOTE_UNAUTHORIZED",
+        Kind::PermissionRequired => "REMOTE_PERMISSION_REQUIRED",
+        Kind::BadRequest => "REMOTE_BAD_REQUEST",
+        Kind::UnknownWorkspace => "REMOTE_UNKNOWN_WORKSPACE",
+        Kind::UnknownRequest => "REMOTE_UNKNOWN_REQUEST",
+        Kind::NotFound => "REMOTE_NOT_FOUND",
+        Kind::IsDirectory => "REMOTE_IS_DIRECTORY",
+        Kind::NotDirectory => "REMOTE_NOT_DIRECTORY",
+        Kind::TooLarge => "REMOTE_TOO_LARGE",
+        Kind::NoRoute => "REMOTE_NO_ROUTE",
+        Kind::Io => "REMOTE_IO",
     }
 }
 

@@ -45,6 +45,10 @@ pub const STUB_BINARY_NAME: &str = "opencode-remote-stub";
 /// answer). Fixed, so a client can tell "not running" from a crash (Zed's proxy uses the same code).
 pub const EXIT_NOT_RUNNING: i32 = 90;
 
+/// Exit code of `opencode-remote-stub attach` when the running stub refused to register the
+/// workspace; its [`ApiError`] is on stdout.
+pub const EXIT_ATTACH_REFUSED: i32 = 3;
+
 /// Exit code of `opencode-remote-stub serve` when another stub already holds the home's lock.
 pub const EXIT_ALREADY_RUNNING: i32 = 91;
 

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use opencode_remote_protocol::{paths, StubInfo, STUB_BINARY_NAME};
+use opencode_remote_protocol::{
+    paths, ApiError, RegisterWorkspace, StubInfo, WorkspaceInfo, STUB_BINARY_NAME,
+};
 use sha2::{Digest, Sha256};
 
 use super::stub_client::StubClient;
@@ -53,6 +55,8 @@ pub struct Stub {
     pub tunnel: Arc<Tunnel>,
     pub info: StubInfo,
     pub reused: bool,
+    /// The workspace the probe registered, when one was asked for and the stub was already running.
+    pub attached: Option<WorkspaceInfo>,
 }
 
 /// What the probe script found.
@@ -64,6 +68,8 @@ pub(crate) struct Probe {
     pub(crate) token: Option<String>,
     pub(crate) installed: bool,
     pub(crate) has_sha256sum: bool,
+    /// The running stub's answer to registering the workspace (`attach`), when one was asked for.
+    pub(crate) attached: Option<std::result::Result<WorkspaceInfo, ApiError>>,
 }
 
 /// Where the stub binaries for each arch live locally (inside the npm package: `stub/dist`).
@@ -79,15 +85,18 @@ fn remote_binary() -> String {
     )
 }
 
-/// Make sure `target` runs a healthy stub of our version and return a client for it.
+/// Make sure `target` runs a healthy stub of our version and return a client for it. With `attach`,
+/// a stub that is already running registers that workspace inside the probe itself: a warm
+/// workspace then costs the handshake and one exec, and its tunnel is checked by the first request.
 pub async fn ensure_stub(
     target: &SshTarget,
     stub_dir: &Path,
     progress: &(dyn Fn(Step) + Send + Sync),
+    attach: Option<&RegisterWorkspace>,
 ) -> Result<Stub> {
     let connection = POOL.get(target).await?;
     progress(Step::Connected);
-    let probe = probe(&connection).await?;
+    let probe = probe(&connection, attach).await?;
     progress(Step::Probed {
         os: probe.os.clone(),
         arch: probe.arch.clone(),
@@ -101,9 +110,33 @@ pub async fn ensure_stub(
 
     if let (Some(info), Some(token)) = (probe.running.clone(), probe.token.clone()) {
         if info.version == STUB_VERSION {
-            if let Ok(stub) = connect_stub(target, info, &token, true, REUSE_DEADLINE).await {
-                progress(Step::Reused);
-                return Ok(stub);
+            match probe.attached {
+                Some(Ok(workspace)) => {
+                    // `attach` just talked to the stub on the host: only the tunnel is new.
+                    let tunnel = Arc::new(Tunnel::open(target.clone(), info.port).await?);
+                    progress(Step::Reused);
+                    return Ok(Stub {
+                        client: StubClient::new(&target.name, tunnel.local_port(), &token),
+                        tunnel,
+                        info,
+                        reused: true,
+                        attached: Some(workspace),
+                    });
+                }
+                Some(Err(refused)) => {
+                    return Err(Error::Remote {
+                        host: target.name.clone(),
+                        kind: refused.error.kind,
+                        message: refused.error.message,
+                    })
+                }
+                None => {
+                    if let Ok(stub) = connect_stub(target, info, &token, true, REUSE_DEADLINE).await
+                    {
+                        progress(Step::Reused);
+                        return Ok(stub);
+                    }
+                }
             }
         }
     }
@@ -144,19 +177,40 @@ pub async fn ensure_stub(
     Ok(stub)
 }
 
-/// One exec: OS, arch, whether our binary is installed, and — when our stub's `status` finds it
-/// answering — the running stub with its token (read by the remote user from their own 0600 file; it
-/// travels only inside the SSH channel).
-pub(crate) async fn probe(connection: &Connection) -> Result<Probe> {
-    let script = format!(
-        "cd || exit 1\nuname -s\nuname -m\nif [ -x {binary} ]; then echo installed; else echo missing; fi\n\
-         if command -v sha256sum >/dev/null 2>&1; then echo sha256sum; else echo no-sha256sum; fi\n\
-         if [ -x {binary} ] && {binary} status >/dev/null 2>&1 && [ -f {token} ]; then cat {info}; echo; cat {token}; echo; fi\n",
-        binary = quote(&remote_binary()),
-        info = quote(&format!("{}/{}", paths::HOME_DIR, paths::INFO_FILE)),
-        token = quote(&format!("{}/{}", paths::HOME_DIR, paths::TOKEN_FILE)),
+/// One exec: OS, arch, whether our binary is installed, and — when our stub's `status` (or, with
+/// `attach`, its `attach`) finds it answering — the running stub with its token (read by the remote
+/// user from their own 0600 file; it travels only inside the SSH channel) and the registration.
+pub(crate) async fn probe(
+    connection: &Connection,
+    attach: Option<&RegisterWorkspace>,
+) -> Result<Probe> {
+    // One `;`-joined line, values only as positional parameters: the login shell parses it first.
+    let script = [
+        "cd || exit 1",
+        "uname -s",
+        "uname -m",
+        "if [ -x \"$3\" ]; then echo installed; else echo missing; fi",
+        "if command -v sha256sum >/dev/null 2>&1; then echo sha256sum; else echo no-sha256sum; fi",
+        // `attach` (0: registered, 3: refused); any other failure of it falls back to `status`.
+        "a=; r=1; if [ -n \"$1\" ]; then a=$(\"$3\" attach --workspace \"$1\" --root \"$2\" 2>/dev/null); r=$?; fi",
+        "if [ $r -ne 0 ] && [ $r -ne 3 ]; then a=; \"$3\" status >/dev/null 2>&1; r=$?; fi",
+        "if [ -x \"$3\" ] && [ -f \"$5\" ] && { [ $r -eq 0 ] || [ $r -eq 3 ]; }; then \
+         cat \"$4\"; echo; cat \"$5\"; echo; printf '%s %s\\n' $r \"$a\"; fi",
+    ]
+    .join("; ");
+    let (id, root) = attach
+        .map(|a| (a.id.as_str(), a.root.as_str()))
+        .unwrap_or_default();
+    let command = format!(
+        "sh -c {} sh {} {} {} {} {}",
+        quote(&script),
+        quote(id),
+        quote(root),
+        quote(&remote_binary()),
+        quote(&format!("{}/{}", paths::HOME_DIR, paths::INFO_FILE)),
+        quote(&format!("{}/{}", paths::HOME_DIR, paths::TOKEN_FILE)),
     );
-    let output = connection.exec("sh -s", Some(script.as_bytes())).await?;
+    let output = connection.exec(&command, None).await?;
     if !output.success() {
         return Err(connection_error(
             connection,
@@ -179,6 +233,15 @@ fn parse_probe(stdout: &str) -> Probe {
         probe.running = serde_json::from_str(info).ok();
         probe.token = Some(token.trim().to_string()).filter(|t| !t.is_empty());
     }
+    probe.attached =
+        lines
+            .next()
+            .and_then(|line| line.split_once(' '))
+            .and_then(|(code, answer)| match code {
+                "0" => serde_json::from_str(answer).ok().map(Ok),
+                "3" => serde_json::from_str(answer).ok().map(Err),
+                _ => None,
+            });
     probe
 }
 
@@ -292,6 +355,7 @@ pub(crate) async fn connect_stub(
                     tunnel,
                     info,
                     reused,
+                    attached: None,
                 })
             }
             Ok(health) => {
@@ -338,6 +402,28 @@ mod tests {
         assert!(probe.installed && probe.has_sha256sum);
         assert_eq!(probe.running.map(|i| i.port), Some(4100));
         assert_eq!(probe.token.as_deref(), Some("abc123"));
+    }
+
+    #[test]
+    fn parse_probe_should_read_what_attach_answered() {
+        let running = "Linux\nx86_64\ninstalled\nsha256sum\n{\"pid\":7,\"port\":4100,\"version\":\"0.1.0\",\"protocol\":1,\"startedAt\":1}\ntok\n";
+        let ok = parse_probe(&format!(
+            "{running}0 {{\"id\":\"w\",\"root\":\"/home/u/w\",\"created\":true}}\n"
+        ));
+        assert_eq!(
+            ok.attached.unwrap().unwrap().root,
+            "/home/u/w",
+            "a registered workspace"
+        );
+        let refused = parse_probe(&format!(
+            "{running}3 {{\"error\":{{\"type\":\"not_directory\",\"message\":\"workspace root is not a directory\"}}}}\n"
+        ));
+        assert_eq!(
+            refused.attached.unwrap().unwrap_err().error.kind,
+            opencode_remote_protocol::ErrorKind::NotDirectory
+        );
+        // `status` without a workspace prints an empty answer: nothing attached.
+        assert!(parse_probe(&format!("{running}0 \n")).attached.is_none());
     }
 
     #[test]

@@ -58,7 +58,7 @@ pub async fn setup(
 ) -> Result<SetupReport> {
     let hosts = config::load_hosts(sources)?;
     let target = resolve(hosts.get(host)?)?;
-    let stub = ensure_stub(&target, stub_dir, progress).await?;
+    let stub = ensure_stub(&target, stub_dir, progress, None).await?;
     Ok(SetupReport {
         host: target.name.clone(),
         version: stub.info.version.clone(),
@@ -142,7 +142,7 @@ pub async fn create(spec: CreateSpec) -> Result<CreatedWorkspace> {
     };
     let started = async {
         // Bootstraps the stub when needed and registers the workspace root.
-        remote::call(&place, &spec.sources, "fs/stat", &json!({ "path": "." })).await?;
+        remote::attach(&place, &spec.sources).await?;
         start_server(&spec, place.clone()).await
     };
     let result = started.await;

@@ -73,8 +73,13 @@ fn stub_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("stub/dist"))
 }
 
-/// The stub for `place`, with the workspace registered; `fresh` forces a new bootstrap.
-async fn stub_for(place: &Place, sources: &ConfigSources, fresh: bool) -> Result<Arc<Stub>> {
+/// The stub for `place`, with the workspace registered; `fresh` forces a new bootstrap. `verified`
+/// is true when this call itself just talked to the stub (bootstrap, attach or register).
+async fn stub_for(
+    place: &Place,
+    sources: &ConfigSources,
+    fresh: bool,
+) -> Result<(Arc<Stub>, bool)> {
     let state = HOSTS
         .lock()
         .expect("hosts lock")
@@ -86,30 +91,55 @@ async fn stub_for(place: &Place, sources: &ConfigSources, fresh: bool) -> Result
         state.stub = None;
         state.registered.clear();
     }
+    let key = (place.workspace.clone(), place.root.clone());
+    let register = RegisterWorkspace {
+        id: place.workspace.clone(),
+        root: place.root.clone(),
+    };
+    let mut verified = false;
     let stub = match &state.stub {
         Some(stub) => stub.clone(),
         None => {
             let hosts = config::load_hosts(sources)?;
             let target = resolve(hosts.get(&place.host)?)?;
-            let stub = Arc::new(ensure_stub(&target, &stub_dir(), &|_| {}).await?);
+            let stub = Arc::new(ensure_stub(&target, &stub_dir(), &|_| {}, Some(&register)).await?);
+            if stub.attached.is_some() {
+                state.registered.insert(key.clone());
+            }
             state.stub = Some(stub.clone());
+            verified = true;
             stub
         }
     };
-    let key = (place.workspace.clone(), place.root.clone());
     if !state.registered.contains(&key) {
-        let register = RegisterWorkspace {
-            id: place.workspace.clone(),
-            root: place.root.clone(),
-        };
         let _: WorkspaceInfo = stub
             .client
             .post(routes::WORKSPACES, &register)
             .await
             .map_err(Error::from)?;
         state.registered.insert(key);
+        verified = true;
     }
-    Ok(stub)
+    Ok((stub, verified))
+}
+
+/// Make sure the stub serves `place` (bootstrapping it when needed), as `create` does before it
+/// starts the workspace's server. Warm, this is the handshake and one exec.
+pub async fn attach(place: &Place, sources: &ConfigSources) -> Result<()> {
+    if let (_, true) = stub_for(place, sources, false).await? {
+        return Ok(());
+    }
+    // Known from earlier in this process: check it still answers (and set it up again if not).
+    match with_stub(
+        place,
+        sources,
+        |stub| async move { stub.client.health().await },
+    )
+    .await?
+    {
+        Outcome::Done(_) => Ok(()),
+        Outcome::NeedsPermission(_) => Err(stub_error(place, "health cannot need a permission")),
+    }
 }
 
 /// Run `attempt` against the stub; if the stub connection itself failed, bootstrap again and retry once.
@@ -124,7 +154,7 @@ where
 {
     let mut fresh = false;
     loop {
-        let stub = stub_for(place, sources, fresh).await?;
+        let (stub, _) = stub_for(place, sources, fresh).await?;
         match attempt(stub).await {
             Ok(value) => return Ok(Outcome::Done(value)),
             Err(StubError::Api { error, .. })
@@ -143,9 +173,7 @@ where
                 fresh = true
             }
             Err(StubError::Transport(_)) if !fresh => fresh = true,
-            Err(StubError::Api { error, .. }) => {
-                return Err(stub_error(place, &error.error.message))
-            }
+            Err(error @ StubError::Api { .. }) => return Err(error.into()),
             Err(StubError::Transport(error)) => return Err(error),
         }
     }

@@ -22,7 +22,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 pub enum StubError {
     /// Boxed: error bodies are large and rare.
     Api {
-        status: u16,
+        host: String,
         error: Box<ApiError>,
     },
     Transport(Error),
@@ -32,9 +32,10 @@ impl From<StubError> for Error {
     fn from(error: StubError) -> Error {
         match error {
             StubError::Transport(error) => error,
-            StubError::Api { status, error } => Error::Ssh {
-                host: String::new(),
-                detail: format!("stub answered {status}: {}", error.error.message),
+            StubError::Api { host, error } => Error::Remote {
+                host,
+                kind: error.error.kind,
+                message: error.error.message,
             },
         }
     }
@@ -173,7 +174,7 @@ impl StubClient {
             let error = serde_json::from_slice::<ApiError>(&bytes)
                 .map_err(|_| transport(format!("stub answered {status}")))?;
             return Err(StubError::Api {
-                status: status.as_u16(),
+                host: self.host.clone(),
                 error: Box::new(error),
             });
         }

@@ -5,12 +5,15 @@
 //! ```text
 //! opencode-remote-stub serve [--listen 127.0.0.1:0] [--home DIR] [--token-file FILE]
 //! opencode-remote-stub status [--home DIR]     exit 0: running and healthy; 90: not running
+//! opencode-remote-stub attach --workspace ID --root DIR [--home DIR]
+//!                                              status, then register the workspace (exit 3: refused)
 //! opencode-remote-stub version
 //! ```
 
 mod error;
 mod exec;
 mod fsops;
+mod local_client;
 mod paths;
 mod search;
 mod server;
@@ -19,8 +22,8 @@ mod util;
 
 use std::fs::{self, DirBuilder, OpenOptions};
 use std::future::IntoFuture;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::Write;
+use std::net::SocketAddr;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -29,8 +32,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use opencode_remote_protocol::{
-    paths as layout, routes, Health, StubInfo, BEARER_PREFIX, EXIT_ALREADY_RUNNING,
-    EXIT_NOT_RUNNING, MIN_TOKEN_LEN, PROTOCOL_VERSION,
+    paths as layout, StubInfo, EXIT_ALREADY_RUNNING, MIN_TOKEN_LEN, PROTOCOL_VERSION,
 };
 use serde_json::json;
 
@@ -42,12 +44,11 @@ const VERSION: &str = env!("CARGO_PKG_VERSION");
 const BLOCKING_THREADS: usize = 8;
 /// Idle blocking threads exit after this.
 const BLOCKING_KEEP_ALIVE: Duration = Duration::from_secs(10);
-/// `status`: how long to wait for the recorded stub's health answer.
-const STATUS_TIMEOUT: Duration = Duration::from_secs(3);
 
 const USAGE: &str = "usage:
   opencode-remote-stub serve [--listen 127.0.0.1:0] [--home DIR] [--token-file FILE]
   opencode-remote-stub status [--home DIR]
+  opencode-remote-stub attach --workspace ID --root DIR [--home DIR]
   opencode-remote-stub version";
 
 #[derive(Debug, PartialEq)]
@@ -59,6 +60,11 @@ enum Command {
     },
     Status {
         home: PathBuf,
+    },
+    Attach {
+        home: PathBuf,
+        workspace: String,
+        root: String,
     },
     Version,
 }
@@ -87,6 +93,8 @@ fn parse_args(args: &[String]) -> Result<Command> {
     let mut listen = "127.0.0.1:0".to_string();
     let mut home = None;
     let mut token_file = None;
+    let mut workspace = None;
+    let mut root = None;
     let mut rest = args[1..].iter();
     while let Some(flag) = rest.next() {
         let mut value = || {
@@ -98,6 +106,8 @@ fn parse_args(args: &[String]) -> Result<Command> {
             "--listen" if sub == "serve" => listen = value()?,
             "--token-file" if sub == "serve" => token_file = Some(PathBuf::from(value()?)),
             "--home" => home = Some(PathBuf::from(value()?)),
+            "--workspace" if sub == "attach" => workspace = Some(value()?),
+            "--root" if sub == "attach" => root = Some(value()?),
             _ => bail!("unknown argument {flag:?}\n{USAGE}"),
         }
     }
@@ -121,6 +131,11 @@ fn parse_args(args: &[String]) -> Result<Command> {
             })
         }
         "status" => Ok(Command::Status { home }),
+        "attach" => Ok(Command::Attach {
+            home,
+            workspace: workspace.context("attach needs --workspace")?,
+            root: root.context("attach needs --root")?,
+        }),
         "version" | "--version" => Ok(Command::Version),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
@@ -136,7 +151,12 @@ fn run(cmd: Command) -> Result<i32> {
             println!("{VERSION}");
             Ok(0)
         }
-        Command::Status { home } => status(&home),
+        Command::Status { home } => local_client::status(&home),
+        Command::Attach {
+            home,
+            workspace,
+            root,
+        } => local_client::attach(&home, &workspace, &root),
         Command::Serve {
             listen,
             home,
@@ -147,7 +167,7 @@ fn run(cmd: Command) -> Result<i32> {
 
 /// Reads the token file: it must not be readable by group or others, and is trimmed. Errors never
 /// contain the token.
-fn read_token(path: &Path) -> Result<Vec<u8>> {
+pub(crate) fn read_token(path: &Path) -> Result<Vec<u8>> {
     let meta = fs::metadata(path).with_context(|| format!("token file {}", path.display()))?;
     if meta.permissions().mode() & 0o077 != 0 {
         bail!(
@@ -288,82 +308,6 @@ async fn shutdown_signal() -> &'static str {
             _ = hup.recv() => continue,
         }
     }
-}
-
-/// `status`: 0 and the health JSON on stdout when the stub recorded in `run/stub.json` answers
-/// health; [`EXIT_NOT_RUNNING`] when there is none or it does not answer; 1 when it answers but
-/// refuses our token.
-fn status(home: &Path) -> Result<i32> {
-    let not_running = |why: String| {
-        eprintln!("opencode-remote-stub: not running: {why}");
-        Ok(EXIT_NOT_RUNNING)
-    };
-    let info: StubInfo = match fs::read(home.join(layout::INFO_FILE)) {
-        Ok(bytes) => match serde_json::from_slice(&bytes) {
-            Ok(info) => info,
-            Err(e) => return not_running(format!("unreadable {}: {e}", layout::INFO_FILE)),
-        },
-        Err(_) => return not_running(format!("no {}", layout::INFO_FILE)),
-    };
-    // SAFETY: kill with signal 0 only checks that the process exists.
-    if info.pid == 0 || unsafe { libc::kill(info.pid as i32, 0) } != 0 {
-        let errno = std::io::Error::last_os_error().raw_os_error();
-        if errno != Some(libc::EPERM) {
-            return not_running(format!("process {} is gone", info.pid));
-        }
-    }
-    let token = read_token(&home.join(layout::TOKEN_FILE))?;
-    let (code, body) = match http_get(info.port, routes::HEALTH, &token) {
-        Ok(r) => r,
-        Err(e) => return not_running(format!("port {} does not answer: {e:#}", info.port)),
-    };
-    match code {
-        200 => {
-            let health: Health = serde_json::from_slice(&body).context("bad health answer")?;
-            if health.pid != info.pid {
-                return not_running(format!(
-                    "port {} is served by another process ({})",
-                    info.port, health.pid
-                ));
-            }
-            println!("{}", String::from_utf8_lossy(&body));
-            Ok(0)
-        }
-        401 => bail!(
-            "the stub on port {} refuses the token in {}",
-            info.port,
-            layout::TOKEN_FILE
-        ),
-        other => not_running(format!("health answered HTTP {other}")),
-    }
-}
-
-/// A minimal HTTP/1.1 GET to 127.0.0.1, enough for `status`.
-fn http_get(port: u16, path: &str, token: &[u8]) -> Result<(u16, Vec<u8>)> {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let mut stream = TcpStream::connect_timeout(&addr, STATUS_TIMEOUT)?;
-    stream.set_read_timeout(Some(STATUS_TIMEOUT))?;
-    stream.set_write_timeout(Some(STATUS_TIMEOUT))?;
-    let mut request = format!(
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nAuthorization: {BEARER_PREFIX}"
-    )
-    .into_bytes();
-    request.extend_from_slice(token);
-    request.extend_from_slice(b"\r\n\r\n");
-    stream.write_all(&request)?;
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response)?;
-    let head_end = response
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .context("incomplete HTTP answer")?;
-    let head = String::from_utf8_lossy(&response[..head_end]);
-    let code = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .context("bad HTTP status line")?;
-    Ok((code, response[head_end + 4..].to_vec()))
 }
 
 fn parse_version(v: &str) -> Option<Vec<u64>> {

@@ -8,7 +8,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
 use common::{bin, eventually, process_gone, rss_kib, stub_command, Sandbox};
-use opencode_remote_protocol::{ExecEvent, EXIT_ALREADY_RUNNING, EXIT_NOT_RUNNING};
+use opencode_remote_protocol::{
+    ExecEvent, EXIT_ALREADY_RUNNING, EXIT_ATTACH_REFUSED, EXIT_NOT_RUNNING,
+};
 use serde_json::json;
 
 /// Kill grace (2 s) plus slack for a loaded machine.
@@ -300,6 +302,41 @@ fn status_should_tell_running_from_not_running() {
         String::from_utf8(version.stdout).unwrap().trim(),
         env!("CARGO_PKG_VERSION")
     );
+}
+
+#[test]
+fn attach_should_register_the_workspace_or_report_why_not() {
+    let sb = Sandbox::new();
+    let home = sb.home();
+    let root = sb.dir.path().join("project");
+    let attach = |id: &str, root: &std::path::Path| {
+        stub_command()
+            .args(["attach", "--home"])
+            .arg(&home)
+            .args(["--workspace", id, "--root"])
+            .arg(root)
+            .output()
+            .unwrap()
+    };
+    assert_eq!(attach("w1", &root).status.code(), Some(EXIT_NOT_RUNNING));
+    let stub = sb.start();
+    let out = attach("w1", &root);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(info["id"], "w1");
+    assert_eq!(info["created"], true);
+    assert!(root.is_dir(), "attach creates the root");
+    // Idempotent, and the running stub now serves the workspace.
+    let again: serde_json::Value = serde_json::from_slice(&attach("w1", &root).stdout).unwrap();
+    assert_eq!(again["created"], false);
+    let (code, listed) = stub.call("GET", "/v1/workspaces", None);
+    assert_eq!(code, 200);
+    assert_eq!(listed[0]["id"], "w1");
+    // A refusal carries the stub's error kind.
+    let bad = attach("../escape", &root);
+    assert_eq!(bad.status.code(), Some(EXIT_ATTACH_REFUSED), "{bad:?}");
+    let error: serde_json::Value = serde_json::from_slice(&bad.stdout).unwrap();
+    assert_eq!(error["error"]["type"], "bad_request");
 }
 
 #[test]

@@ -1,0 +1,175 @@
+//! Talking to the running stub from its own host, as the same user: `status` (is it there and
+//! healthy?) and `attach` (status, then register a workspace). The addon runs these inside its one
+//! probe exec, so a warm workspace costs a single SSH round trip instead of tunnel, health and
+//! register round trips. The token is read from its 0600 file here and never leaves the host.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use opencode_remote_protocol::{
+    paths as layout, routes, Health, RegisterWorkspace, StubInfo, BEARER_PREFIX,
+    EXIT_ATTACH_REFUSED, EXIT_NOT_RUNNING,
+};
+
+use crate::read_token;
+
+/// How long to wait for the recorded stub's health answer.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(3);
+/// Registering writes and fsyncs the workspace file, which a busy disk can make slow.
+const REGISTER_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The recorded stub, answering health with its own pid, and the token it accepts.
+enum Running {
+    Yes {
+        info: StubInfo,
+        token: Vec<u8>,
+        health: Vec<u8>,
+    },
+    No(String),
+}
+
+/// `status`: 0 and the health JSON on stdout when the stub recorded in `run/stub.json` answers
+/// health; [`EXIT_NOT_RUNNING`] when there is none or it does not answer; 1 when it answers but
+/// refuses our token.
+pub fn status(home: &Path) -> Result<i32> {
+    match running(home)? {
+        Running::Yes { health, .. } => {
+            println!("{}", String::from_utf8_lossy(&health));
+            Ok(0)
+        }
+        Running::No(why) => not_running(&why),
+    }
+}
+
+/// `attach`: like `status`, then register `workspace` with `root` (idempotent). Prints the
+/// [`opencode_remote_protocol::WorkspaceInfo`] (exit 0) or the stub's error (exit
+/// [`EXIT_ATTACH_REFUSED`]).
+pub fn attach(home: &Path, workspace: &str, root: &str) -> Result<i32> {
+    let (info, token) = match running(home)? {
+        Running::Yes { info, token, .. } => (info, token),
+        Running::No(why) => return not_running(&why),
+    };
+    let body = serde_json::to_vec(&RegisterWorkspace {
+        id: workspace.to_string(),
+        root: root.to_string(),
+    })?;
+    let (code, answer) = http(
+        info.port,
+        "POST",
+        routes::WORKSPACES,
+        &token,
+        Some(&body),
+        REGISTER_TIMEOUT,
+    )?;
+    println!("{}", String::from_utf8_lossy(&answer));
+    Ok(if code == 200 { 0 } else { EXIT_ATTACH_REFUSED })
+}
+
+fn not_running(why: &str) -> Result<i32> {
+    eprintln!("opencode-remote-stub: not running: {why}");
+    Ok(EXIT_NOT_RUNNING)
+}
+
+fn running(home: &Path) -> Result<Running> {
+    let info: StubInfo = match fs::read(home.join(layout::INFO_FILE)) {
+        Ok(bytes) => match serde_json::from_slice(&bytes) {
+            Ok(info) => info,
+            Err(e) => {
+                return Ok(Running::No(format!(
+                    "unreadable {}: {e}",
+                    layout::INFO_FILE
+                )))
+            }
+        },
+        Err(_) => return Ok(Running::No(format!("no {}", layout::INFO_FILE))),
+    };
+    // SAFETY: kill with signal 0 only checks that the process exists.
+    if info.pid == 0 || unsafe { libc::kill(info.pid as i32, 0) } != 0 {
+        let errno = std::io::Error::last_os_error().raw_os_error();
+        if errno != Some(libc::EPERM) {
+            return Ok(Running::No(format!("process {} is gone", info.pid)));
+        }
+    }
+    let token = read_token(&home.join(layout::TOKEN_FILE))?;
+    let (code, body) = match http(
+        info.port,
+        "GET",
+        routes::HEALTH,
+        &token,
+        None,
+        HEALTH_TIMEOUT,
+    ) {
+        Ok(r) => r,
+        Err(e) => {
+            return Ok(Running::No(format!(
+                "port {} does not answer: {e:#}",
+                info.port
+            )))
+        }
+    };
+    match code {
+        200 => {
+            let health: Health = serde_json::from_slice(&body).context("bad health answer")?;
+            if health.pid != info.pid {
+                return Ok(Running::No(format!(
+                    "port {} is served by another process ({})",
+                    info.port, health.pid
+                )));
+            }
+            Ok(Running::Yes {
+                info,
+                token,
+                health: body,
+            })
+        }
+        401 => bail!(
+            "the stub on port {} refuses the token in {}",
+            info.port,
+            layout::TOKEN_FILE
+        ),
+        other => Ok(Running::No(format!("health answered HTTP {other}"))),
+    }
+}
+
+/// One HTTP/1.1 request to 127.0.0.1 with `Connection: close`: all `status` and `attach` need.
+fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    token: &[u8],
+    body: Option<&[u8]>,
+    timeout: Duration,
+) -> Result<(u16, Vec<u8>)> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    let body = body.unwrap_or_default();
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nAuthorization: {BEARER_PREFIX}",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(token);
+    request.extend_from_slice(b"\r\n\r\n");
+    request.extend_from_slice(body);
+    stream.write_all(&request)?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response)?;
+    let head_end = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .context("incomplete HTTP answer")?;
+    let head = String::from_utf8_lossy(&response[..head_end]);
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .context("bad HTTP status line")?;
+    Ok((code, response[head_end + 4..].to_vec()))
+}
