@@ -44,8 +44,13 @@ export interface RemoteOutcome {
 }
 /** A file or search operation on the host: fs/read, fs/write, fs/stat, fs/list, fs/remove, fs/rename, glob, grep. */
 export declare function remoteCall(place: RemotePlace, operation: string, body: any): Promise<RemoteOutcome>
-/** Run a command on the host; `result` is {stdout, stderr, exitCode, signal, timedOut, cancelled}. */
-export declare function remoteExec(place: RemotePlace, request: any): Promise<RemoteOutcome>
+/**
+ * Run a command on the host; `result` is {stdout, stderr, exitCode, signal, timedOut, cancelled}.
+ * `requestId` lets `cancelRemoteExec` stop it (its whole process group).
+ */
+export declare function remoteExec(place: RemotePlace, request: any, requestId?: string): Promise<RemoteOutcome>
+/** Stop a running `remoteExec`; returns whether one was running. */
+export declare function cancelRemoteExec(requestId: string): boolean
 /** Answer a permission request: {requestId, reply: 'once' | 'always' | 'reject'}; a once reply returns a grant. */
 export declare function remoteReply(
   place: RemotePlace,

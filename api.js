@@ -27,6 +27,8 @@ module.exports = {
   workspaceTarget: (id) => binding.workspaceTarget(id),
   removeWorkspace: async (id) => unwrap(await binding.removeWorkspace(id)),
   remoteCall: async (place, operation, body) => unwrap(await binding.remoteCall(place, operation, body)),
-  remoteExec: async (place, request) => unwrap(await binding.remoteExec(place, request)),
+  remoteExec: async (place, request, requestId) =>
+    unwrap(await binding.remoteExec(place, request, requestId)),
+  cancelRemoteExec: (requestId) => binding.cancelRemoteExec(requestId),
   remoteReply: async (place, reply) => unwrap(await binding.remoteReply(place, reply)),
 }

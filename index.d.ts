@@ -9,6 +9,12 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/**
+ * Stop a running `remoteExec` by its `requestId`: the command's whole process group on the host.
+ * Returns whether one was running.
+ */
+export declare function cancelRemoteExec(requestId: string): boolean
+
 /** Cancel a running `remoteLogin` by its `requestId`. Returns whether one was running. */
 export declare function cancelRemoteLogin(requestId: string): boolean
 
@@ -64,8 +70,11 @@ export interface ModelRef {
  */
 export declare function remoteCall(place: RemotePlace, operation: string, body: any): Promise<{ result?: any; permission?: any } | Error>
 
-/** Run a command on the host through the stub (`request` is the protocol's ExecRequest). */
-export declare function remoteExec(place: RemotePlace, request: any): Promise<{ result?: any; permission?: any } | Error>
+/**
+ * Run a command on the host through the stub (`request` is the protocol's ExecRequest);
+ * `requestId` lets `cancelRemoteExec` stop it.
+ */
+export declare function remoteExec(place: RemotePlace, request: any, requestId?: string | undefined | null): Promise<{ result?: any; permission?: any } | Error>
 
 /**
  * Dispatch a session to a host. A failure resolves to an `Error` whose `code` is one of UNKNOWN_HOST,

@@ -835,6 +835,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.cancelRemoteExec = nativeBinding.cancelRemoteExec
 module.exports.cancelRemoteLogin = nativeBinding.cancelRemoteLogin
 module.exports.configSchema = nativeBinding.configSchema
 module.exports.createWorkspace = nativeBinding.createWorkspace

@@ -2,6 +2,7 @@
 // file, search and command request runs on the host (a separate Unix user with its own HOME), with
 // permission-first paths.
 import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { mkdir, mkdtemp, readFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
@@ -34,6 +35,15 @@ before(async () => {
 after(async () => {
   await sshd?.stop()
 })
+
+/** Poll `check` every 50 ms for up to 15 s. */
+async function until(check, what) {
+  const deadline = Date.now() + 15_000
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}
 
 test('files are written, read and searched on the host, not locally', async () => {
   const write = await api.remoteCall(place, 'fs/write', {
@@ -69,6 +79,29 @@ test('a path outside the root needs permission; once is honoured once', async ()
   assert.ok(allowed.result, JSON.stringify(allowed))
   const again = await api.remoteCall(place, 'fs/read', { ...outside, grant })
   assert.ok(again.permission, 'a once grant works once')
+})
+
+test('cancelRemoteExec stops the command and everything it started on the host', async () => {
+  const marker = `sleep 300.${process.pid}`
+  const running = api.remoteExec(
+    place,
+    // A child that ignores SIGTERM: only the stub's group kill (TERM, then KILL) ends it.
+    { command: `(trap '' TERM; ${marker}) & echo started; wait` },
+    'cancel-me',
+  )
+  const hostProcesses = () =>
+    spawnSync('pgrep', ['-u', String(sshd.uid), '-f', marker])
+      .stdout.toString()
+      .trim()
+      .split('\n')
+      .filter(Boolean).length
+  await until(() => hostProcesses() > 0, 'the command to start on the host')
+  assert.equal(api.cancelRemoteExec('cancel-me'), true)
+  const { result } = await running
+  assert.equal(result.cancelled, true)
+  assert.match(result.stdout, /started/)
+  await until(() => hostProcesses() === 0, 'the whole process group to be killed')
+  assert.equal(api.cancelRemoteExec('cancel-me'), false, 'a finished request is no longer cancellable')
 })
 
 test('another workspace on the same host has its own root and approvals', async () => {

@@ -32,16 +32,12 @@ const BASH_PREVIEW_CHARS = 30_000
 /** Room left for the truncation and <shell_metadata> notes, so OpenCode never truncates a second time. */
 const BASH_NOTE_LINES = 12
 const BASH_NOTE_BYTES = 2048
-/** Grace between SIGTERM and SIGKILL when an aborted command is killed, in s. */
-const KILL_GRACE_SECS = 3
 /** How long to wait for the `permission.replied` event after ctx.ask resolved, in ms. */
 const REPLY_EVENT_WAIT_MS = 2000
 /** Unanswered external_directory prompts remembered at most. */
 const PROMPT_LOG_MAX = 200
 /** Permission rounds one stub request may go through (each refused path is asked once). */
 const MAX_PERMISSION_ROUNDS = 8
-/** Env var that marks a command's processes, so an abort can find and kill them. */
-const CALL_MARKER = 'OPENCODE_REMOTE_CALL'
 /** Directories `list` leaves out, like OpenCode's former ls tool. */
 const LIST_IGNORES = [
   'node_modules',
@@ -236,7 +232,8 @@ function hostCalls(env, ctx) {
     call: (operation, body) =>
       permitted((grant) => env.api.remoteCall(env.place, operation, withGrant(body, grant))),
     /** A command; resolves to {stdout, stderr, exitCode, signal, timedOut, cancelled}. */
-    exec: (request) => permitted((grant) => env.api.remoteExec(env.place, withGrant(request, grant))),
+    exec: (request, requestId) =>
+      permitted((grant) => env.api.remoteExec(env.place, withGrant(request, grant), requestId)),
   }
 }
 
@@ -903,63 +900,48 @@ function bashTool(env) {
       const program = args.command.trim().split(/\s+/)[0] || '*'
       await askTool(ctx, 'bash', [args.command], { command: args.command }, [`${program} *`])
       const timeoutMs = args.timeout ?? BASH_TIMEOUT_MS
-      const marker = randomUUID()
+      const requestId = randomUUID()
       const request = {
         // One stream, in order, like the built-in's: the shell's stderr joins its stdout.
         command: `exec 2>&1; ${args.command}`,
         cwd: hostPath(env, args.workdir),
         timeoutMs,
-        env: { [CALL_MARKER]: marker },
       }
-      const result = await abortable(runCommand(env, ctx, request), ctx.abort, () => killCommand(env, marker))
+      const result = await abortable(runCommand(env, ctx, request, requestId), ctx.abort, () =>
+        env.api.cancelRemoteExec(requestId),
+      )
       return bashOutput(env, args.command, timeoutMs, result)
     },
   }
 }
 
 /** Run with the configured shell; when the default `bash` is missing on the host, fall back to /bin/sh. */
-async function runCommand(env, ctx, request) {
+async function runCommand(env, ctx, request, requestId) {
   const host = hostCalls(env, ctx)
   try {
-    return await host.exec({ ...request, shell: env.shell.name })
+    return await host.exec({ ...request, shell: env.shell.name }, requestId)
   } catch (error) {
     if (env.shell.fixed || !/could not start/.test(error?.message ?? '')) throw error
     env.shell = { name: '/bin/sh', fixed: true }
-    return host.exec({ ...request, shell: env.shell.name })
+    return host.exec({ ...request, shell: env.shell.name }, requestId)
   }
 }
 
 /**
- * `run`, or `{aborted: true}` as soon as `signal` fires (then `onAbort` stops the command on the host).
- * The addon's remoteExec takes no cancellation, so the command is found by its marker and killed.
+ * `run`, or `{aborted: true}` as soon as `signal` fires; `onAbort` then stops the command on the host
+ * (the addon cancels it through the stub, which kills its whole process group).
  */
 function abortable(run, signal, onAbort) {
   if (!signal) return run
   return new Promise((resolve, reject) => {
     const abort = () => {
-      onAbort().catch(() => {})
+      onAbort()
       resolve({ aborted: true, stdout: '', stderr: '', exitCode: null })
     }
     if (signal.aborted) return abort()
     signal.addEventListener('abort', abort, { once: true })
     run.then(resolve, reject).finally(() => signal.removeEventListener('abort', abort))
   })
-}
-
-/** Kill the process group of the command whose processes carry `marker` (TERM, then KILL). */
-function killCommand(env, marker) {
-  const script = [
-    'for d in /proc/[0-9]*; do',
-    `  tr '\\0' '\\n' < "$d/environ" 2>/dev/null | grep -qx "${CALL_MARKER}=$OCR_KILL" || continue`,
-    // Field 5 of /proc/<pid>/stat is the process group; field 2 (the name) may hold spaces, so cut after ") ".
-    '  s=$(cat "$d/stat" 2>/dev/null) || continue; set -- ${s##*) }; kill -TERM -- "-$3" 2>/dev/null',
-    'done',
-    `sleep ${KILL_GRACE_SECS}`,
-    'for d in /proc/[0-9]*; do',
-    `  tr '\\0' '\\n' < "$d/environ" 2>/dev/null | grep -qx "${CALL_MARKER}=$OCR_KILL" && kill -KILL "\${d#/proc/}" 2>/dev/null`,
-    'done; true',
-  ].join('\n')
-  return env.api.remoteExec(env.place, { command: script, env: { OCR_KILL: marker }, timeoutMs: 30_000 })
 }
 
 /** The built-in bash's output: the output's tail (full output saved locally when cut), notes, exit code. */

@@ -100,8 +100,46 @@ pub struct RemoteLoginResult {
     pub timings: LoginTimings,
 }
 
+/// Cancellation of running calls by the `requestId` their caller chose (remote_login, remote commands).
 static CANCELS: LazyLock<Mutex<HashMap<String, CancellationToken>>> =
     LazyLock::new(Default::default);
+
+/// A cancellation token for `request_id`, listed in [`CANCELS`] until the guard drops.
+struct Cancellable {
+    id: Option<String>,
+    token: CancellationToken,
+}
+
+impl Cancellable {
+    fn new(id: Option<String>) -> Cancellable {
+        let token = CancellationToken::new();
+        if let Some(id) = &id {
+            CANCELS
+                .lock()
+                .expect("cancel registry")
+                .insert(id.clone(), token.clone());
+        }
+        Cancellable { id, token }
+    }
+}
+
+impl Drop for Cancellable {
+    fn drop(&mut self) {
+        if let Some(id) = &self.id {
+            CANCELS.lock().expect("cancel registry").remove(id);
+        }
+    }
+}
+
+fn cancel_request(request_id: &str) -> bool {
+    match CANCELS.lock().expect("cancel registry").remove(request_id) {
+        Some(token) => {
+            token.cancel();
+            true
+        }
+        None => false,
+    }
+}
 
 /// Dispatch a session to a host. A failure resolves to an `Error` whose `code` is one of UNKNOWN_HOST,
 /// CONFIG_INVALID, HOST_UNREACHABLE, AUTH_FAILED, KEY_ENCRYPTED, HOST_KEY_CHANGED, HOST_KEY_UNKNOWN,
@@ -131,18 +169,9 @@ pub async fn remote_login(options: RemoteLoginOptions) -> Outcome<RemoteLoginRes
         opencode_bin: options.opencode_bin.unwrap_or_else(|| "opencode".into()),
         sources: ConfigSources::from_env(project_dir, options.options),
     };
-    let cancel = CancellationToken::new();
-    let request_id = options.request_id;
-    if let Some(id) = &request_id {
-        CANCELS
-            .lock()
-            .expect("cancel registry")
-            .insert(id.clone(), cancel.clone());
-    }
-    let result = login::remote_login(request, cancel).await;
-    if let Some(id) = &request_id {
-        CANCELS.lock().expect("cancel registry").remove(id);
-    }
+    let cancel = Cancellable::new(options.request_id);
+    let result = login::remote_login(request, cancel.token.clone()).await;
+    drop(cancel);
     let outcome = match result {
         Ok(outcome) => outcome,
         Err(error) => return failed(error),
@@ -184,13 +213,14 @@ pub async fn warm_host(
 /// Cancel a running `remoteLogin` by its `requestId`. Returns whether one was running.
 #[napi]
 pub fn cancel_remote_login(request_id: String) -> bool {
-    match CANCELS.lock().expect("cancel registry").remove(&request_id) {
-        Some(token) => {
-            token.cancel();
-            true
-        }
-        None => false,
-    }
+    cancel_request(&request_id)
+}
+
+/// Stop a running `remoteExec` by its `requestId`: the command's whole process group on the host.
+/// Returns whether one was running.
+#[napi]
+pub fn cancel_remote_exec(request_id: String) -> bool {
+    cancel_request(&request_id)
 }
 
 /// The configured host names (never addresses), sorted; a failure resolves to an `Error` with a `code`.
@@ -271,11 +301,13 @@ pub async fn remote_call(
     remote_outcome(workspace::remote::call(&place, &sources, &operation, &body).await)
 }
 
-/// Run a command on the host through the stub (`request` is the protocol's ExecRequest).
+/// Run a command on the host through the stub (`request` is the protocol's ExecRequest);
+/// `requestId` lets `cancelRemoteExec` stop it.
 #[napi(ts_return_type = "Promise<{ result?: any; permission?: any } | Error>")]
 pub async fn remote_exec(
     place: RemotePlace,
     request: serde_json::Value,
+    request_id: Option<String>,
 ) -> Outcome<serde_json::Value> {
     let (place, sources) = place.split();
     let request = match serde_json::from_value(request) {
@@ -287,7 +319,8 @@ pub async fn remote_exec(
             ))
         }
     };
-    remote_outcome(workspace::remote::exec(&place, &sources, &request).await)
+    let cancel = Cancellable::new(request_id);
+    remote_outcome(workspace::remote::exec(&place, &sources, &request, &cancel.token).await)
 }
 
 /// Answer a permission request of the stub: `{requestId, reply: 'once' | 'always' | 'reject'}`.

@@ -12,9 +12,11 @@ use opencode_remote_protocol::{
 };
 use serde_json::Value;
 use tokio::sync::Mutex;
+use tokio::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
 
 use super::bootstrap::{ensure_stub, Stub};
-use super::stub_client::StubError;
+use super::stub_client::{NdjsonStream, StubError};
 use crate::config::{self, ConfigSources};
 use crate::error::{Error, Result};
 use crate::ssh::config::resolve;
@@ -210,45 +212,104 @@ pub async fn call(
     .await
 }
 
-/// Run a command and collect its output.
+/// How long a cancelled command gets to report its end (the stub's TERM-then-KILL grace, plus slack).
+const CANCEL_WAIT: Duration = Duration::from_secs(5);
+
+/// Run a command and collect its output. `cancel` stops it on the host (its whole process group).
+///
+/// A failed connection is retried only until the stub answers: from then on the command runs, and
+/// running it again could repeat its effects. A link lost mid-command ends it on the host too (the
+/// stub kills the group when its client goes away) and is reported, never silently re-run.
 pub async fn exec(
     place: &Place,
     sources: &ConfigSources,
     request: &ExecRequest,
+    cancel: &CancellationToken,
 ) -> Result<Outcome<ExecResult>> {
     let path = routes::workspace_op(&place.workspace, "exec");
-    with_stub(place, sources, |stub| {
+    let started = with_stub(place, sources, |stub| {
         let path = path.clone();
         async move {
-            let events: Vec<ExecEvent> = stub.client.post_ndjson(&path, request).await?;
-            Ok(collect(events))
+            let stream = stub.client.post_stream(&path, request).await?;
+            Ok((stub, stream))
         }
-    })
-    .await
+    });
+    let (stub, mut stream) = tokio::select! {
+        started = started => match started? {
+            Outcome::Done(running) => running,
+            Outcome::NeedsPermission(request) => return Ok(Outcome::NeedsPermission(request)),
+        },
+        _ = cancel.cancelled() => return Err(Error::Cancelled),
+    };
+    collect(place, &stub, &mut stream, cancel)
+        .await
+        .map(Outcome::Done)
 }
 
-fn collect(events: Vec<ExecEvent>) -> ExecResult {
+/// Read the command's events to its end; on `cancel`, ask the stub to stop it and keep reading
+/// (briefly) for the exit it reports.
+async fn collect(
+    place: &Place,
+    stub: &Stub,
+    stream: &mut NdjsonStream,
+    cancel: &CancellationToken,
+) -> Result<ExecResult> {
     let mut result = ExecResult::default();
-    for event in events {
+    let mut exec_id: Option<String> = None;
+    let mut give_up: Option<Instant> = None;
+    loop {
+        let event = tokio::select! {
+            event = stream.next::<ExecEvent>() => event.map_err(|error| lost_mid_command(place, error))?,
+            _ = cancel.cancelled(), if give_up.is_none() => {
+                give_up = Some(Instant::now() + CANCEL_WAIT);
+                result.cancelled = true;
+                match &exec_id {
+                    Some(id) => {
+                        let route = routes::exec_cancel(&place.workspace, id);
+                        let _ = stub.client.post::<(), Value>(&route, &()).await;
+                        continue;
+                    }
+                    // Not started yet: closing the stream is the cancel (the stub kills on disconnect).
+                    None => return Ok(result),
+                }
+            }
+            _ = tokio::time::sleep_until(give_up.unwrap_or_else(Instant::now)), if give_up.is_some() => {
+                return Ok(result);
+            }
+        };
         match event {
-            ExecEvent::Stdout { data } => result.stdout.push_str(&data),
-            ExecEvent::Stderr { data } => result.stderr.push_str(&data),
-            ExecEvent::Exit {
+            None => {
+                return Err(lost_mid_command(
+                    place,
+                    stub_error(place, "the command's output ended without its exit"),
+                ))
+            }
+            Some(ExecEvent::Start { exec_id: id, .. }) => exec_id = Some(id),
+            Some(ExecEvent::Stdout { data }) => result.stdout.push_str(&data),
+            Some(ExecEvent::Stderr { data }) => result.stderr.push_str(&data),
+            Some(ExecEvent::Exit {
                 code,
                 signal,
                 timed_out,
                 cancelled,
                 ..
-            } => {
+            }) => {
                 result.exit_code = code;
                 result.signal = signal;
                 result.timed_out = timed_out;
-                result.cancelled = cancelled;
+                result.cancelled |= cancelled;
+                return Ok(result);
             }
-            _ => {}
+            Some(ExecEvent::Error { message }) => return Err(stub_error(place, &message)),
         }
     }
-    result
+}
+
+fn lost_mid_command(place: &Place, error: Error) -> Error {
+    Error::Ssh {
+        host: place.host.clone(),
+        detail: format!("the link was lost while the command ran, and the command was stopped on the host: {error}"),
+    }
 }
 
 /// Answer a permission request the stub made.

@@ -87,28 +87,19 @@ impl StubClient {
         self.request(Method::POST, path, Some(body)).await
     }
 
-    /// A streamed (NDJSON) answer, collected: one value per line. Commands may run long, so there is no
-    /// request timeout here; the stub enforces the command's own.
-    pub async fn post_ndjson<B: Serialize, T: DeserializeOwned>(
+    /// A streamed (NDJSON) answer, read line by line. Commands may run long, so there is no request
+    /// timeout here; the stub enforces the command's own.
+    pub async fn post_stream<B: Serialize>(
         &self,
         path: &str,
         body: &B,
-    ) -> Result<Vec<T>, StubError> {
-        let bytes = self.send(Method::POST, path, Some(body), None).await?;
-        let transport = |detail: String| {
-            StubError::Transport(Error::Ssh {
-                host: self.host.clone(),
-                detail,
-            })
-        };
-        bytes
-            .split(|&b| b == b'\n')
-            .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
-            .map(|line| {
-                serde_json::from_slice(line)
-                    .map_err(|e| transport(format!("unexpected stub answer: {e}")))
-            })
-            .collect()
+    ) -> Result<NdjsonStream, StubError> {
+        let response = self.start(Method::POST, path, Some(body), None).await?;
+        Ok(NdjsonStream {
+            host: self.host.clone(),
+            body: response.into_body(),
+            buffer: Vec::new(),
+        })
     }
 
     async fn request<B: Serialize, T: DeserializeOwned>(
@@ -134,6 +125,31 @@ impl StubClient {
         body: Option<&B>,
         timeout: Option<Duration>,
     ) -> Result<Bytes, StubError> {
+        let response = self.start(method, path, body, timeout).await?;
+        response
+            .into_body()
+            .collect()
+            .await
+            .map(|body| body.to_bytes())
+            .map_err(|e| self.transport(e.to_string()))
+    }
+
+    fn transport(&self, detail: String) -> StubError {
+        StubError::Transport(Error::Ssh {
+            host: self.host.clone(),
+            detail,
+        })
+    }
+
+    /// Send a request; a 200 answer is returned with its body unread, any other becomes
+    /// [`StubError::Api`].
+    async fn start<B: Serialize>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+        timeout: Option<Duration>,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, StubError> {
         let transport = |detail: String| {
             StubError::Transport(Error::Ssh {
                 host: self.host.clone(),
@@ -164,20 +180,61 @@ impl StubClient {
         }
         .map_err(|e| transport(format!("stub request failed: {e}")))?;
         let status = response.status();
+        if status == StatusCode::OK {
+            return Ok(response);
+        }
         let bytes = response
             .into_body()
             .collect()
             .await
             .map_err(|e| transport(e.to_string()))?
             .to_bytes();
-        if status != StatusCode::OK {
-            let error = serde_json::from_slice::<ApiError>(&bytes)
-                .map_err(|_| transport(format!("stub answered {status}")))?;
-            return Err(StubError::Api {
-                host: self.host.clone(),
-                error: Box::new(error),
-            });
+        let error = serde_json::from_slice::<ApiError>(&bytes)
+            .map_err(|_| transport(format!("stub answered {status}")))?;
+        Err(StubError::Api {
+            host: self.host.clone(),
+            error: Box::new(error),
+        })
+    }
+}
+
+/// The lines of a streamed answer, parsed one at a time as they arrive.
+pub struct NdjsonStream {
+    host: String,
+    body: hyper::body::Incoming,
+    buffer: Vec<u8>,
+}
+
+impl NdjsonStream {
+    /// The next value; `None` at the end of the stream.
+    pub async fn next<T: DeserializeOwned>(&mut self) -> Result<Option<T>> {
+        loop {
+            if let Some(end) = self.buffer.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.buffer.drain(..=end).collect();
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                return serde_json::from_slice(&line)
+                    .map(Some)
+                    .map_err(|e| self.lost(format!("unexpected stub answer: {e}")));
+            }
+            match self.body.frame().await {
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        self.buffer.extend_from_slice(&data);
+                    }
+                }
+                Some(Err(e)) => return Err(self.lost(format!("the stub stream broke: {e}"))),
+                None if self.buffer.iter().all(u8::is_ascii_whitespace) => return Ok(None),
+                None => return Err(self.lost("the stub stream ended mid-line".into())),
+            }
         }
-        Ok(bytes)
+    }
+
+    fn lost(&self, detail: String) -> Error {
+        Error::Ssh {
+            host: self.host.clone(),
+            detail,
+        }
     }
 }
