@@ -3,6 +3,7 @@ import type {
   RemoteLoginOptions,
   RemoteLoginResult,
   RemotePlace,
+  ReviveOptions,
   WorkspaceTarget,
 } from './index'
 
@@ -13,6 +14,7 @@ export type {
   RemoteLoginOptions,
   RemoteLoginResult,
   RemotePlace,
+  ReviveOptions,
   WorkspaceTarget,
 } from './index'
 
@@ -48,7 +50,11 @@ export declare function remoteCall(place: RemotePlace, operation: string, body: 
  * Run a command on the host; `result` is {stdout, stderr, exitCode, signal, timedOut, cancelled}.
  * `requestId` lets `cancelRemoteExec` stop it (its whole process group).
  */
-export declare function remoteExec(place: RemotePlace, request: any, requestId?: string): Promise<RemoteOutcome>
+export declare function remoteExec(
+  place: RemotePlace,
+  request: any,
+  requestId?: string,
+): Promise<RemoteOutcome>
 /** Stop a running `remoteExec`; returns whether one was running. */
 export declare function cancelRemoteExec(requestId: string): boolean
 /** Answer a permission request: {requestId, reply: 'once' | 'always' | 'reject'}; a once reply returns a grant. */
@@ -58,7 +64,10 @@ export declare function remoteReply(
 ): Promise<any>
 /** Create an SSH workspace (host selection, lease, stub bootstrap, the workspace's own opencode serve). */
 export declare function createWorkspace(options: CreateWorkspaceOptions): Promise<WorkspaceTarget>
-/** The running workspace server, or null when it is not running in this process. */
-export declare function workspaceTarget(id: string): Promise<WorkspaceTarget | null>
+/**
+ * The workspace's running server. With `revive`, a workspace whose lease survived an OpenCode restart gets
+ * its server started again; null when there is no such workspace.
+ */
+export declare function workspaceTarget(id: string, revive?: ReviveOptions): Promise<WorkspaceTarget | null>
 /** Stop a workspace's server and release its host; resolves to whether it held a lease. */
 export declare function removeWorkspace(id: string): Promise<boolean>

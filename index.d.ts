@@ -142,6 +142,17 @@ export declare function remoteReply(place: RemotePlace, reply: any): Promise<any
 /** Stop a workspace's server and release its host. The stub stays for reuse. */
 export declare function removeWorkspace(id: string): Promise<boolean | Error>
 
+/** How a workspace server is started again after an OpenCode restart (what the plugin knows). */
+export interface ReviveOptions {
+  /** The local opencode binary. @default "opencode" */
+  opencodeBin?: string
+  /** How the workspace server loads this plugin, e.g. `file:///…/opencode-remote`. */
+  pluginSpec: string
+  projectDir?: string
+  /** The plugin options (hosts, providers). */
+  options?: any
+}
+
 /** Run the `opencode-remote` command line (`args` without the program name); resolves to the exit code. */
 export declare function runCli(args: Array<string>): Promise<number>
 
@@ -151,8 +162,11 @@ export declare function runCli(args: Array<string>): Promise<number>
  */
 export declare function warmHost(host: string, projectDir?: string | undefined | null, options?: any | undefined | null): Promise<boolean>
 
-/** The running workspace server, or null when it is not running in this process. */
-export declare function workspaceTarget(id: string): Promise<WorkspaceTarget | null>
+/**
+ * The workspace's running server. With `revive`, a workspace whose lease survived an OpenCode
+ * restart gets its server started again. Resolves to null when there is no such workspace.
+ */
+export declare function workspaceTarget(id: string, revive?: ReviveOptions | undefined | null): Promise<WorkspaceTarget | null | Error>
 
 export interface WorkspaceTarget {
   id: string

@@ -3,7 +3,7 @@
 // sessions created in it run their tools on the host.
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync, readdirSync } from 'node:fs'
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
@@ -189,4 +189,78 @@ describe('ssh-provider workspaces', () => {
     assert.equal(probe.state.status, 'completed', JSON.stringify(probe.state))
     assert.equal(probe.state.output.trim(), 'after-drop')
   })
+
+  test('after OpenCode restarts, the workspace server comes back from its lease and the session goes on', async () => {
+    const ws = await createWorkspace({ provider: 'default', host: 'p1', directory: '~/revived' })
+    await waitForStatus(ws.id, 'connected')
+    const q = `workspace=${ws.id}&directory=${encodeURIComponent(local.projectDir)}`
+    const session = await serve.client.post(`/session?${q}`, {}, { timeoutMs: 60_000 })
+    const say = (text) =>
+      serve.client.post(
+        `/session/${session.id}/message?${q}`,
+        { model: { providerID: 'fake', modelID: 'local-m' }, parts: [{ type: 'text', text }] },
+        { timeoutMs: 120_000, retries: 0 },
+      )
+    await say('CALL_TOOL:write {"filePath":"before.txt","content":"written before the restart\\n"}')
+    const serversBefore = workspaceServers(ws.id)
+    assert.equal(serversBefore.length, 1, 'one server runs the workspace')
+
+    // OpenCode dies without cleaning up (SIGKILL of its main process only): its workspace server must
+    // not be left running.
+    process.kill(serve.pid, 'SIGKILL')
+    await until(() => workspaceServers(ws.id).length === 0, 'the workspace server to stop with OpenCode')
+    await serve.stop()
+    serve = await startServe(local.env, local.projectDir)
+    // As the TUI does after a restart: sync loops only start when a client asks.
+    await serve.client.post(`/sync/start?directory=${encodeURIComponent(local.projectDir)}`, {})
+    await waitForStatus(ws.id, 'connected', 60_000)
+
+    await say('CALL_TOOL:bash {"command":"cat before.txt","description":"after restart"}')
+    const messages = await waitForMessages(
+      serve,
+      session.id,
+      (ms) =>
+        ms
+          .flatMap((m) => m.parts)
+          .some((p) => p.type === 'tool' && p.tool === 'bash' && p.state?.status === 'completed'),
+      60_000,
+    )
+    const tools = messages.flatMap((m) => m.parts.filter((p) => p.type === 'tool'))
+    assert.deepEqual(
+      tools.map((p) => [p.tool, p.state.status]),
+      [
+        ['write', 'completed'],
+        ['bash', 'completed'],
+      ],
+      'the session kept its first turn and ran the second on the host',
+    )
+    assert.equal(tools[1].state.output.trim(), 'written before the restart')
+    assert.equal(workspaceServers(ws.id).length, 1, 'exactly one server again')
+    await serve.client.delete(
+      `/experimental/workspace/${ws.id}?directory=${encodeURIComponent(local.projectDir)}`,
+    )
+  })
 })
+
+/** Pids of the running per-workspace servers of workspace `id` (found by their environment). */
+function workspaceServers(id) {
+  return readdirSync('/proc')
+    .filter((p) => /^\d+$/.test(p))
+    .filter((pid) => {
+      try {
+        const env = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0')
+        const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+        return env.includes(`OPENCODE_WORKSPACE_ID=${id}`) && cmd.includes('serve')
+      } catch {
+        return false
+      }
+    })
+}
+
+async function until(check, what, timeoutMs = 20_000) {
+  const deadline = Date.now() + timeoutMs
+  while (!check()) {
+    assert.ok(Date.now() < deadline, `timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}

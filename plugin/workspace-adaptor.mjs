@@ -21,6 +21,13 @@ function opencodeBinary() {
  */
 export function registerSshProvider(input, options, api) {
   if (!input.experimental_workspace?.register || process.env.OPENCODE_WORKSPACE_ID) return
+  /** How a workspace server is started, for create and for a revival after a restart. */
+  const launch = {
+    opencodeBin: opencodeBinary(),
+    pluginSpec: `file://${PACKAGE_DIR}`,
+    projectDir: input.directory,
+    options: options ?? null,
+  }
   input.experimental_workspace.register('ssh-provider', {
     name: 'SSH host',
     description: 'Files and commands on a remote Linux host over SSH; the LLM and credentials stay local',
@@ -37,15 +44,13 @@ export function registerSshProvider(input, options, api) {
         labels: extra.labels,
         directory: extra.directory,
         env: Object.fromEntries(Object.entries(env ?? {}).filter(([, v]) => typeof v === 'string')),
-        opencodeBin: opencodeBinary(),
-        pluginSpec: `file://${PACKAGE_DIR}`,
-        projectDir: input.directory,
-        options: options ?? null,
+        ...launch,
       })
     },
+    // After an OpenCode restart the workspace's lease is still on disk: its server is started again here.
     async target(info) {
-      const running = await api.workspaceTarget(info.id)
-      if (!running) throw new Error(`workspace ${info.id} has no running server; create it again`)
+      const running = await api.workspaceTarget(info.id, launch)
+      if (!running) throw new Error(`workspace ${info.id} has no lease on any host; create it again`)
       return { type: 'remote', url: running.url }
     },
     async remove(info) {

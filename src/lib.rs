@@ -401,11 +401,13 @@ pub async fn create_workspace(options: CreateWorkspaceOptions) -> Outcome<Worksp
         host: options.host,
         labels: options.labels.unwrap_or_default(),
         directory: options.directory,
-        env: options.env.unwrap_or_default().into_iter().collect(),
-        opencode_bin: options.opencode_bin.unwrap_or_else(|| "opencode".into()),
-        plugin_spec: options.plugin_spec,
-        plugin_options: options.options.unwrap_or(serde_json::Value::Null),
-        sources,
+        launch: workspace::ServerLaunch {
+            env: options.env.unwrap_or_default().into_iter().collect(),
+            opencode_bin: options.opencode_bin.unwrap_or_else(|| "opencode".into()),
+            plugin_spec: options.plugin_spec,
+            plugin_options: options.options.unwrap_or(serde_json::Value::Null),
+            sources,
+        },
     };
     match workspace::create(spec).await {
         Ok(created) => Either::A(created.into()),
@@ -413,10 +415,36 @@ pub async fn create_workspace(options: CreateWorkspaceOptions) -> Outcome<Worksp
     }
 }
 
-/// The running workspace server, or null when it is not running in this process.
-#[napi]
-pub async fn workspace_target(id: String) -> Option<WorkspaceTarget> {
-    workspace::target(&id).await.map(Into::into)
+/// How a workspace server is started again after an OpenCode restart (what the plugin knows).
+#[napi(object)]
+pub struct ReviveOptions {
+    /// The local opencode binary. @default "opencode"
+    pub opencode_bin: Option<String>,
+    /// How the workspace server loads this plugin, e.g. `file:///…/opencode-remote`.
+    pub plugin_spec: String,
+    pub project_dir: Option<String>,
+    /// The plugin options (hosts, providers).
+    pub options: Option<serde_json::Value>,
+}
+
+/// The workspace's running server. With `revive`, a workspace whose lease survived an OpenCode
+/// restart gets its server started again. Resolves to null when there is no such workspace.
+#[napi(ts_return_type = "Promise<WorkspaceTarget | null | Error>")]
+pub async fn workspace_target(
+    id: String,
+    revive: Option<ReviveOptions>,
+) -> Outcome<Option<WorkspaceTarget>> {
+    let launch = revive.map(|r| workspace::ServerLaunch {
+        env: Vec::new(),
+        opencode_bin: r.opencode_bin.unwrap_or_else(|| "opencode".into()),
+        plugin_spec: r.plugin_spec,
+        sources: ConfigSources::from_env(r.project_dir.map(PathBuf::from), r.options.clone()),
+        plugin_options: r.options.unwrap_or(serde_json::Value::Null),
+    });
+    match workspace::target(&id, launch.as_ref()).await {
+        Ok(target) => Either::A(target.map(Into::into)),
+        Err(error) => failed(error),
+    }
 }
 
 /// Stop a workspace's server and release its host. The stub stays for reuse.

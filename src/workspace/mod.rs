@@ -72,13 +72,26 @@ pub mod leases;
 pub mod server;
 
 use std::collections::HashMap;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use serde_json::{json, Value};
 
 use crate::login::local::state_dir;
 use remote::Place;
 use server::{ServeSpec, WorkspaceServer};
+
+/// How a workspace's server is started: the same for `create` and for bringing it back after an
+/// OpenCode restart (from the lease and what the restarted plugin knows).
+pub struct ServerLaunch {
+    /// The environment OpenCode hands to `create` (workspace id, auth), passed to the server.
+    pub env: Vec<(String, String)>,
+    pub opencode_bin: String,
+    /// How the server loads this plugin (e.g. `file:///…/node_modules/opencode-remote`).
+    pub plugin_spec: String,
+    /// The plugin options to pass on (hosts); `remote` is added.
+    pub plugin_options: Value,
+    pub sources: ConfigSources,
+}
 
 /// Everything `create` needs; none of it is persisted except through [`leases::Lease`].
 pub struct CreateSpec {
@@ -88,14 +101,7 @@ pub struct CreateSpec {
     pub labels: Vec<String>,
     /// Root on the host; default `~/opencode-workspaces/<id>`.
     pub directory: Option<String>,
-    /// The environment OpenCode hands to `create` (workspace id, auth), passed to the server.
-    pub env: Vec<(String, String)>,
-    pub opencode_bin: String,
-    /// How the server loads this plugin (e.g. `file:///…/node_modules/opencode-remote`).
-    pub plugin_spec: String,
-    /// The plugin options to pass on (hosts); `remote` is added.
-    pub plugin_options: Value,
-    pub sources: ConfigSources,
+    pub launch: ServerLaunch,
 }
 
 /// A created workspace, as `target` reports it.
@@ -119,7 +125,7 @@ static RUNNING: LazyLock<tokio::sync::Mutex<HashMap<String, Running>>> =
 /// Select a host, lease it, make sure its stub serves this workspace's root, and start the workspace's
 /// own `opencode serve` in remote tools mode.
 pub async fn create(spec: CreateSpec) -> Result<CreatedWorkspace> {
-    let hosts = config::load_hosts(&spec.sources)?;
+    let hosts = config::load_hosts(&spec.launch.sources)?;
     let host = leases::select_host(&hosts, &spec.provider, spec.host.as_deref(), &spec.labels)?;
     let root = spec
         .directory
@@ -142,8 +148,8 @@ pub async fn create(spec: CreateSpec) -> Result<CreatedWorkspace> {
     };
     let started = async {
         // Bootstraps the stub when needed and registers the workspace root.
-        remote::attach(&place, &spec.sources).await?;
-        start_server(&spec, place.clone()).await
+        remote::attach(&place, &spec.launch.sources).await?;
+        start_server(&spec.id, &spec.launch, place.clone()).await
     };
     let result = started.await;
     if result.is_err() {
@@ -153,8 +159,8 @@ pub async fn create(spec: CreateSpec) -> Result<CreatedWorkspace> {
     result
 }
 
-async fn start_server(spec: &CreateSpec, place: Place) -> Result<CreatedWorkspace> {
-    let dir = state_dir().join("workspaces").join(&spec.id);
+async fn start_server(id: &str, spec: &ServerLaunch, place: Place) -> Result<CreatedWorkspace> {
+    let dir = state_dir().join("workspaces").join(id);
     let mut options = match spec.plugin_options.clone() {
         Value::Object(map) => map,
         _ => serde_json::Map::new(),
@@ -186,13 +192,13 @@ async fn start_server(spec: &CreateSpec, place: Place) -> Result<CreatedWorkspac
     })
     .await?;
     let created = CreatedWorkspace {
-        id: spec.id.clone(),
+        id: id.to_string(),
         host: place.host,
         root: place.root,
         url: server.url.clone(),
     };
     RUNNING.lock().await.insert(
-        spec.id.clone(),
+        id.to_string(),
         Running {
             server,
             created: created.clone(),
@@ -201,8 +207,55 @@ async fn start_server(spec: &CreateSpec, place: Place) -> Result<CreatedWorkspac
     Ok(created)
 }
 
-/// The workspace's server URL; `None` when it is not running in this process.
-pub async fn target(id: &str) -> Option<CreatedWorkspace> {
+/// The workspace's running server. After an OpenCode restart the lease is still on disk but the
+/// server is gone: with `revive`, it is started again from the lease (same host, root and sessions
+/// database). `None` when there is neither a running server nor a lease to revive.
+pub async fn target(id: &str, revive: Option<&ServerLaunch>) -> Result<Option<CreatedWorkspace>> {
+    if let Some(running) = running_target(id).await {
+        return Ok(Some(running));
+    }
+    let (Some(launch), Some(lease)) = (revive, leases::get(id)) else {
+        return Ok(None);
+    };
+    // One revival per workspace at a time; OpenCode calls `target` on every proxied request.
+    let gate = REVIVING
+        .lock()
+        .expect("reviving lock")
+        .entry(id.to_string())
+        .or_default()
+        .clone();
+    let _gate = gate.lock().await;
+    if let Some(running) = running_target(id).await {
+        return Ok(Some(running));
+    }
+    let place = Place {
+        host: lease.host,
+        workspace: lease.workspace,
+        root: lease.root,
+    };
+    let mut launch_env = launch.env.clone();
+    for (key, value) in [
+        ("OPENCODE_WORKSPACE_ID", id),
+        ("OPENCODE_EXPERIMENTAL_WORKSPACES", "true"),
+    ] {
+        if !launch_env.iter().any(|(k, _)| k == key) {
+            launch_env.push((key.to_string(), value.to_string()));
+        }
+    }
+    let launch = ServerLaunch {
+        env: launch_env,
+        opencode_bin: launch.opencode_bin.clone(),
+        plugin_spec: launch.plugin_spec.clone(),
+        plugin_options: launch.plugin_options.clone(),
+        sources: launch.sources.clone(),
+    };
+    start_server(id, &launch, place).await.map(Some)
+}
+
+static REVIVING: LazyLock<std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>> =
+    LazyLock::new(Default::default);
+
+async fn running_target(id: &str) -> Option<CreatedWorkspace> {
     let mut running = RUNNING.lock().await;
     let alive = running
         .get_mut(id)

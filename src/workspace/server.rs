@@ -11,6 +11,27 @@ use tokio::process::{Child, Command};
 
 use crate::error::{Error, Result};
 
+/// The server must not outlive the OpenCode that started it: a killed or crashed parent runs no
+/// destructor, so `kill_on_drop` alone would leave it running. The kernel sends it SIGTERM when the
+/// spawning thread ends; that is one of the runtime's worker threads, which live as long as the process.
+#[cfg(target_os = "linux")]
+fn die_with_parent(command: &mut Command) {
+    // SAFETY: between fork and exec, only the async-signal-safe prctl(2) is called.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+}
+
+/// Elsewhere the server is stopped by `remove` or when the plugin's process drops it.
+#[cfg(not(target_os = "linux"))]
+fn die_with_parent(_command: &mut Command) {}
+
 /// How long `opencode serve` gets to print that it listens (a cold start is ~1–3 s; first plugin loads
 /// can be slower).
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -56,6 +77,7 @@ impl WorkspaceServer {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        die_with_parent(&mut command);
         let mut child = command
             .spawn()
             .map_err(|e| Error::io("starting opencode serve", e))?;
