@@ -46,6 +46,8 @@ export interface RemoteOutcome {
 }
 /** A file or search operation on the host: fs/read, fs/write, fs/stat, fs/list, fs/remove, fs/rename, glob, grep. */
 export declare function remoteCall(place: RemotePlace, operation: string, body: any): Promise<RemoteOutcome>
+/** Make sure the host's stub serves this workspace (bootstrapping it when needed); warm, one exec. */
+export declare function remoteAttach(place: RemotePlace): Promise<true>
 /**
  * Run a command on the host; `result` is {stdout, stderr, exitCode, signal, timedOut, cancelled}.
  * `requestId` lets `cancelRemoteExec` stop it (its whole process group).

@@ -27,6 +27,7 @@ module.exports = {
   workspaceTarget: async (id, revive) => unwrap(await binding.workspaceTarget(id, revive)),
   removeWorkspace: async (id) => unwrap(await binding.removeWorkspace(id)),
   remoteCall: async (place, operation, body) => unwrap(await binding.remoteCall(place, operation, body)),
+  remoteAttach: async (place) => unwrap(await binding.remoteAttach(place)),
   remoteExec: async (place, request, requestId) =>
     unwrap(await binding.remoteExec(place, request, requestId)),
   cancelRemoteExec: (requestId) => binding.cancelRemoteExec(requestId),

@@ -65,6 +65,12 @@ export interface ModelRef {
 }
 
 /**
+ * Make sure the host's stub serves this workspace (bootstrapping it when needed): the remote half of
+ * a workspace create, and a warm-up before the first tool call. Warm, it costs one exec.
+ */
+export declare function remoteAttach(place: RemotePlace): Promise<true | Error>
+
+/**
  * A file or search operation on the host through the stub: `fs/read`, `fs/write`, `fs/stat`,
  * `fs/list`, `fs/remove`, `fs/rename`, `glob`, `grep`. `body` is the protocol's request type.
  */

@@ -7,8 +7,9 @@
 //   mode noop:   load the addon only.
 //   mode setup:  `opencode-remote setup <host> --json` through the addon's CLI entry (runCli), as
 //                bin/opencode-remote.js runs it; its JSON report goes to stdout before RESULT.
-//   mode create: the remote part of a workspace create: the first `remoteCall(place, 'fs/stat', '.')`
-//                (bootstrap or reuse the stub, register the workspace, stat its root).
+//   mode create: the remote part of a workspace create: `remoteAttach(place)` (bootstrap or reuse the
+//                stub, register the workspace), then — timed apart as `firstCallMs` — the first
+//                `remoteCall(place, 'fs/stat', '.')` through the new tunnel.
 //   mode ops:    warm file/search calls: `fs/read` of `readPath` and `grep` of `pattern`, `samples` times
 //                each after one untimed warm-up, next to the same operation done locally on `localRoot`
 //                (fs.readFile + split into lines; `rg` over the local copy).
@@ -50,10 +51,12 @@ async function main() {
     out.elapsedMs = out.end - out.start
   } else if (args.mode === 'create') {
     out.start = epochMs()
-    const stat = await api.remoteCall(args.place, 'fs/stat', { path: '.' })
+    await api.remoteAttach(args.place)
     out.end = epochMs()
     out.elapsedMs = out.end - out.start
-    if (!stat.result) throw new Error(`fs/stat answered ${JSON.stringify(stat)}`)
+    const first = await timed(() => api.remoteCall(args.place, 'fs/stat', { path: '.' }))
+    out.firstCallMs = first.ms
+    if (!first.value.result) throw new Error(`fs/stat answered ${JSON.stringify(first.value)}`)
   } else if (args.mode === 'ops') {
     const { place, readPath, pattern, localRoot, samples } = args
     const remoteRead = () => api.remoteCall(place, 'fs/read', { path: readPath })

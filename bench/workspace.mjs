@@ -14,8 +14,9 @@
 //   the seed's launcher needs), so it is the seed's sequence at its fastest. Before every sample the remote
 //   user's processes are killed and its `~/.opencode-remote` removed.
 // - warm create: the stub already healthy; ours = the remote part of a workspace create in a fresh process
-//   (`remoteCall(place, 'fs/stat', '.')`: connect, probe, tunnel, health, register, stat); `ours_setup_ms` is
-//   `setup` finding it. Budget (`baseline_ms`) = one handshake (TCP + kex + auth, russh `connect()`) + one exec
+//   (`remoteAttach(place)`: connect, then one probe exec in which the stub's `attach` registers the
+//   workspace; the tunnel is bound locally and first used by the next call, reported apart as
+//   `first_tool_call_after_ms`); `ours_setup_ms` is `setup` finding it. Budget (`baseline_ms`) = one handshake (TCP + kex + auth, russh `connect()`) + one exec
 //   round trip (`true` on that connection), both measured alone by `examples/tunnel_bench.rs`.
 // - tunnel throughput: 256 MiB up (and down) through `opencode_remote::ssh::tunnel::Tunnel`
 //   (`examples/tunnel_bench.rs`) vs `ssh -N -L`, to the same TCP sink on loopback (bench/workspace-sink.mjs).
@@ -684,23 +685,22 @@ async function main() {
         mode: 'create',
         place: { host: HOST, workspace: WORKSPACE, root: `~/${WORKSPACE}` },
       })
-      // Where the time went, from the stub's request log (ms resolution): the probe's `status` health
-      // check, the health check through the new tunnel, the workspace registration, the stat.
+      // Where the time went, from the stub's request log (ms resolution): inside the probe exec, the
+      // stub's own `attach` checks health and registers the workspace; then the call returns.
       const reqs = await stubRequests(c.start)
       const route = (i) => reqs[i]?.route
       let phases
-      if (route(0) === '/global/health' && route(1) === '/global/health' && route(2) === '/v1/workspaces') {
+      if (route(0) === '/global/health' && route(1) === '/v1/workspaces') {
         phases = {
-          handshakeAndProbeUntilStatus: reqs[0].ts - c.start,
-          probeReturnTunnelAndHealth: reqs[1].ts - reqs[0].ts,
-          registerWorkspace: reqs[2].ts - reqs[1].ts,
-          fsStat: reqs[3].ts - reqs[2].ts,
-          returnToJs: c.end - reqs[3].ts,
+          handshakeAndProbeUntilAttach: reqs[0].ts - c.start,
+          attachRegister: reqs[1].ts - reqs[0].ts,
+          probeReturnToJs: c.end - reqs[1].ts,
         }
       }
       warm.create.push({
         elapsedMs: c.elapsedMs,
         processMs: c.processMs,
+        firstCallMs: c.firstCallMs,
         connections: relay.stats().accepted - accepted,
         stubRequests: reqs.map((r) => `${r.method} ${r.route}`),
         phases,
@@ -730,6 +730,7 @@ async function main() {
       ours_over_budget_ms: r1(warmOurs - budget),
       ours_phases_ms: medianPhases(warm.create),
       stub_requests: warm.create[0]?.stubRequests,
+      first_tool_call_after_ms: r1(medianOf(warm.create, 'firstCallMs')),
       ours_setup_reused_ms: r1(medianOf(warm.setup, 'elapsedMs')),
       ours_process_ms: r1(medianOf(warm.create, 'processMs')),
       node_addon_startup_ms: r1(startupMs),

@@ -78,6 +78,8 @@ export function remoteToolHooks(input, options, api) {
     throw new Error('opencode-remote: the "remote" option needs a "host" (a configured host name)')
   }
   const env = remoteEnv(input, options, api)
+  // Connect and attach now, so the first tool call finds the stub ready (failures surface there).
+  api.remoteAttach(env.place).catch(() => {})
   return {
     tool: {
       read: readTool(env),

@@ -301,6 +301,17 @@ pub async fn remote_call(
     remote_outcome(workspace::remote::call(&place, &sources, &operation, &body).await)
 }
 
+/// Make sure the host's stub serves this workspace (bootstrapping it when needed): the remote half of
+/// a workspace create, and a warm-up before the first tool call. Warm, it costs one exec.
+#[napi(ts_return_type = "Promise<true | Error>")]
+pub async fn remote_attach(place: RemotePlace) -> Outcome<bool> {
+    let (place, sources) = place.split();
+    match workspace::remote::attach(&place, &sources).await {
+        Ok(()) => Either::A(true),
+        Err(error) => failed(error),
+    }
+}
+
 /// Run a command on the host through the stub (`request` is the protocol's ExecRequest);
 /// `requestId` lets `cancelRemoteExec` stop it.
 #[napi(ts_return_type = "Promise<{ result?: any; permission?: any } | Error>")]
