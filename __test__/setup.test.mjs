@@ -162,3 +162,29 @@ test('a password-only host is set up once with its password, and never needs it 
     await server.stop()
   }
 })
+
+test('a host that refuses port forwarding gets a setup error that says so, and how to fix it', async () => {
+  const server = await startSshd({ extraConfig: ['AllowTcpForwarding no'] })
+  try {
+    const nfHome = await mkdtemp(path.join(os.tmpdir(), 'ocr-nofwd-'))
+    await server.writeClientSshFiles(nfHome, { alias: 'box' })
+    await mkdir(path.join(nfHome, 'config', 'opencode'), { recursive: true })
+    await writeFile(
+      path.join(nfHome, 'config', 'opencode', 'hosts.json'),
+      JSON.stringify({ hosts: { box: 'box' } }),
+    )
+    const result = await new Promise((resolve) => {
+      execFile(
+        process.execPath,
+        [BIN, 'setup', 'box', '--json'],
+        { env: { ...env, HOME: nfHome, XDG_CONFIG_HOME: path.join(nfHome, 'config') } },
+        (error, stdout, stderr) => resolve({ code: error?.code ?? 0, stdout, stderr }),
+      )
+    })
+    assert.equal(result.code, 1, result.stderr)
+    assert.match(result.stderr, /FORWARDING_REFUSED/)
+    assert.match(result.stderr, /AllowTcpForwarding/)
+  } finally {
+    await server.stop()
+  }
+})

@@ -105,6 +105,10 @@ pub enum Error {
     #[error("cancelled")]
     Cancelled,
 
+    /// sshd refuses port forwarding (`AllowTcpForwarding no`), which the workspace tunnel needs.
+    #[error("'{host}' refuses SSH port forwarding (its sshd has AllowTcpForwarding no)")]
+    ForwardingRefused { host: String },
+
     /// Any other SSH-level failure (channel refused, connection lost mid-call).
     #[error("ssh to '{host}' failed: {detail}")]
     Ssh { host: String, detail: String },
@@ -134,6 +138,7 @@ impl Error {
             Error::Import { .. } => "IMPORT_FAILED",
             Error::Timeout { .. } => "TIMEOUT",
             Error::Cancelled => "CANCELLED",
+            Error::ForwardingRefused { .. } => "FORWARDING_REFUSED",
             Error::Ssh { .. } => "SSH_FAILED",
             Error::Io { .. } => "IO",
         }
@@ -194,6 +199,10 @@ impl Error {
                  with the same host and mode=round-trip to collect it."
             ),
             Error::Cancelled => "Cancelled.".to_string(),
+            Error::ForwardingRefused { host } => format!(
+                "Host '{host}' refuses SSH port forwarding, which workspaces need to reach their stub. Ask its \
+                 admin to allow local forwarding for your user (sshd_config: `AllowTcpForwarding local`)."
+            ),
             Error::Ssh { host, .. } => format!("The SSH connection to '{host}' failed. Retry; if it persists run `opencode-remote doctor {host}`."),
             Error::Io { context, .. } => format!("Local I/O failed while {context}."),
         }

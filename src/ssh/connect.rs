@@ -165,7 +165,14 @@ impl Connection {
                 peer.port() as u32,
             )
             .await
-            .map_err(|e| self.ssh_error(e))
+            .map_err(|e| match e {
+                russh::Error::ChannelOpenFailure(
+                    russh::ChannelOpenFailure::AdministrativelyProhibited,
+                ) => Error::ForwardingRefused {
+                    host: self.target.name.clone(),
+                },
+                other => self.ssh_error(other),
+            })
     }
 
     /// Whether channels other than the caller's (holding `held` slots) are open.

@@ -5,7 +5,7 @@
 //! request simply reconnects: the tunnel heals itself without anyone restarting it.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::sync::Arc;
 
 use tokio::net::{TcpListener, TcpStream};
@@ -26,6 +26,9 @@ const CHANNEL_ATTEMPTS: u32 = 4;
 pub struct Tunnel {
     local: SocketAddr,
     remote_port: Arc<AtomicU16>,
+    /// Set when the server refused a forwarding channel outright (`AllowTcpForwarding no`): the
+    /// client's request then only sees a closed connection, and this says why.
+    refused: Arc<AtomicBool>,
     accept_task: JoinHandle<()>,
 }
 
@@ -41,17 +44,28 @@ impl Tunnel {
             .local_addr()
             .map_err(|e| Error::io("opening the local tunnel port", e))?;
         let remote_port = Arc::new(AtomicU16::new(remote_port));
-        let accept_task =
-            tokio::spawn(accept_loop(listener, Arc::new(target), remote_port.clone()));
+        let refused = Arc::new(AtomicBool::new(false));
+        let accept_task = tokio::spawn(accept_loop(
+            listener,
+            Arc::new(target),
+            remote_port.clone(),
+            refused.clone(),
+        ));
         Ok(Tunnel {
             local,
             remote_port,
+            refused,
             accept_task,
         })
     }
 
     pub fn local_port(&self) -> u16 {
         self.local.port()
+    }
+
+    /// Whether the server refused to forward (see [`Error::ForwardingRefused`]).
+    pub fn forwarding_refused(&self) -> bool {
+        self.refused.load(Ordering::Relaxed)
     }
 
     /// Point the forward at another remote port (the stub restarted elsewhere).
@@ -70,7 +84,12 @@ impl Drop for Tunnel {
     }
 }
 
-async fn accept_loop(listener: TcpListener, target: Arc<SshTarget>, remote_port: Arc<AtomicU16>) {
+async fn accept_loop(
+    listener: TcpListener,
+    target: Arc<SshTarget>,
+    remote_port: Arc<AtomicU16>,
+    refused: Arc<AtomicBool>,
+) {
     loop {
         let Ok((socket, peer)) = listener.accept().await else {
             continue;
@@ -78,8 +97,9 @@ async fn accept_loop(listener: TcpListener, target: Arc<SshTarget>, remote_port:
         let _ = socket.set_nodelay(true);
         let target = target.clone();
         let port = remote_port.load(Ordering::Relaxed);
+        let refused = refused.clone();
         tokio::spawn(async move {
-            if let Err(error) = forward(socket, peer, &target, port).await {
+            if let Err(error) = forward(socket, peer, &target, port, &refused).await {
                 log::debug!("tunnel to {}: {error}", target.name);
             }
         });
@@ -92,6 +112,7 @@ async fn forward(
     peer: SocketAddr,
     target: &SshTarget,
     port: u16,
+    refused: &AtomicBool,
 ) -> Result<()> {
     let mut attempt = 0;
     let channel = loop {
@@ -111,9 +132,16 @@ async fn forward(
                 attempt += 1;
                 tokio::time::sleep(reconnect_backoff(attempt)).await;
             }
-            Err(error) => return Err(error),
+            Err(error) => {
+                // Recorded before the local socket closes, so the client that sees it close can ask why.
+                if matches!(error, Error::ForwardingRefused { .. }) {
+                    refused.store(true, Ordering::Relaxed);
+                }
+                return Err(error);
+            }
         }
     };
+    refused.store(false, Ordering::Relaxed);
     let mut stream = channel.into_stream();
     tokio::io::copy_bidirectional_with_sizes(
         &mut socket,

@@ -364,6 +364,11 @@ pub(crate) async fn connect_stub(
                     &format!("stub {} answered, expected {STUB_VERSION}", health.version),
                 ))
             }
+            Err(_) if tunnel.forwarding_refused() => {
+                return Err(Error::ForwardingRefused {
+                    host: target.name.clone(),
+                })
+            }
             Err(_) if started.elapsed() < deadline => {
                 tokio::time::sleep(Duration::from_millis(50)).await
             }

@@ -157,7 +157,7 @@ where
     let mut fresh = false;
     loop {
         let (stub, _) = stub_for(place, sources, fresh).await?;
-        match attempt(stub).await {
+        match attempt(stub.clone()).await {
             Ok(value) => return Ok(Outcome::Done(value)),
             Err(StubError::Api { error, .. })
                 if error.error.kind == ErrorKind::PermissionRequired =>
@@ -173,6 +173,11 @@ where
                 if error.error.kind == ErrorKind::UnknownWorkspace && !fresh =>
             {
                 fresh = true
+            }
+            Err(StubError::Transport(_)) if stub.tunnel.forwarding_refused() => {
+                return Err(Error::ForwardingRefused {
+                    host: place.host.clone(),
+                })
             }
             Err(StubError::Transport(_)) if !fresh => fresh = true,
             Err(error @ StubError::Api { .. }) => return Err(error.into()),
