@@ -306,7 +306,7 @@ test(`${BURSTS} bursts of ${CALLS_PER_BURST} concurrent tunnelled tool calls, no
     messagesCompared: 0,
     lost: wrong.length,
     duplicated: 0,
-    userSees: `all ${total} correct; 1 SSH connection, ${log.forwarded} forwarded channels`,
+    userSees: `all ${total} correct; 1 SSH connection, ${warmForwarded} forwarded channels reused`,
   })
 })
 
