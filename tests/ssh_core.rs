@@ -405,6 +405,37 @@ async fn exec_should_adapt_to_a_server_with_fewer_sessions_than_our_cap() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn exec_should_never_hold_more_sessions_on_the_server_than_our_cap() {
+    // sshd frees a closed session's slot one event-loop pass after it reads our CLOSE, so a channel opened
+    // at once would be counted on top of the old one: quick commands must still stay within our cap.
+    let sshd = sshd();
+    let connection = Arc::new(connect(&sshd.target()).await.expect("connect"));
+    let runs: Vec<_> = (0..40)
+        .map(|i| {
+            let connection = connection.clone();
+            tokio::spawn(async move { connection.exec(&format!("echo {i}"), None).await })
+        })
+        .collect();
+    for (i, run) in runs.into_iter().enumerate() {
+        let output = run.await.expect("task").expect("exec");
+        assert_eq!(output.stdout_text(), format!("{i}\n"));
+    }
+    // sshd adds a session slot only when every slot is taken, so the highest slot id + 1 is the peak.
+    let peak = sshd
+        .log_text()
+        .lines()
+        .filter_map(|line| line.split_once("Starting session: ")?.1.rsplit_once(" id "))
+        .filter_map(|(_, id)| id.trim().parse::<usize>().ok())
+        .max()
+        .expect("sessions logged")
+        + 1;
+    assert!(
+        peak <= MAX_CHANNELS_PER_CONNECTION,
+        "sshd held {peak} sessions at once; our cap is {MAX_CHANNELS_PER_CONNECTION}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn exec_should_queue_beyond_the_channel_cap_on_one_connection() {
     let sshd = sshd();
     let target = sshd.target();

@@ -23,13 +23,14 @@ async function configureRemoteOpencode(sshd, llm) {
 /**
  * Start everything. `hosts` is written to the local `hosts.jsonc`; a host's `host` may use the SSH alias
  * `pi-box`, which the local `~/.ssh/config` points at the sshd.
- * @param {{hosts?: object, llm?: object}} [opts] `llm`: options for startFakeLlm (e.g. a responder)
+ * @param {{hosts?: object, llm?: object, sshd?: object}} [opts] `llm`: options for startFakeLlm (e.g. a
+ *   responder); `sshd`: more options for startSshd (e.g. `maxSessions`, `extraConfig`)
  */
 export async function startWorld(opts = {}) {
   const root = await mkdtemp(path.join(os.tmpdir(), 'ocr-world-'))
   const [llm, sshd, pkg] = await Promise.all([
     startFakeLlm(opts.llm),
-    startSshd({ env: remoteOpencodeEnv() }),
+    startSshd({ ...opts.sshd, env: remoteOpencodeEnv() }),
     installPackedPackage(),
   ])
   await configureRemoteOpencode(sshd, llm)

@@ -24,6 +24,8 @@ pub const MAX_CHANNELS_PER_CONNECTION: usize = 8;
 const CHANNEL_RETRY_DELAY: Duration = Duration::from_millis(50);
 /// Unanswered keepalives before the connection counts as dead.
 const KEEPALIVE_MAX: usize = 3;
+/// Longest a closed channel keeps its slot while we wait for the server to confirm it freed it.
+const SLOT_RELEASE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Our russh handler: it checks the server key and records why it refused, so the caller can report
 /// "host key changed" with file and line instead of russh's generic "unknown key".
@@ -103,7 +105,8 @@ pub struct Unauthenticated {
 
 /// An authenticated connection; channels are opened through [`Connection::open_session`] and friends.
 pub struct Connection {
-    pub(super) handle: Handle<ClientHandler>,
+    /// Shared with [`ChannelSlot`]s, which use it to confirm a close with the server.
+    pub(super) handle: Arc<Handle<ClientHandler>>,
     pub(super) target: SshTarget,
     channel_slots: Arc<Semaphore>,
     /// How authentication succeeded, e.g. `ssh-agent (ssh-ed25519)`.
@@ -127,10 +130,7 @@ impl Connection {
     /// follow-up channel the caller needs while this one is open). Waits when the cap is reached. When
     /// the server refuses a channel while others are open, its `MaxSessions` is below our cap: the cap
     /// shrinks for this connection and the request retries once a channel closes, instead of failing.
-    pub(super) async fn open_session(
-        &self,
-        slots: u32,
-    ) -> Result<(Channel<Msg>, OwnedSemaphorePermit)> {
+    pub(super) async fn open_session(&self, slots: u32) -> Result<(Channel<Msg>, ChannelSlot)> {
         loop {
             let permit = self
                 .channel_slots
@@ -139,7 +139,13 @@ impl Connection {
                 .await
                 .expect("semaphore never closed");
             match self.handle.channel_open_session().await {
-                Ok(channel) => return Ok((channel, permit)),
+                Ok(channel) => {
+                    let slot = ChannelSlot {
+                        permit: Some(permit),
+                        handle: self.handle.clone(),
+                    };
+                    return Ok((channel, slot));
+                }
                 Err(russh::Error::ChannelOpenFailure(_)) if self.others_open(slots) => {
                     self.shrink_cap();
                     drop(permit);
@@ -207,6 +213,36 @@ impl Connection {
             .handle
             .disconnect(russh::Disconnect::ByApplication, "", "en")
             .await;
+    }
+}
+
+/// A session channel's place under the connection's cap, held while the channel is open.
+///
+/// Dropping it gives the place back only once the server has answered a keepalive sent after the
+/// channel's close. OpenSSH frees a closed session's `MaxSessions` slot in the event-loop pass after it
+/// read our CLOSE, so a channel opened the moment the close went out can still find the old session
+/// counted: 20 concurrent dispatches under our cap of 8 were seen as 9 sessions by sshd. The server
+/// answers requests in order and after that pass, so after the reply its count is never above ours.
+pub struct ChannelSlot {
+    permit: Option<OwnedSemaphorePermit>,
+    handle: Arc<Handle<ClientHandler>>,
+}
+
+impl Drop for ChannelSlot {
+    fn drop(&mut self) {
+        let Some(permit) = self.permit.take() else {
+            return;
+        };
+        // Outside a runtime (never the case in the addon) the slot is simply returned.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let handle = self.handle.clone();
+        runtime.spawn(async move {
+            // A dead connection answers at once (send fails); a hung one is cut by keepalive anyway.
+            let _ = tokio::time::timeout(SLOT_RELEASE_TIMEOUT, handle.send_ping()).await;
+            drop(permit);
+        });
     }
 }
 
@@ -306,7 +342,7 @@ impl Unauthenticated {
 
     fn into_connection(self, auth_method: String) -> Connection {
         Connection {
-            handle: self.handle,
+            handle: Arc::new(self.handle),
             target: self.target,
             channel_slots: Arc::new(Semaphore::new(MAX_CHANNELS_PER_CONNECTION)),
             channel_cap: AtomicUsize::new(MAX_CHANNELS_PER_CONNECTION),

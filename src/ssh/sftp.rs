@@ -16,7 +16,7 @@ const UPLOAD_CHUNK_BYTES: usize = 256 * 1024;
 pub struct Sftp<'a> {
     connection: &'a Connection,
     session: SftpSession,
-    _slot: tokio::sync::OwnedSemaphorePermit,
+    _slot: super::connect::ChannelSlot,
 }
 
 impl Connection {

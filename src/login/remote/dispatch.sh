@@ -35,10 +35,22 @@ fi
 printf '%s' "$dir" > "$job/workdir"
 
 # import re-homes the session to the current directory, which is what we want.
+# OpenCode creates and migrates its database on first use, and concurrent first uses race: 20 simultaneous
+# dispatches to a fresh host failed some imports in `CREATE TABLE` (__test__/load.test.mjs). So until one
+# import has succeeded here, imports take turns (flock, where there is one); after that they run side by side.
+state=$job/../..
+if [ ! -f "$state/imported" ] && command -v flock > /dev/null 2>&1; then
+  exec 9> "$state/import.lock"
+  flock 9
+  # Another dispatch did the first import while this one waited: no need to hold the others up.
+  if [ -f "$state/imported" ]; then exec 9>&-; fi
+fi
 if ! "$oc" import "$job/session.json" > "$job/import.log" 2>&1; then
   tail -n 20 "$job/import.log" >&2
   exit 92
 fi
+: > "$state/imported"
+exec 9>&-
 
 # Detach the run into its own session so it outlives this SSH channel.
 if command -v setsid > /dev/null 2>&1; then
