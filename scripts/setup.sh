@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the demo, the tests and the benchmark need on a fresh Debian/Ubuntu machine:
 # OpenSSH's server (the tests start their own sshd on loopback; the system one is never touched),
-# ripgrep (OpenCode's grep/glob tools), the npm packages (including the pinned opencode-ai), and the
-# native addon build. Safe to run again: it skips what is already there.
+# ripgrep (OpenCode's grep/glob tools), iptables (packet loss in the fault tests' own network namespaces),
+# the npm packages (including the pinned opencode-ai), and the native addon build. Safe to run again: it
+# skips what is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +13,8 @@ command -v ssh-keygen > /dev/null || missing+=(openssh-client)
 command -v rg > /dev/null || missing+=(ripgrep)
 command -v git > /dev/null || missing+=(git)
 command -v tar > /dev/null || missing+=(tar)
+# The fault tests make a link lossy inside their own network namespaces (iptables -m statistic).
+command -v iptables > /dev/null || missing+=(iptables)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   if [ "$(id -u)" -ne 0 ]; then

@@ -153,7 +153,8 @@ function getReaper() {
 
 /**
  * Tell the reaper about a resource to destroy if this process dies without cleaning up.
- * @param {{pid?: number, tree?: number, uid?: number, user?: string, dir?: string}} item
+ * @param {{pid?: number, tree?: number, uid?: number, user?: string, dir?: string, mount?: string,
+ *   netns?: {name: string, link: string}}} item
  * @returns {() => void} call it once the resource was cleaned up normally
  */
 export function track(item) {
@@ -174,4 +175,15 @@ export function rmrf(dir) {
   } catch {
     // best effort
   }
+}
+
+/**
+ * Delete a network namespace and the host end of its veth pair (which takes the other end with it),
+ * ignoring what is already gone. Synchronous, so it can run from an exit hook and the reaper.
+ * @param {{name: string, link: string}} netns
+ */
+export function removeNetns({ name, link }) {
+  if (!/^ocr[0-9a-f]+$/.test(name)) throw new Error(`refusing to remove netns ${name}`)
+  spawnSync('ip', ['link', 'del', link], { stdio: 'ignore' })
+  spawnSync('ip', ['netns', 'del', name], { stdio: 'ignore' })
 }

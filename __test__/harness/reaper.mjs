@@ -1,8 +1,8 @@
 // Detached watchdog started by proc.mjs. It reads JSON lines ({op:'add'|'del', id, item}) on stdin; when stdin
 // closes (the test process exited or was SIGKILLed) it destroys whatever is still registered: process trees,
-// processes of a throw-away uid, throw-away users and temp dirs.
+// processes of a throw-away uid, throw-away users, mounts, network namespaces and temp dirs.
 import { spawnSync } from 'node:child_process'
-import { descendants, killUid, rmrf, signalAll } from './proc.mjs'
+import { descendants, killUid, removeNetns, rmrf, signalAll } from './proc.mjs'
 
 process.on('SIGINT', () => {})
 process.on('SIGHUP', () => {})
@@ -37,6 +37,8 @@ function reap() {
   for (const it of all) if (it.pid) signalAll([it.pid], 'SIGKILL')
   for (const it of all) if (it.uid) killUid(it.uid)
   for (const it of all) if (it.user) spawnSync('userdel', [it.user], { stdio: 'ignore' })
+  for (const it of all) if (it.mount) spawnSync('umount', ['-l', it.mount], { stdio: 'ignore' })
+  for (const it of all) if (it.netns) removeNetns(it.netns)
   for (const it of all) if (it.dir) rmrf(it.dir)
   process.exit(0)
 }

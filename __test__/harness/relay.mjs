@@ -15,7 +15,8 @@ class Pipe {
   /**
    * @param {net.Socket} src
    * @param {net.Socket} dst
-   * @param {{delayMs: number, paused: boolean}} state shared with the relay, read on every chunk
+   * @param {{delayMs: number, paused: boolean, bytesPerSec: number}} state shared with the relay, read on
+   *   every chunk
    */
   constructor(src, dst, state) {
     this.src = src
@@ -42,8 +43,10 @@ class Pipe {
       if (this.ended && item.end) return
       this.ended = true
     }
-    // Never earlier than the item before it: a lowered delay must not reorder the stream.
-    const due = Math.max(performance.now() + this.state.delayMs, this.lastDue)
+    // Never earlier than the item before it: a lowered delay must not reorder the stream. With a bandwidth
+    // cap, a chunk also waits until the link has carried the bytes queued before it.
+    const wire = item.data && this.state.bytesPerSec ? (item.data.length * 1000) / this.state.bytesPerSec : 0
+    const due = Math.max(performance.now() + this.state.delayMs, this.lastDue + wire)
     this.lastDue = due
     this.queue.push({ ...item, due })
     if (item.data) {
@@ -85,19 +88,26 @@ class Pipe {
 }
 
 /**
- * Start a relay on `host`:0 that forwards every connection to `host`:`targetPort`.
+ * Start a relay on `host`:0 that forwards every connection to `targetHost` (default `host`):`targetPort`.
  *
- * `delayMs` is added to every chunk in each direction, so a round trip grows by 2 × delayMs. `pause()` holds
+ * `delayMs` is added to every chunk in each direction, so a round trip grows by 2 × delayMs. `bytesPerSec`
+ * (0 = unlimited) caps each direction of each connection like a slow link. `pause()` holds
  * all data (both directions, all connections, new ones too) without closing anything; `resume()` releases it
  * in order. `resetAll()` destroys every live connection with a TCP RST to both ends. `stop()` closes the
  * listener and every connection.
  *
- * @param {{targetPort: number, delayMs?: number, host?: string}} opts
+ * @param {{targetPort: number, delayMs?: number, host?: string, targetHost?: string, bytesPerSec?: number}} opts
  * @returns {Promise<Relay>}
  */
-export async function startRelay({ targetPort, delayMs = 0, host = '127.0.0.1' }) {
+export async function startRelay({
+  targetPort,
+  delayMs = 0,
+  host = '127.0.0.1',
+  targetHost = host,
+  bytesPerSec = 0,
+}) {
   if (!Number.isInteger(targetPort) || targetPort <= 0) throw new Error('startRelay: targetPort is required')
-  const state = { delayMs: checkDelay(delayMs), paused: false }
+  const state = { delayMs: checkDelay(delayMs), paused: false, bytesPerSec: checkRate(bytesPerSec) }
   /** @type {Set<{pipes: Pipe[], teardown: (reset: boolean) => void}>} */
   const conns = new Set()
   let accepted = 0
@@ -105,7 +115,7 @@ export async function startRelay({ targetPort, delayMs = 0, host = '127.0.0.1' }
   const server = net.createServer({ allowHalfOpen: true }, (client) => {
     accepted++
     // Writes to a socket that is still connecting are buffered by Node, so no wait is needed here.
-    const upstream = net.connect({ host, port: targetPort, allowHalfOpen: true })
+    const upstream = net.connect({ host: targetHost, port: targetPort, allowHalfOpen: true })
     client.setNoDelay(true)
     upstream.setNoDelay(true)
     const pipes = [new Pipe(client, upstream, state), new Pipe(upstream, client, state)]
@@ -143,12 +153,16 @@ export async function startRelay({ targetPort, delayMs = 0, host = '127.0.0.1' }
   return {
     port,
     host,
+    targetHost,
     targetPort,
     get delayMs() {
       return state.delayMs
     },
     setDelay(ms) {
       state.delayMs = checkDelay(ms)
+    },
+    setBandwidth(bytesPerSec) {
+      state.bytesPerSec = checkRate(bytesPerSec)
     },
     pause() {
       state.paused = true
@@ -170,6 +184,12 @@ export async function startRelay({ targetPort, delayMs = 0, host = '127.0.0.1' }
   }
 }
 
+function checkRate(bytesPerSec) {
+  if (!Number.isFinite(bytesPerSec) || bytesPerSec < 0)
+    throw new Error(`relay bandwidth must be a number >= 0 (0 = unlimited), got ${bytesPerSec}`)
+  return bytesPerSec
+}
+
 function checkDelay(ms) {
   if (!Number.isFinite(ms) || ms < 0) throw new Error(`relay delay must be a number >= 0, got ${ms}`)
   return ms
@@ -180,8 +200,10 @@ function checkDelay(ms) {
  * @property {number} port the relay's listening port on `host`
  * @property {string} host
  * @property {number} targetPort
+ * @property {string} targetHost
  * @property {number} delayMs the current one-way delay
  * @property {(ms: number) => void} setDelay one-way delay for chunks arriving from now on (order is kept)
+ * @property {(bytesPerSec: number) => void} setBandwidth per-direction cap from now on (0 = unlimited)
  * @property {() => void} pause blackhole: hold all data, keep every socket open
  * @property {() => void} resume release the held data, in order
  * @property {() => void} resetAll destroy every live connection (RST to both ends)

@@ -1,5 +1,6 @@
-// A throw-away OpenSSH sshd on 127.0.0.1 for tests: generated keys and config in a temp dir, and by default a
-// separate throw-away Unix user as the "remote" side so data must really cross SSH.
+// A throw-away OpenSSH sshd on 127.0.0.1 (or inside a network namespace) for tests: generated keys and config
+// in a temp dir, and by default a separate throw-away Unix user as the "remote" side so data must really
+// cross SSH.
 import { spawn, spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { closeSync, openSync } from 'node:fs'
@@ -28,13 +29,14 @@ export function freePort() {
 }
 
 /**
- * Resolve once a TCP connect to 127.0.0.1:port succeeds (false when it is refused).
+ * Resolve once a TCP connect to host:port succeeds (false when it is refused).
  * @param {number} port
+ * @param {string} [host]
  * @returns {Promise<boolean>}
  */
-export function canConnect(port) {
+export function canConnect(port, host = '127.0.0.1') {
   return new Promise((resolve) => {
-    const sock = net.connect({ host: '127.0.0.1', port })
+    const sock = net.connect({ host, port })
     sock.setTimeout(1000)
     sock.once('connect', () => {
       sock.destroy()
@@ -70,7 +72,7 @@ function renderConfig(o) {
     // First: sshd keeps the first value it reads for most keywords, so these override the defaults below.
     ...o.extraConfig,
     `Port ${o.port}`,
-    'ListenAddress 127.0.0.1',
+    `ListenAddress ${o.listenAddress}`,
     `HostKey ${o.hostKey}`,
     `PidFile ${o.pidFile}`,
     // Absolute path first; the per-user file is installed too (sshd reads both as the target user).
@@ -101,7 +103,8 @@ function renderConfig(o) {
 }
 
 /**
- * Start a throw-away sshd on 127.0.0.1.
+ * Start a throw-away sshd on 127.0.0.1, or with `opts.netns` (see netns.mjs) inside that namespace on its
+ * address (`host` is then that address; clients reach it over the veth link the namespace's helpers cut).
  *
  * `opts.user`: `'remote'` (default) creates a fresh Unix user `ocr<6 hex>` whose home is `<dir>/remote-home`;
  * `'self'` logs in as the current user (root) instead.
@@ -115,12 +118,14 @@ function renderConfig(o) {
  * reaper even if the test process is SIGKILLed.
  *
  * @param {{user?: 'remote'|'self', env?: Record<string,string>, maxSessions?: number, maxStartups?: string,
- *   extraConfig?: string[]}} [opts]
+ *   extraConfig?: string[], netns?: import('./netns.mjs').Netns}} [opts]
  * @returns {Promise<Sshd>}
  */
 export async function startSshd(opts = {}) {
   const { user: userMode = 'remote', env = {}, maxSessions = 10, maxStartups = '100:30:200' } = opts
   const extraConfig = opts.extraConfig ?? []
+  const netns = opts.netns ?? null
+  const host = netns ? netns.address : '127.0.0.1'
   if (userMode !== 'remote' && userMode !== 'self') throw new Error(`opts.user must be 'remote' or 'self'`)
 
   const dir = await mkdtemp(path.join(os.tmpdir(), 'ocr-sshd-'))
@@ -200,11 +205,13 @@ export async function startSshd(opts = {}) {
     // Every parent of the remote home must be traversable by the remote user.
     await assertTraversable(dir)
 
+    // Any port is free in a fresh namespace; on loopback, check it.
     const port = await freePort()
-    const knownHostsLine = `[127.0.0.1]:${port} ${hostKeyPub}`
+    const knownHostsLine = `[${host}]:${port} ${hostKeyPub}`
     await writeFile(knownHostsPath, knownHostsLine + '\n', { mode: 0o644 })
     const config = renderConfig({
       port,
+      listenAddress: host,
       hostKey,
       pidFile,
       authorizedKeys,
@@ -220,16 +227,21 @@ export async function startSshd(opts = {}) {
 
     const launch = async () => {
       const logFd = openSync(logPath, 'a')
-      const c = spawn(SSHD, ['-D', '-e', '-f', configPath, '-E', logPath], {
-        stdio: ['ignore', logFd, logFd],
-      })
+      const args = ['-D', '-e', '-f', configPath, '-E', logPath]
+      // nsenter execs sshd in place (the child's pid is sshd's) and, unlike `ip netns exec`, enters ONLY the
+      // network namespace: `ip netns exec` also unshares the mount namespace, so a mount the test makes in
+      // the remote home later (a small tmpfs for "disk full") would be invisible to the remote user.
+      const [file, argv] = netns
+        ? ['nsenter', [`--net=/run/netns/${netns.name}`, SSHD, ...args]]
+        : [SSHD, args]
+      const c = spawn(file, argv, { stdio: ['ignore', logFd, logFd] })
       closeSync(logFd)
       c.unref()
       child = c
       untrackChild = track({ tree: c.pid })
       const exited = new Promise((resolve) => c.once('exit', resolve))
       c.exited = exited
-      await waitReady(c, port, logPath)
+      await waitReady(c, host, port, logPath)
     }
 
     const stopChild = async (signal, { sessions = true } = {}) => {
@@ -251,7 +263,7 @@ export async function startSshd(opts = {}) {
 
     /** @type {Sshd} */
     const sshd = {
-      host: '127.0.0.1',
+      host,
       port,
       dir,
       user,
@@ -297,7 +309,7 @@ export async function startSshd(opts = {}) {
           'ConnectTimeout=10',
         ]
         // Through a relay on another port the known_hosts entry still names the real port.
-        if (o.port && o.port !== port) args.push('-o', `HostKeyAlias=[127.0.0.1]:${port}`)
+        if (o.port && o.port !== port) args.push('-o', `HostKeyAlias=[${host}]:${port}`)
         return [...args, ...extra]
       },
       writeClientSshFiles(home, o = {}) {
@@ -318,9 +330,10 @@ export async function startSshd(opts = {}) {
       async stopDaemon(o = {}) {
         await stopChild('SIGTERM', o)
       },
-      async restart() {
+      async restart(o = {}) {
         if (teardownDone) throw new Error('sshd was stopped for good; cannot restart')
-        await stopChild('SIGTERM', { sessions: false })
+        await stopChild('SIGTERM', { sessions: o.sessions ?? false })
+        if (o.downMs) await new Promise((r) => setTimeout(r, o.downMs))
         await launch()
       },
       async stop() {
@@ -340,17 +353,18 @@ export async function startSshd(opts = {}) {
 /**
  * Wait until sshd accepts TCP connections and logged "Server listening"; throw with the log if it exits.
  * @param {import('node:child_process').ChildProcess} c
+ * @param {string} host
  * @param {number} port
  * @param {string} logPath
  * @param {number} [timeoutMs]
  */
-async function waitReady(c, port, logPath, timeoutMs = 10_000) {
+async function waitReady(c, host, port, logPath, timeoutMs = 10_000) {
   const deadline = Date.now() + timeoutMs
   const exitedEarly = () => c.exitCode !== null || c.signalCode !== null
   while (Date.now() < deadline) {
     if (exitedEarly()) break
     const log = await readFile(logPath, 'utf8').catch(() => '')
-    if (log.includes(`Server listening on 127.0.0.1 port ${port}`) && (await canConnect(port))) return
+    if (log.includes(`Server listening on ${host} port ${port}`) && (await canConnect(port, host))) return
     await new Promise((r) => setTimeout(r, 50))
   }
   const log = await readFile(logPath, 'utf8').catch(() => '')
@@ -383,7 +397,9 @@ async function assertTraversable(dir) {
  * OpenSSH takes `~` from the passwd entry, not from $HOME.
  * @param {Sshd} sshd
  * @param {string} home
- * @param {{alias?: string, keyName?: string, extra?: string[]}} [opts] `extra`: more `Key value` lines
+ * @param {{alias?: string, keyName?: string, extra?: string[], via?: {host: string, port: number}}} [opts]
+ *   `extra`: more `Key value` lines; `via`: connect there instead (a relay in front of sshd), with a
+ *   known_hosts entry for that address holding sshd's key
  * @returns {Promise<{alias: string, sshDir: string, configPath: string, knownHostsPath: string,
  *   identityFile: string, sshArgs: string[]}>} `sshArgs` = `['-F', configPath, '-o', 'BatchMode=yes']`
  */
@@ -397,12 +413,13 @@ export async function writeClientSshFiles(sshd, home, opts = {}) {
   await chmod(identityFile, 0o600)
   await writeFile(identityFile + '.pub', sshd.clientKeyPub + '\n', { mode: 0o644 })
   const knownHostsPath = path.join(sshDir, 'known_hosts')
-  await appendFile(knownHostsPath, sshd.knownHostsLine + '\n', { mode: 0o644 })
+  const via = opts.via ?? { host: sshd.host, port: sshd.port }
+  await appendFile(knownHostsPath, `[${via.host}]:${via.port} ${sshd.hostKeyPub}\n`, { mode: 0o644 })
   const configPath = path.join(sshDir, 'config')
   const block = [
     `Host ${alias}`,
-    '  HostName 127.0.0.1',
-    `  Port ${sshd.port}`,
+    `  HostName ${via.host}`,
+    `  Port ${via.port}`,
     `  User ${sshd.user}`,
     `  IdentityFile ${identityFile}`,
     '  IdentitiesOnly yes',
@@ -426,14 +443,14 @@ export async function writeClientSshFiles(sshd, home, opts = {}) {
 
 /**
  * @typedef {object} Sshd
- * @property {'127.0.0.1'} host
+ * @property {string} host `127.0.0.1`, or the namespace's address
  * @property {number} port
  * @property {string} dir temp dir with keys, config and log (removed by stop())
  * @property {string} user login name (`ocrXXXXXX` or the current user)
  * @property {number} uid
  * @property {string} userHome passwd home of `user`
  * @property {string} hostKeyPub `ssh-ed25519 AAAA...`
- * @property {string} knownHostsLine `[127.0.0.1]:<port> <hostKeyPub>`
+ * @property {string} knownHostsLine `[<host>]:<port> <hostKeyPub>`
  * @property {string} knownHostsPath `<dir>/known_hosts` holding that line
  * @property {string} clientKey private key path (no passphrase)
  * @property {string} clientKeyPub public key line
@@ -442,12 +459,15 @@ export async function writeClientSshFiles(sshd, home, opts = {}) {
  * @property {number|null} pid pid of the listening sshd
  * @property {(extra?: string[], o?: {port?: number}) => string[]} sshArgs options for `ssh`/`scp` (append
  *   the host `127.0.0.1` and the command/paths); `o.port` targets a relay while keeping host-key checks
- * @property {(home: string, o?: {alias?: string}) => ReturnType<typeof writeClientSshFiles>} writeClientSshFiles
+ * @property {(home: string, o?: {alias?: string, via?: {host: string, port: number}}) =>
+ *   ReturnType<typeof writeClientSshFiles>} writeClientSshFiles
  * @property {() => Promise<string>} readLog
  * @property {() => boolean} isRunning
  * @property {(o?: {sessions?: boolean}) => Promise<void>} kill SIGKILL the listener and (default) its sessions
  * @property {() => Promise<void>} dropSessions SIGKILL all per-connection processes, keep listening
  * @property {(o?: {sessions?: boolean}) => Promise<void>} stopDaemon SIGTERM the listener; keeps user/files
- * @property {() => Promise<void>} restart start again on the same port with the same keys
+ * @property {(o?: {sessions?: boolean, downMs?: number}) => Promise<void>} restart stop the listener (with
+ *   `sessions`, every connection too: a daemon crash or reboot, not a reload), stay down `downMs`, then start
+ *   again on the same port with the same keys
  * @property {() => Promise<void>} stop full teardown: sshd, sessions, the remote user's processes, user, dir
  */
