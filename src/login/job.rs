@@ -17,6 +17,8 @@ pub const JOBS_DIR: &str = ".opencode-remote/jobs";
 
 /// Exit codes of dispatch.sh / wait.sh, fixed so the client can tell them from a crash.
 pub mod exit {
+    /// The job directory could not be created or the bundle not unpacked (a full disk, typically).
+    pub const UNPACK_FAILED: u32 = 89;
     pub const NO_OPENCODE: u32 = 90;
     pub const BAD_DIRECTORY: u32 = 91;
     pub const IMPORT_FAILED: u32 = 92;
@@ -91,14 +93,20 @@ pub fn bundle(spec: &JobSpec<'_>) -> std::io::Result<Vec<u8>> {
 }
 
 /// Unpack the bundle from stdin into a new job dir and run dispatch.sh there. The job dir is private
-/// (umask 077): it holds the whole conversation.
+/// (umask 077): it holds the whole conversation. When nothing was started (unpacking failed, or
+/// dispatch.sh refused with one of its fixed codes), the job dir goes again: half a job is of no use to
+/// anyone and, on a full disk, holds the space the next attempt needs.
 pub fn dispatch_command(job_id: &str) -> String {
     let dir = format!("{JOBS_DIR}/{job_id}");
-    format!(
-        "sh -c {} sh {}",
-        quote("umask 077 && mkdir -p \"$1\" && cd \"$1\" && tar -xf - && exec sh ./dispatch.sh"),
-        quote(&dir)
-    )
+    let script = format!(
+        "umask 077; if mkdir -p \"$1\" && cd \"$1\" && tar -xf -; then sh ./dispatch.sh; s=$?; else s={unpack}; fi; \
+         case $s in {unpack}|{first}|{second}|{third}) cd && rm -rf \"$1\" ;; esac; exit $s",
+        unpack = exit::UNPACK_FAILED,
+        first = exit::NO_OPENCODE,
+        second = exit::BAD_DIRECTORY,
+        third = exit::IMPORT_FAILED,
+    );
+    format!("sh -c {} sh {}", quote(&script), quote(&dir))
 }
 
 /// Wait for the job on the open connection, at most `deadline_secs`.
@@ -120,8 +128,8 @@ mod tests {
     fn dispatch_command_should_be_constant_but_for_the_job_id() {
         assert_eq!(
             dispatch_command("00ff"),
-            "sh -c 'umask 077 && mkdir -p \"$1\" && cd \"$1\" && tar -xf - && exec sh ./dispatch.sh' sh \
-             '.opencode-remote/jobs/00ff'"
+            "sh -c 'umask 077; if mkdir -p \"$1\" && cd \"$1\" && tar -xf -; then sh ./dispatch.sh; s=$?; else \
+             s=89; fi; case $s in 89|90|91|92) cd && rm -rf \"$1\" ;; esac; exit $s' sh '.opencode-remote/jobs/00ff'"
         );
     }
 

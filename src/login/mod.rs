@@ -224,6 +224,19 @@ async fn collect(
         }
         None => {}
     }
+    if let Some(started_ns) = finished.started_at_ns {
+        let mut known = local_now.message_ids();
+        if let Some(sent) = &sent {
+            known.extend(sent.message_ids());
+        }
+        let stale = returned.drop_stale(&known, (started_ns / 1_000_000) as u64);
+        if stale > 0 {
+            log::debug!(
+                "{}: left out {stale} message(s) an earlier job left in the remote copy",
+                target.name
+            );
+        }
+    }
     returned.remove_parts(&pending.synthetic_parts);
     let restore = local_now.agent_model();
     returned.set_agent_model(&restore);
@@ -292,20 +305,36 @@ fn remote_agent_model(entry: &HostEntry) -> AgentModel {
 
 fn check_dispatch(entry: &HostEntry, output: &crate::ssh::exec::ExecOutput) -> Result<()> {
     let host = entry.name.clone();
+    let log_tail = wait::clean_log(&output.stderr);
+    if output.exit_status != Some(0) && wait::disk_full(&log_tail) {
+        return Err(Error::RemoteRunFailed {
+            host,
+            detail: format!(
+                "the remote disk is full: the job could not be written to ~/{}; free some space there and retry",
+                job::JOBS_DIR
+            ),
+            log_tail,
+        });
+    }
     match output.exit_status {
         Some(0) => Ok(()),
+        Some(job::exit::UNPACK_FAILED) => Err(Error::RemoteRunFailed {
+            host,
+            detail: format!("the job could not be written to ~/{}", job::JOBS_DIR),
+            log_tail,
+        }),
         Some(job::exit::NO_OPENCODE) => Err(Error::RemoteNoOpencode { host }),
         Some(job::exit::BAD_DIRECTORY) => Err(Error::RemoteRunFailed {
             host,
             detail: "the working directory could not be created".into(),
-            log_tail: wait::clean_log(&output.stderr),
+            log_tail,
         }),
         Some(job::exit::IMPORT_FAILED) => Err(Error::RemoteRunFailed {
             host,
             detail:
                 "`opencode import` failed on the remote (is its opencode much older than this one?)"
                     .into(),
-            log_tail: wait::clean_log(&output.stderr),
+            log_tail,
         }),
         other => Err(Error::RemoteRunFailed {
             host,
@@ -313,7 +342,7 @@ fn check_dispatch(entry: &HostEntry, output: &crate::ssh::exec::ExecOutput) -> R
                 "the dispatch script exited with {}",
                 other.map_or("a signal".to_string(), |c| c.to_string())
             ),
-            log_tail: wait::clean_log(&output.stderr),
+            log_tail,
         }),
     }
 }

@@ -20,6 +20,8 @@ pub struct Finished {
     pub back: Vec<u8>,
     /// When the remote runner finished, in ns since the epoch (remote clock).
     pub finished_at_ns: Option<u128>,
+    /// When the remote run started, in ns since the epoch (remote clock): the messages it made are newer.
+    pub started_at_ns: Option<u128>,
     /// How many times the connection had to be re-established.
     pub reconnects: u32,
 }
@@ -57,11 +59,8 @@ pub async fn wait_for_job(
             Ok(output) => match output.exit_status {
                 Some(0) => return parse_finished(&output.stdout, reconnects, &target.name),
                 Some(exit::RUN_FAILED) => {
-                    return Err(Error::RemoteRunFailed {
-                        host: target.name.clone(),
-                        detail: "`opencode run` exited with an error".into(),
-                        log_tail: clean_log(&output.stderr),
-                    })
+                    let status = Header::parse(&output.stdout).status;
+                    return Err(run_failed(&target.name, status, clean_log(&output.stderr)));
                 }
                 Some(exit::UNKNOWN_JOB) => {
                     return Err(Error::RemoteRunFailed {
@@ -88,30 +87,90 @@ pub async fn wait_for_job(
     }
 }
 
-/// stdout is `status=N finished=NS\n` followed by the back-file.
+/// The waiter's first stdout line: `status=N finished=NS started=NS` (values may be empty).
+struct Header {
+    status: Option<u32>,
+    finished_at_ns: Option<u128>,
+    started_at_ns: Option<u128>,
+    /// Where the back-file starts in stdout.
+    body: usize,
+}
+
+impl Header {
+    fn parse(stdout: &[u8]) -> Header {
+        let newline = stdout
+            .iter()
+            .position(|&b| b == b'\n')
+            .unwrap_or(stdout.len());
+        let line = String::from_utf8_lossy(&stdout[..newline]);
+        let field = |name: &str| {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(name)?.strip_prefix('='))
+                .map(str::to_string)
+        };
+        Header {
+            status: field("status").and_then(|v| v.parse().ok()),
+            finished_at_ns: field("finished").and_then(|v| v.parse().ok()),
+            started_at_ns: field("started").and_then(|v| v.parse().ok()),
+            body: (newline + 1).min(stdout.len()),
+        }
+    }
+}
+
+/// stdout is the header line followed by the back-file.
 fn parse_finished(stdout: &[u8], reconnects: u32, host: &str) -> Result<Finished> {
-    let newline = stdout
-        .iter()
-        .position(|&b| b == b'\n')
-        .unwrap_or(stdout.len());
-    let header = String::from_utf8_lossy(&stdout[..newline]);
-    let finished_at_ns = header
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("finished="))
-        .and_then(|v| v.parse().ok());
-    if !header.starts_with("status=0") {
+    let header = Header::parse(stdout);
+    if header.status != Some(0) {
         return Err(Error::RemoteRunFailed {
             host: host.into(),
             detail: "the waiter reported no status".into(),
             log_tail: String::new(),
         });
     }
-    let back = stdout.get(newline + 1..).unwrap_or_default().to_vec();
     Ok(Finished {
-        back,
-        finished_at_ns,
+        back: stdout[header.body..].to_vec(),
+        finished_at_ns: header.finished_at_ns,
+        started_at_ns: header.started_at_ns,
         reconnects,
     })
+}
+
+/// Exit statuses run.sh records besides `opencode run`'s own.
+const STATUS_EXPORT_FAILED: u32 = 97;
+const STATUS_MISSING: u32 = 98;
+
+/// Why the remote run failed, in words: how it ended (a signal, an exit status, a failed export) and, when
+/// the log shows it, that the remote disk is full — the one cause the user must fix on the host.
+fn run_failed(host: &str, status: Option<u32>, log_tail: String) -> Error {
+    let ended = match status {
+        Some(STATUS_EXPORT_FAILED) => "the run ended, but exporting its session failed".to_string(),
+        Some(STATUS_MISSING) | None => "the run ended without recording its status".to_string(),
+        Some(s) if s > 128 => format!("`opencode run` was killed (signal {})", s - 128),
+        Some(s) => format!("`opencode run` exited with status {s}"),
+    };
+    let detail = if disk_full(&log_tail) {
+        format!("the remote disk is full ({ended})")
+    } else {
+        ended
+    };
+    Error::RemoteRunFailed {
+        host: host.into(),
+        detail,
+        log_tail,
+    }
+}
+
+/// Whether remote output says the disk (or OpenCode's database on it) is full.
+pub(super) fn disk_full(text: &str) -> bool {
+    let text = text.to_ascii_lowercase();
+    [
+        "no space left on device",
+        "database or disk is full",
+        "enospc",
+        "disk quota exceeded",
+    ]
+    .iter()
+    .any(|needle| text.contains(needle))
 }
 
 /// The waiter's stderr holds heartbeat dots before the log tail; terminal colour codes and other control
@@ -147,7 +206,39 @@ mod tests {
         .unwrap();
         assert_eq!(finished.back, b"{\"a\":1}\n");
         assert_eq!(finished.finished_at_ns, Some(1_700_000_000_123_456_789));
+        assert_eq!(finished.started_at_ns, None);
         assert_eq!(finished.reconnects, 2);
+    }
+
+    #[test]
+    fn parse_finished_should_read_the_start_time() {
+        let finished = parse_finished(b"status=0 finished=20 started=10\n{}", 0, "pi").unwrap();
+        assert_eq!(finished.started_at_ns, Some(10));
+        assert_eq!(finished.back, b"{}");
+    }
+
+    #[test]
+    fn run_failed_should_say_how_the_run_ended() {
+        let detail = |status, log: &str| match run_failed("pi", status, log.into()) {
+            Error::RemoteRunFailed { detail, .. } => detail,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            detail(Some(137), ""),
+            "`opencode run` was killed (signal 9)"
+        );
+        assert_eq!(
+            detail(Some(1), "boom"),
+            "`opencode run` exited with status 1"
+        );
+        assert_eq!(
+            detail(Some(97), "export: No space left on device"),
+            "the remote disk is full (the run ended, but exporting its session failed)"
+        );
+        assert_eq!(
+            detail(None, ""),
+            "the run ended without recording its status"
+        );
     }
 
     #[test]

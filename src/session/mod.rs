@@ -201,6 +201,31 @@ impl Export {
         }
     }
 
+    /// Drop the messages that are neither in `known` nor created at or after `since_ms` (the remote's clock
+    /// when this job started), and return how many went. The remote keeps its copy of a session between
+    /// jobs, and `opencode import` only adds to it, so a returned session also carries what an earlier job
+    /// left there: the half-done turn of a run that was killed or failed, or the work of a one-way hand-off
+    /// that diverged from this session. Those were never part of this conversation; bringing them in now
+    /// would interleave a stale history with the local one.
+    pub fn drop_stale(&mut self, known: &HashSet<&str>, since_ms: u64) -> usize {
+        let before = self.messages.len();
+        self.messages.retain(|m| {
+            known.contains(m.info.id.as_str())
+                || m.info
+                    .rest
+                    .get("time")
+                    .and_then(|t| t.get("created"))
+                    .and_then(Value::as_u64)
+                    .is_none_or(|created| created >= since_ms)
+        });
+        before - self.messages.len()
+    }
+
+    /// The ids of all messages.
+    pub fn message_ids(&self) -> HashSet<&str> {
+        self.messages.iter().map(|m| m.info.id.as_str()).collect()
+    }
+
     /// Messages in `self` that `earlier` does not have.
     pub fn new_messages_since<'a>(&'a self, earlier: &Export) -> Vec<&'a Message> {
         let known: HashSet<&str> = earlier

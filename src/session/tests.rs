@@ -143,3 +143,21 @@ fn new_id_should_sort_after_older_ids() {
     assert_eq!(first.len(), "prt_".len() + 26);
     assert!(is_id(&first, "prt_"));
 }
+
+#[test]
+fn drop_stale_should_keep_known_and_new_messages_only() {
+    let mut value = running_export();
+    let stale = json!({ "info": { "id": "msg_3", "sessionID": "ses_1", "role": "user", "time": { "created": 50 } },
+                        "parts": [] });
+    let fresh = json!({ "info": { "id": "msg_4", "sessionID": "ses_1", "role": "user", "time": { "created": 100 } },
+                        "parts": [] });
+    value["messages"]
+        .as_array_mut()
+        .unwrap()
+        .extend([stale, fresh]);
+    let mut export = parse(&value);
+    let known: std::collections::HashSet<&str> = ["msg_1", "msg_2"].into();
+    assert_eq!(export.drop_stale(&known, 100), 1);
+    let ids: Vec<&str> = export.messages.iter().map(|m| m.info.id.as_str()).collect();
+    assert_eq!(ids, ["msg_1", "msg_2", "msg_4"]);
+}

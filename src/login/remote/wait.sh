@@ -21,10 +21,13 @@ while [ ! -f "$job/done" ]; do
     fi
   fi
 done
-status=$(cat "$job/status" 2> /dev/null || echo 98)
-echo "status=$status finished=$(cat "$job/done")"
+status=$(cat "$job/status" 2> /dev/null)
+# No status (it could not be written): 98.
+case $status in "" | *[!0-9]*) status=98 ;; esac
+echo "status=$status finished=$(cat "$job/done" 2> /dev/null) started=$(cat "$job/started" 2> /dev/null)"
 if [ "$status" -ne 0 ]; then
   tail -n 20 "$job/run.log" >&2 2> /dev/null
+  if [ -s "$job/export.log" ]; then tail -n 5 "$job/export.log" >&2; fi
   exit 93
 fi
 cat "$job/back.json"
