@@ -300,7 +300,7 @@ describe('faults', { concurrency: true }, () => {
     } else {
       // A clear, retryable error, then a retry that works.
       assert.match(outcome.stderr, /SSH_FAILED|HOST_UNREACHABLE|TIMEOUT/, outcome.stderr)
-      assert.match(outcome.stderr, /upload/, 'names the host')
+      assert.match(outcome.stderr, /'upload'/, 'names the host')
       userSees = `${outcome.stderr.trim().split('\n').at(-1)}; the retry succeeded`
       outcome = await runSetup('upload')
     }
