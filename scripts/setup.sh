@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the demo, the tests and the benchmark need on a fresh Debian/Ubuntu machine:
 # OpenSSH's server (the tests start their own sshd on loopback; the system one is never touched),
+# zsh, fish and tcsh (login shells the quoting tests check against),
 # ripgrep (OpenCode's grep/glob tools), the npm packages (including the pinned opencode-ai), and the
 # native addon build. Safe to run again: it skips what is already there.
 set -euo pipefail
@@ -12,6 +13,11 @@ command -v ssh-keygen > /dev/null || missing+=(openssh-client)
 command -v rg > /dev/null || missing+=(ripgrep)
 command -v git > /dev/null || missing+=(git)
 command -v tar > /dev/null || missing+=(tar)
+# The quoting property tests (src/ssh/quote.rs) run command lines through every login shell a remote
+# user may have.
+for shell in zsh fish tcsh; do
+  command -v $shell > /dev/null || missing+=($shell)
+done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   if [ "$(id -u)" -ne 0 ]; then
