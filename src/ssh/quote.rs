@@ -44,6 +44,21 @@ pub(crate) mod oracle {
     /// The shells a remote login shell may be. `scripts/setup.sh` installs zsh, fish and tcsh.
     pub const SHELLS: [&str; 6] = ["sh", "dash", "bash", "zsh", "fish", "tcsh"];
 
+    /// Text built from what breaks shells, plus any character at all.
+    pub fn hostile_text() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let piece = prop_oneof![
+            3 => any::<char>().prop_map(String::from),
+            2 => prop::sample::select(vec![
+                "'", "\"", "\\", "\\'", "'\\", "!", "!!", "$", "$(id)", "${HOME}", "`id`", ";", "&", "|",
+                "\n", "\r", "\t", " ", "#", "*", "?", "[a]", "{a,b}", "~", "%s", "-oProxyCommand=x",
+                "--", "-", "(", ")", "<", ">", "^", "\u{1b}[31m", "\u{7f}", "ü", "\u{feff}", "\u{2028}",
+            ])
+            .prop_map(String::from),
+        ];
+        prop::collection::vec(piece, 0..24).prop_map(|pieces| pieces.concat())
+    }
+
     /// A proptest config that runs `n` cases, keeps no regression files and says how many it ran (on
     /// stderr, past the test harness's capture, so `cargo test` output records the count).
     pub fn cases(n: u32) -> proptest::test_runner::Config {
@@ -88,7 +103,7 @@ pub(crate) mod oracle {
 
 #[cfg(test)]
 mod tests {
-    use super::oracle::{cases, run, words, SHELLS};
+    use super::oracle::{cases, hostile_text, run, words, SHELLS};
     use super::*;
     use proptest::prelude::*;
 
@@ -152,20 +167,6 @@ mod tests {
         for shell in ["sh", "bash", "fish"] {
             assert_eq!(words(shell, &quote(&long)), [long.as_str()], "{shell}");
         }
-    }
-
-    /// Text built from what breaks shells, plus any character at all.
-    fn hostile_text() -> impl Strategy<Value = String> {
-        let piece = prop_oneof![
-            3 => any::<char>().prop_map(String::from),
-            2 => prop::sample::select(vec![
-                "'", "\"", "\\", "\\'", "'\\", "!", "!!", "$", "$(id)", "${HOME}", "`id`", ";", "&", "|",
-                "\n", "\r", "\t", " ", "#", "*", "?", "[a]", "{a,b}", "~", "%s", "-oProxyCommand=x",
-                "--", "-", "(", ")", "<", ">", "^", "\u{1b}[31m", "\u{7f}", "ü", "\u{feff}", "\u{2028}",
-            ])
-            .prop_map(String::from),
-        ];
-        prop::collection::vec(piece, 0..24).prop_map(|pieces| pieces.concat())
     }
 
     proptest! {
