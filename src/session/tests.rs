@@ -157,12 +157,17 @@ mod hostile {
                 assert_eq!(error.code(), "SESSION_INVALID", "{error}");
                 error.to_string()
             }
-            Ok(_) => panic!("accepted {:?}", String::from_utf8_lossy(&bytes[..bytes.len().min(200)])),
+            Ok(_) => panic!(
+                "accepted {:?}",
+                String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
+            ),
         }
     }
 
     fn with(mut value: Value, pointer: &str, replacement: Value) -> Vec<u8> {
-        *value.pointer_mut(pointer).unwrap_or_else(|| panic!("{pointer}")) = replacement;
+        *value
+            .pointer_mut(pointer)
+            .unwrap_or_else(|| panic!("{pointer}")) = replacement;
         serde_json::to_vec(&value).unwrap()
     }
 
@@ -180,14 +185,33 @@ mod hostile {
             let error = parse_err(&with(running_export(), pointer, replacement));
             assert!(error.contains("not a session export"), "{pointer}: {error}");
         }
-        for bytes in [&b""[..], b"null", b"[]", b"{}", b"\"ses_1\"", b"{\"info\":{\"id\":\"ses_1\"}}"] {
+        for bytes in [
+            &b""[..],
+            b"null",
+            b"[]",
+            b"{}",
+            b"\"ses_1\"",
+            b"{\"info\":{\"id\":\"ses_1\"}}",
+        ] {
             parse_err(bytes);
         }
     }
 
     #[test]
     fn parse_should_refuse_ids_with_path_or_shell_characters() {
-        for id in ["ses_../../x", "ses_a/b", "ses_a;b", "ses_$(id)", "ses_`id`", "ses_a b", "ses_\0", "ses_", "ses_a\nb", "-ses_a", "ses_ü"] {
+        for id in [
+            "ses_../../x",
+            "ses_a/b",
+            "ses_a;b",
+            "ses_$(id)",
+            "ses_`id`",
+            "ses_a b",
+            "ses_\0",
+            "ses_",
+            "ses_a\nb",
+            "-ses_a",
+            "ses_ü",
+        ] {
             let error = parse_err(&with(running_export(), "/info/id", json!(id)));
             assert!(error.contains("session id"), "{id:?}: {error}");
         }
@@ -203,7 +227,9 @@ mod hostile {
     fn parse_should_refuse_deep_nesting_without_overflowing() {
         let depth = 100_000;
         let deep = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
-        let text = serde_json::to_string(&running_export()).unwrap().replacen("\"go\"", &deep, 1);
+        let text = serde_json::to_string(&running_export())
+            .unwrap()
+            .replacen("\"go\"", &deep, 1);
         assert!(parse_err(text.as_bytes()).contains("recursion limit"));
     }
 
@@ -220,7 +246,9 @@ mod hostile {
         for cut in [1, 10, bytes.len() - 1] {
             parse_err(&bytes[..cut]);
         }
-        let text = String::from_utf8(bytes).unwrap().replacen("go", "g\u{fc}", 1);
+        let text = String::from_utf8(bytes)
+            .unwrap()
+            .replacen("go", "g\u{fc}", 1);
         let mut raw = text.into_bytes();
         let at = raw.windows(2).position(|w| w == "ü".as_bytes()).unwrap();
         raw[at + 1] = 0xff;
