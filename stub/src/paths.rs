@@ -254,7 +254,7 @@ mod tests {
         }
 
         proptest! {
-            #![proptest_config(ProptestConfig { cases: 192, failure_persistence: None, ..ProptestConfig::default() })]
+            #![proptest_config(ProptestConfig { cases: 96, failure_persistence: None, ..ProptestConfig::default() })]
 
             #[test]
             fn resolve_should_agree_with_the_kernel_on_random_symlink_trees(
@@ -265,7 +265,7 @@ mod tests {
                 ONCE.call_once(|| {
                     use std::io::Write;
                     let test = std::thread::current().name().unwrap_or("?").to_string();
-                    let _ = writeln!(std::io::stderr(), "proptest: {test}: 192 cases");
+                    let _ = writeln!(std::io::stderr(), "proptest: {test}: 96 cases");
                 });
                 let d = tempdir();
                 for dir in ["root/a/b", "out/o"] {
