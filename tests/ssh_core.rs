@@ -109,9 +109,12 @@ async fn exec_should_refuse_output_beyond_its_cap() {
         error.to_string().contains("more than 1048576 bytes"),
         "{error}"
     );
-    assert!(
-        opencode_remote::ssh::exec::MAX_STDOUT_BYTES > opencode_remote::session::MAX_EXPORT_BYTES
-    );
+    const {
+        assert!(
+            opencode_remote::ssh::exec::MAX_STDOUT_BYTES
+                > opencode_remote::session::MAX_EXPORT_BYTES
+        )
+    };
     // The connection is still usable afterwards.
     let output = connection.exec("echo ok", None).await.expect("exec");
     assert_eq!(output.stdout_text(), "ok\n");
