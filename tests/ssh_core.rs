@@ -146,7 +146,7 @@ async fn command_line_should_reach_the_remote_shell_verbatim() {
     let marker = marker.display();
     let hostile = format!(
         "it's \"quoted\" $(touch {marker}) `touch {marker}` ; touch {marker} && echo no \
-         | cat\nsecond line\t$HOME ${{PATH}} * ? ~ ! \\ \\n ü 日本 🦀 %s %n"
+         | cat\rsecond line\t$HOME ${{PATH}} * ? ~ ! \\ \\n ü 日本 🦀 %s %n"
     );
     let line = command_line(&["printf", "%s", &hostile]);
     let output = connection.exec(&line, None).await.expect("exec");
@@ -165,6 +165,14 @@ async fn command_line_should_reach_the_remote_shell_verbatim() {
         !sshd.dir.path().join("pwned").exists(),
         "the remote shell ran part of the argument"
     );
+    // A newline ends a command in csh even inside quotes, so no line with one is ever sent.
+    let two_lines = command_line(&["printf", "%s", &format!("x\n; touch {marker} '")]);
+    let error = connection
+        .exec(&two_lines, None)
+        .await
+        .expect_err("a command line with a newline");
+    assert_eq!(error.code(), "REMOTE_RUN_FAILED");
+    assert!(!sshd.dir.path().join("pwned").exists());
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -74,6 +74,17 @@ impl Connection {
         stdin: Option<&[u8]>,
         max_stdout: usize,
     ) -> Result<ExecOutput> {
+        // The remote login shell parses `command` first and may be csh, which ends a command at a
+        // newline even inside quotes: the rest of a quoted value would run as a command of its own. And
+        // sshd hands the line over through execve, which ends it at a NUL. So a command line is one line;
+        // scripts travel on stdin (`sh -s`).
+        if command.contains(['\n', '\0']) {
+            return Err(Error::RemoteRunFailed {
+                host: self.target.name.clone(),
+                detail: "refused to send a command line containing a newline or NUL".into(),
+                log_tail: String::new(),
+            });
+        }
         channel
             .exec(true, command)
             .await

@@ -8,11 +8,12 @@
 //!   would run a command). It goes outside, escaped, as `'\\'`.
 //! - csh/tcsh expand `!` history events even inside single quotes and in `-c` lines, so `!` goes outside
 //!   too, as `'\!'`.
-//! - No quoting carries a newline through csh (sh keeps `\<newline>` inside quotes, csh needs it): values
-//!   with newlines work everywhere but csh, where the line fails to parse rather than run something else.
+//! - No quoting carries a newline through csh (sh keeps `\<newline>` inside quotes, csh needs it), and
+//!   csh runs what follows a newline inside quotes as a new command. So `Connection::exec` refuses
+//!   command lines with a newline; a value with one is fine only in a script sent on stdin (`sh -s`).
 //! - NUL cannot be passed at all: the command reaches the shell through execve, which ends the string at
-//!   the first NUL, leaving an unterminated quote that every shell refuses. Callers pass constants,
-//!   generated ids or config values, which `config` refuses control characters in.
+//!   the first NUL (exec refuses it too). Callers pass constants, generated ids or config values, which
+//!   `config` refuses control characters in.
 
 /// Quote one argument so the remote shell passes it through as exactly one word.
 pub fn quote(arg: &str) -> String {
