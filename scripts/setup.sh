@@ -2,8 +2,8 @@
 # Installs what the demo, the tests and the benchmark need on a fresh Debian/Ubuntu machine:
 # OpenSSH's server (the tests start their own sshd on loopback; the system one is never touched),
 # ripgrep (OpenCode's grep/glob tools), iptables (packet loss in the fault tests' own network namespaces),
-# the npm packages (including the pinned opencode-ai), and the native addon build. Safe to run again: it
-# skips what is already there.
+# zsh, fish and tcsh (login shells the quoting tests check against), the npm packages (including the
+# pinned opencode-ai), and the native addon build. Safe to run again: it skips what is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +15,11 @@ command -v git > /dev/null || missing+=(git)
 command -v tar > /dev/null || missing+=(tar)
 # The fault tests make a link lossy inside their own network namespaces (iptables -m statistic).
 command -v iptables > /dev/null || missing+=(iptables)
+# The quoting property tests (src/ssh/quote.rs) run command lines through every login shell a remote
+# user may have.
+for shell in zsh fish tcsh; do
+  command -v $shell > /dev/null || missing+=($shell)
+done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   if [ "$(id -u)" -ne 0 ]; then

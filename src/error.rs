@@ -256,3 +256,27 @@ fn list_or_none(items: &[String]) -> String {
 fn sanitize_name(name: &str) -> String {
     name.chars().filter(|c| !c.is_control()).take(64).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(crate::ssh::quote::oracle::cases(256))]
+
+        /// Paths under `$HOME` never show it (it carries the local user name); others show as they are.
+        #[test]
+        fn display_path_should_hide_the_home_directory(rest in "([a-z.~ -][a-z./ ~-]{0,29})?", outside in "/[a-z/]{0,20}") {
+            let Some(home) = std::env::var_os("HOME").filter(|h| h.len() > 1) else { return Ok(()) };
+            let home = PathBuf::from(home);
+            let shown = display_path(&home.join(&rest));
+            prop_assert!(shown.starts_with('~'), "{}", shown);
+            prop_assert!(!shown.starts_with(home.to_str().unwrap()), "{}", shown);
+            let outside = Path::new(&outside);
+            if !outside.starts_with(&home) {
+                prop_assert_eq!(display_path(outside), outside.display().to_string());
+            }
+        }
+    }
+}

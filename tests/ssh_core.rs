@@ -88,6 +88,38 @@ async fn exec_should_deliver_a_large_output_whole() {
     assert_eq!(output.exit_status, Some(0));
 }
 
+/// A runaway or hostile remote cannot grow our memory without bound: past the cap the command fails.
+/// (The production cap is the largest session export plus its status line; a small one keeps this fast.)
+#[tokio::test(flavor = "multi_thread")]
+async fn exec_should_refuse_output_beyond_its_cap() {
+    let sshd = sshd();
+    let connection = connect(&sshd.target()).await.expect("connect");
+    let cap = 1 << 20;
+    let whole = connection
+        .exec_capped(&format!("head -c {cap} /dev/zero"), None, cap)
+        .await
+        .expect("output of exactly the cap is fine");
+    assert_eq!(whole.stdout.len(), cap);
+    let error = connection
+        .exec_capped("head -c 3000000 /dev/zero", None, cap)
+        .await
+        .expect_err("3 MB over a 1 MiB cap");
+    assert_eq!(error.code(), "REMOTE_RUN_FAILED");
+    assert!(
+        error.to_string().contains("more than 1048576 bytes"),
+        "{error}"
+    );
+    const {
+        assert!(
+            opencode_remote::ssh::exec::MAX_STDOUT_BYTES
+                > opencode_remote::session::MAX_EXPORT_BYTES
+        )
+    };
+    // The connection is still usable afterwards.
+    let output = connection.exec("echo ok", None).await.expect("exec");
+    assert_eq!(output.stdout_text(), "ok\n");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn exec_should_pass_large_stdin_through_to_stdout() {
     let sshd = sshd();
@@ -114,7 +146,7 @@ async fn command_line_should_reach_the_remote_shell_verbatim() {
     let marker = marker.display();
     let hostile = format!(
         "it's \"quoted\" $(touch {marker}) `touch {marker}` ; touch {marker} && echo no \
-         | cat\nsecond line\t$HOME ${{PATH}} * ? ~ ! \\ \\n ü 日本 🦀 %s %n"
+         | cat\rsecond line\t$HOME ${{PATH}} * ? ~ ! \\ \\n ü 日本 🦀 %s %n"
     );
     let line = command_line(&["printf", "%s", &hostile]);
     let output = connection.exec(&line, None).await.expect("exec");
@@ -133,6 +165,14 @@ async fn command_line_should_reach_the_remote_shell_verbatim() {
         !sshd.dir.path().join("pwned").exists(),
         "the remote shell ran part of the argument"
     );
+    // A newline ends a command in csh even inside quotes, so no line with one is ever sent.
+    let two_lines = command_line(&["printf", "%s", &format!("x\n; touch {marker} '")]);
+    let error = connection
+        .exec(&two_lines, None)
+        .await
+        .expect_err("a command line with a newline");
+    assert_eq!(error.code(), "REMOTE_RUN_FAILED");
+    assert!(!sshd.dir.path().join("pwned").exists());
 }
 
 #[tokio::test(flavor = "multi_thread")]

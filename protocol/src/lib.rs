@@ -893,4 +893,33 @@ mod tests {
             assert!(!is_valid_workspace_id(bad), "{bad:?}");
         }
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+
+            /// A valid workspace id names one file under the state directory and one URL path segment:
+            /// no separator, no `.`/`..`, nothing a URL would read as query, fragment or escape.
+            #[test]
+            fn valid_workspace_ids_should_be_one_safe_segment(id in prop_oneof![
+                "[A-Za-z0-9._-]{0,130}",
+                "[ -~]{0,20}",
+                any::<String>(),
+                Just("..".to_string()),
+                Just("a/../b".to_string()),
+            ]) {
+                if is_valid_workspace_id(&id) {
+                    prop_assert!(!id.is_empty() && id.len() <= 128);
+                    prop_assert!(id != "." && id != ".." && !id.starts_with('.'));
+                    prop_assert!(!id.contains(['/', '\\', '?', '#', '%', '\0', ' ']));
+                    let route = routes::workspace_op(&id, "fs/read");
+                    let segments: Vec<&str> = route.split('/').collect();
+                    prop_assert_eq!(segments, ["", "v1", "workspaces", id.as_str(), "fs", "read"]);
+                }
+            }
+        }
+    }
 }

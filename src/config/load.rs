@@ -43,13 +43,33 @@ pub fn validate_hosts(
     merge(&mut Hosts::default(), file, hosts, providers, true)
 }
 
+/// Largest hosts file we read. Files are read at every call, so a huge one (a mistaken path, a log
+/// redirected onto it) would cost memory and time on every tool call; a real one is a few KiB.
+pub const MAX_HOSTS_FILE_BYTES: u64 = 1024 * 1024;
+
 /// `Ok(None)` when the file does not exist; an empty file is an empty hosts file.
 pub fn read_hosts_file(path: &Path) -> Result<Option<HostsFile>> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
+    use std::io::Read;
+    let reading = |err| Error::io(format!("reading {}", display_path(path)), err);
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(err) => return Err(Error::io(format!("reading {}", display_path(path)), err)),
+        Err(err) => return Err(reading(err)),
     };
+    let mut bytes = Vec::new();
+    file.take(MAX_HOSTS_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(reading)?;
+    if bytes.len() as u64 > MAX_HOSTS_FILE_BYTES {
+        let problem = format!("the file is larger than {MAX_HOSTS_FILE_BYTES} bytes");
+        let fix =
+            "Check that this is the hosts file you meant; it only needs a few lines per host.";
+        return Err(config_error(path, "(file)", problem, fix));
+    }
+    let text = String::from_utf8(bytes).map_err(|err| {
+        let problem = format!("byte {} is not UTF-8 text", err.utf8_error().valid_up_to());
+        config_error(path, "(file)", problem, "Save the file as UTF-8.")
+    })?;
     parse_hosts_text(path, &text).map(Some)
 }
 
@@ -69,7 +89,14 @@ pub fn parse_hosts_text(path: &Path, text: &str) -> Result<HostsFile> {
     deserialize(path, value)
 }
 
+/// Only an object is a hosts file or plugin options: serde would also read a struct from an array of its
+/// fields in order, so `[null, {"pi": "h"}]` would quietly load as `{"hosts": {"pi": "h"}}`.
 fn deserialize<T: DeserializeOwned>(path: &Path, value: Value) -> Result<T> {
+    if !value.is_object() {
+        let problem = format!("expected an object, found {}", json_kind(&value));
+        let fix = r#"Write it as a JSON object, such as {"hosts": {"pi": "user@host"}}."#;
+        return Err(config_error(path, "(top level)", problem, fix));
+    }
     serde_path_to_error::deserialize(value).map_err(|err| {
         let field = match err.path().to_string() {
             root if root == "." => "(top level)".to_string(),
@@ -78,6 +105,17 @@ fn deserialize<T: DeserializeOwned>(path: &Path, value: Value) -> Result<T> {
         let problem = err.into_inner().to_string();
         config_error(path, &field, &problem, &fix_for(&problem))
     })
+}
+
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
 }
 
 /// The fix is all the model sees of a config error (`Error::public_message`), so it repeats what is

@@ -18,7 +18,10 @@ mod load;
 pub mod model;
 
 pub use entry::HostEntry;
-pub use load::{load_hosts, parse_hosts_text, read_hosts_file, validate_hosts, INLINE_SOURCE};
+pub use load::{
+    load_hosts, parse_hosts_text, read_hosts_file, validate_hosts, INLINE_SOURCE,
+    MAX_HOSTS_FILE_BYTES,
+};
 pub use model::{HostKeyPolicy, HostsFile, Os, PluginOptions, ProviderSpec};
 
 /// Where hosts come from. Built by [`ConfigSources::from_env`] in production; tests build it directly.
@@ -153,5 +156,7 @@ pub fn plugin_options_schema() -> Value {
     serde_json::to_value(schemars::schema_for!(PluginOptions)).unwrap_or_default()
 }
 
+#[cfg(test)]
+mod hostile_tests;
 #[cfg(test)]
 mod tests;

@@ -177,3 +177,30 @@ mod tests {
         assert!(!files.contains_key("agent"));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use crate::ssh::quote::oracle::{cases, hostile_text, words, SHELLS};
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(cases(32))]
+
+        /// Whatever the job id held, every login shell hands `sh` exactly the script and the job dir:
+        /// the id can never become a second command or an option.
+        #[test]
+        fn job_commands_should_keep_any_job_id_one_argument(job_id in hostile_text(), deadline in any::<u64>()) {
+            prop_assume!(!job_id.contains('\0') && !job_id.contains(['\n', '\r']));
+            let dir = format!("{JOBS_DIR}/{job_id}");
+            for shell in SHELLS {
+                let dispatch = words(shell, &dispatch_command(&job_id));
+                prop_assert_eq!(dispatch.len(), 5, "{}", shell);
+                prop_assert_eq!(&dispatch[..2], ["sh", "-c"]);
+                prop_assert_eq!(&dispatch[3..], [String::from("sh"), dir.clone()]);
+                let wait = words(shell, &wait_command(&job_id, deadline));
+                prop_assert_eq!(&wait[3..], [String::from("sh"), dir.clone(), deadline.to_string()]);
+            }
+        }
+    }
+}

@@ -6,6 +6,13 @@ use russh::{Channel, ChannelMsg};
 use super::connect::Connection;
 use crate::error::{Error, Result};
 
+/// Most stdout one command may return: the largest output we ask for is a session export (a round
+/// trip's back-file), so anything beyond that plus its status line is a runaway or hostile remote, and
+/// holding it would only exhaust local memory before [`crate::session::Export::parse`] refused it.
+pub const MAX_STDOUT_BYTES: usize = crate::session::MAX_EXPORT_BYTES + 64 * 1024;
+/// stderr is only ever shown as a log tail; the rest is dropped.
+pub const MAX_STDERR_BYTES: usize = 1024 * 1024;
+
 /// What a remote command produced. `exit_status` is `None` when the command was killed by a signal or
 /// the channel closed before the server reported a status.
 #[derive(Debug, Default, Clone)]
@@ -34,8 +41,19 @@ impl Connection {
     /// `stdin`, then EOF. Returns once the server has sent both the exit status and EOF/close, so no
     /// output is lost to a race between them.
     pub async fn exec(&self, command: &str, stdin: Option<&[u8]>) -> Result<ExecOutput> {
+        self.exec_capped(command, stdin, MAX_STDOUT_BYTES).await
+    }
+
+    /// [`Connection::exec`] with a smaller cap on stdout than [`MAX_STDOUT_BYTES`]: past `max_stdout`
+    /// bytes the command fails (`REMOTE_RUN_FAILED`) instead of growing the buffer.
+    pub async fn exec_capped(
+        &self,
+        command: &str,
+        stdin: Option<&[u8]>,
+        max_stdout: usize,
+    ) -> Result<ExecOutput> {
         let (channel, _slot) = self.open_session(1).await?;
-        self.exec_on(channel, command, stdin).await
+        self.read_output(channel, command, stdin, max_stdout).await
     }
 
     /// Run `command` on an already opened channel (whose slot the caller holds).
@@ -45,6 +63,28 @@ impl Connection {
         command: &str,
         stdin: Option<&[u8]>,
     ) -> Result<ExecOutput> {
+        self.read_output(channel, command, stdin, MAX_STDOUT_BYTES)
+            .await
+    }
+
+    async fn read_output(
+        &self,
+        channel: Channel<Msg>,
+        command: &str,
+        stdin: Option<&[u8]>,
+        max_stdout: usize,
+    ) -> Result<ExecOutput> {
+        // The remote login shell parses `command` first and may be csh, which ends a command at a
+        // newline even inside quotes: the rest of a quoted value would run as a command of its own. And
+        // sshd hands the line over through execve, which ends it at a NUL. So a command line is one line;
+        // scripts travel on stdin (`sh -s`).
+        if command.contains(['\n', '\0']) {
+            return Err(Error::RemoteRunFailed {
+                host: self.target.name.clone(),
+                detail: "refused to send a command line containing a newline or NUL".into(),
+                log_tail: String::new(),
+            });
+        }
         channel
             .exec(true, command)
             .await
@@ -72,8 +112,25 @@ impl Connection {
             };
             let Some(message) = message else { break };
             match message {
-                ChannelMsg::Data { data } => output.stdout.extend_from_slice(&data),
-                ChannelMsg::ExtendedData { data, ext: 1 } => output.stderr.extend_from_slice(&data),
+                ChannelMsg::Data { data } => {
+                    if output.stdout.len() + data.len() > max_stdout {
+                        return Err(Error::RemoteRunFailed {
+                            host: self.target.name.clone(),
+                            detail: format!(
+                                "a remote command printed more than {max_stdout} bytes; refusing to hold it \
+                                 in memory"
+                            ),
+                            log_tail: String::new(),
+                        });
+                    }
+                    output.stdout.extend_from_slice(&data)
+                }
+                ChannelMsg::ExtendedData { data, ext: 1 } => {
+                    let room = MAX_STDERR_BYTES.saturating_sub(output.stderr.len());
+                    output
+                        .stderr
+                        .extend_from_slice(&data[..data.len().min(room)])
+                }
                 ChannelMsg::ExitStatus { exit_status } => output.exit_status = Some(exit_status),
                 ChannelMsg::Eof | ChannelMsg::Close => closed_cleanly = true,
                 ChannelMsg::Failure => {

@@ -187,3 +187,27 @@ mod tests {
         assert!(temp_name("stub").starts_with(".stub.tmp-"));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use crate::ssh::quote::oracle::{cases, hostile_text, words};
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(cases(64))]
+
+        /// The `mv` that replaces an existing upload target gets the temp name and the target as two
+        /// operands after `--`, and the temp name stays in the target's directory.
+        #[test]
+        fn overwrite_command_should_pass_paths_verbatim(path in hostile_text()) {
+            prop_assume!(!path.contains('\0'));
+            let temp = temp_name(&path);
+            let dir = path.rfind('/').map_or("", |i| &path[..=i]);
+            prop_assert!(temp.starts_with(dir));
+            prop_assert!(!temp[dir.len()..].contains('/'));
+            let argv = words("sh", &command_line(&["mv", "-f", "--", &temp, &path]));
+            prop_assert_eq!(argv, ["mv", "-f", "--", temp.as_str(), path.as_str()]);
+        }
+    }
+}

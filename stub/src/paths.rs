@@ -204,4 +204,100 @@ mod tests {
         assert!(pattern_covers("/etc/hosts", Path::new("/etc/hosts")));
         assert!(!pattern_covers("/etc/hosts", Path::new("/etc/hosts2")));
     }
+
+    /// Resolution against the kernel's view, on random trees of directories, files and symlinks
+    /// (relative, absolute, dangling, chained and looping) and random paths with `..`, `.`, `//` and
+    /// trailing slashes. The oracle is GNU `realpath -m`, which walks the real filesystem the same way.
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+        use std::process::Command;
+
+        const NAMES: [&str; 12] = [
+            "..", ".", "", "a", "b", "f", "root", "out", "o", "l1", "l2", "l3",
+        ];
+        /// Where the random symlinks go (relative to the temp dir).
+        const LINKS: [&str; 6] = [
+            "root/l1",
+            "root/l2",
+            "root/a/l3",
+            "out/l1",
+            "root/a/l2",
+            "l3",
+        ];
+
+        fn components(max: usize) -> impl Strategy<Value = Vec<&'static str>> {
+            prop::collection::vec(prop::sample::select(NAMES.to_vec()), 0..max)
+        }
+
+        /// (link index, absolute?, target components)
+        fn layout() -> impl Strategy<Value = Vec<(usize, bool, Vec<&'static str>)>> {
+            prop::collection::vec((0..LINKS.len(), any::<bool>(), components(4)), 0..6)
+        }
+
+        /// `realpath -m`: `Ok(None)` when it refuses (a symlink loop), `Err` when it had to be stopped.
+        /// coreutils 9.1 never ends on a link that grows through a missing component, such as
+        /// `l1 -> l1/b/l2` (each round is a new name, so its loop check never fires; the kernel and
+        /// `resolve` stop after 40 links).
+        fn oracle(path: &Path) -> Result<Option<PathBuf>, ()> {
+            let output = Command::new("timeout")
+                .args(["0.5", "realpath", "-m", "-z", "--"])
+                .arg(path)
+                .output()
+                .expect("GNU timeout and realpath");
+            if output.status.code() == Some(124) {
+                return Err(());
+            }
+            let mut out = output.stdout;
+            Ok((output.status.success() && out.pop() == Some(0))
+                .then(|| PathBuf::from(String::from_utf8(out).unwrap())))
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 96, failure_persistence: None, ..ProptestConfig::default() })]
+
+            #[test]
+            fn resolve_should_agree_with_the_kernel_on_random_symlink_trees(
+                links in layout(),
+                queries in prop::collection::vec((components(7), any::<bool>(), any::<bool>()), 1..5),
+            ) {
+                static ONCE: std::sync::Once = std::sync::Once::new();
+                ONCE.call_once(|| {
+                    use std::io::Write;
+                    let test = std::thread::current().name().unwrap_or("?").to_string();
+                    let _ = writeln!(std::io::stderr(), "proptest: {test}: 96 cases");
+                });
+                let d = tempdir();
+                for dir in ["root/a/b", "out/o"] {
+                    fs::create_dir_all(d.join(dir)).unwrap();
+                }
+                fs::write(d.join("root/f"), "").unwrap();
+                for (at, absolute, target) in &links {
+                    let target = target.join("/");
+                    let target = if *absolute { format!("{}/{target}", d.display()) } else { target };
+                    let _ = symlink(&target, d.join(LINKS[*at]));
+                }
+                let root = d.join("root");
+                for (parts, double_slash, trailing) in &queries {
+                    let sep = if *double_slash { "//" } else { "/" };
+                    let mut text = format!("{}{sep}{}", root.display(), parts.join(sep));
+                    if *trailing {
+                        text.push('/');
+                    }
+                    let path = Path::new(&text);
+                    match (resolve(path), oracle(path)) {
+                        (Ok(ours), Ok(Some(kernel))) => {
+                            prop_assert_eq!(&ours, &kernel, "{:?} with links {:?}", text, links);
+                            prop_assert_eq!(ours.starts_with(&root), kernel.starts_with(&root));
+                        }
+                        // Refusing where realpath would not is safe; only a symlink storm may do it.
+                        (Err(e), Ok(Some(_))) => prop_assert!(e.to_string().contains("too many levels"), "{}", e),
+                        (Ok(ours), _) => prop_assert!(false, "{:?} resolved to {:?}, realpath refused or hung", text, ours),
+                        (Err(_), _) => {}
+                    }
+                }
+                fs::remove_dir_all(&d).unwrap();
+            }
+        }
+    }
 }
