@@ -11,8 +11,15 @@ cargo test --workspace --all-targets
 echo "== generated bindings are up to date"
 git diff --exit-code -- index.js index.d.ts
 
-echo "== node --test"
 export OCR_SUMMARY_FILE="${OCR_SUMMARY_FILE:-$PWD/target/robustness-summary.jsonl}"
 rm -f "$OCR_SUMMARY_FILE"
-node --test --test-concurrency=2 --test-timeout=600000 __test__/
-node scripts/summary.mjs "$OCR_SUMMARY_FILE"
+
+echo "== fuzz (bounded)"
+FUZZ_SECONDS="${FUZZ_SECONDS:-15}" bash scripts/fuzz.sh
+
+echo "== node --test"
+status=0
+node --test --test-concurrency=2 --test-timeout=600000 __test__/ || status=$?
+# The robustness table (faults, hostile inputs, secrets, load, fuzz), also after a failure.
+node scripts/summary.mjs "$OCR_SUMMARY_FILE" || status=1
+exit "$status"

@@ -88,6 +88,14 @@ async fn stub_for(
         .entry(place.host.clone())
         .or_default()
         .clone();
+    if place.root.chars().any(char::is_control) {
+        // No shell line could carry it to every login shell (csh runs what follows a newline).
+        return Err(Error::Remote {
+            host: place.host.clone(),
+            kind: ErrorKind::BadRequest,
+            message: "the workspace root must not contain control characters".into(),
+        });
+    }
     let mut state = state.lock().await;
     if fresh {
         state.stub = None;
