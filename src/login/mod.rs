@@ -87,6 +87,9 @@ async fn run(request: &LoginRequest, cancel: &CancellationToken) -> Result<Login
     if !crate::session::is_id(&request.session_id, "ses_") {
         return Err(Error::Session("the session id is malformed".into()));
     }
+    if let Some(directory) = &request.directory {
+        check_directory(directory)?;
+    }
     let hosts = config::load_hosts(&request.sources)?;
     let entry = hosts.get(&request.host)?.clone();
     let target = resolve(&entry)?;
@@ -291,6 +294,32 @@ async fn read_export(request: &LoginRequest) -> Result<Vec<u8>> {
     }
 }
 
+/// Longest path and path component Linux accepts (PATH_MAX including the NUL, NAME_MAX).
+const MAX_PATH_BYTES: usize = 4095;
+const MAX_NAME_BYTES: usize = 255;
+
+/// Refuse a directory no remote can hold before anything is sent: the remote shell would silently
+/// drop a NUL and use another directory, and a too-long path fails only after the dispatch, with an
+/// error that spells out the remote home.
+fn check_directory(directory: &str) -> Result<()> {
+    let problem = if directory.contains('\0') {
+        "it contains a NUL character".to_string()
+    } else if directory.len() > MAX_PATH_BYTES {
+        format!(
+            "it is {} bytes long, over {MAX_PATH_BYTES}",
+            directory.len()
+        )
+    } else if directory.split('/').any(|name| name.len() > MAX_NAME_BYTES) {
+        format!("a part of it is over {MAX_NAME_BYTES} bytes long")
+    } else {
+        return Ok(());
+    };
+    Err(Error::InvalidArgument {
+        field: "directory".into(),
+        problem,
+    })
+}
+
 /// The agent/model the host entry asks for (`provider/model` split at the first slash).
 fn remote_agent_model(entry: &HostEntry) -> AgentModel {
     AgentModel {
@@ -344,5 +373,27 @@ fn check_dispatch(entry: &HostEntry, output: &crate::ssh::exec::ExecOutput) -> R
             ),
             log_tail,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_directory_should_refuse_only_paths_no_remote_can_hold() {
+        for ok in [
+            "~/w",
+            "it's \"q\" $(x) `y`; z\nw",
+            "-oProxyCommand=x",
+            &"a/".repeat(2000),
+        ] {
+            assert!(check_directory(ok).is_ok(), "{ok:?}");
+        }
+        for bad in ["a\0b", &"a".repeat(256), &"ab/".repeat(1400)] {
+            let error = check_directory(bad).unwrap_err();
+            assert_eq!(error.code(), "INVALID_ARGUMENT");
+            assert!(error.public_message().starts_with("Invalid `directory`: "));
+        }
     }
 }

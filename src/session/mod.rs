@@ -3,6 +3,7 @@
 //! round trip untouched.
 
 mod patch;
+mod surrogates;
 
 use std::collections::HashSet;
 
@@ -82,7 +83,7 @@ impl Export {
                 bytes.len()
             )));
         }
-        let export: Export = serde_json::from_slice(bytes)
+        let export: Export = serde_json::from_slice(&surrogates::replace_lone_surrogates(bytes))
             .map_err(|e| Error::Session(format!("not a session export: {e}")))?;
         export.validate()?;
         Ok(export)
