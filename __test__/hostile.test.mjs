@@ -107,17 +107,17 @@ async function remoteJobs() {
   return jobs
 }
 
-// A stand-in for the remote `opencode`: import keeps what it was given, run records its arguments,
-// export answers with whatever the test put in back.json.
+// A stand-in for the remote `opencode`, per session: import keeps what it was given, run records its
+// arguments, export answers with whatever the test put in back-<session>.json (and waits for it).
 const FAKE_OPENCODE = `#!/bin/sh
 d=$(dirname "$0")
 case $1 in
-  import) cp "$2" "$d/imported.json" ;;
-  run) printf '%s\\0' "$@" > "$d/run-argv"; cat > /dev/null ;;
+  import) cp "$2" "$d/imported-$(cat "$(dirname "$2")/session_id").json" ;;
+  run) printf '%s\\0' "$@" > "$d/run-argv-$3"; cat > /dev/null ;;
   export)
     i=0
-    while [ ! -f "$d/back.json" ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done
-    cat "$d/back.json" ;;
+    while [ ! -f "$d/back-$2.json" ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done
+    cat "$d/back-$2.json" ;;
 esac
 `
 
@@ -252,74 +252,370 @@ describe('remote_login as the model calls it', () => {
   })
 })
 
+describe('hostile back-files', () => {
+  const back = (...p) => path.join(fakeDir, ...p)
+  let counter = 0
+  const newId = (prefix) =>
+    `${prefix}_${((BigInt(Date.now()) * 4096n + BigInt(counter++)) & 0xffffffffffffn).toString(16).padStart(12, '0')}` +
+    randomBytes(7).toString('hex')
+
+  /** One round trip to "forged" whose back-file is `forge(export the remote received)`. */
+  async function roundTrip(sessionID, forge) {
+    await rm(back(`back-${sessionID}.json`), { force: true })
+    await rm(back(`imported-${sessionID}.json`), { force: true })
+    const turn = world.prompt(sessionID, 'CALL_TOOL:remote_login {"host":"forged","mode":"round-trip"}')
+    let sent
+    for (const deadline = Date.now() + 60_000; !sent; ) {
+      sent = await readFile(back(`imported-${sessionID}.json`), 'utf8')
+        .then((text) => JSON.parse(text))
+        .catch(() => undefined) // not there yet, or half copied
+      assert.ok(sent || Date.now() < deadline, 'the remote import ran')
+      if (!sent) await new Promise((r) => setTimeout(r, 50))
+    }
+    await writeRemote(back(`back-${sessionID}.json`), forge(sent))
+    await turn
+    const messages = await waitForTools(sessionID, 1)
+    return { call: toolParts(messages).at(-1), messages, sent }
+  }
+
+  /** Every message of `before` is in `after`, identical. Returns how many were compared. */
+  function assertKept(before, after) {
+    const byId = new Map(after.map((m) => [m.info.id, m]))
+    for (const m of before) assert.deepEqual(byId.get(m.info.id), m, `message ${m.info.id} was changed`)
+    return before.length
+  }
+
+  const newMessage = (sessionID, text) => {
+    const id = newId('msg')
+    const info = { id, sessionID, role: 'user', time: { created: Date.now() }, agent: 'build' }
+    info.model = { providerID: 'fake', modelID: 'local-m' }
+    return { info, parts: [{ id: newId('prt'), sessionID, messageID: id, type: 'text', text }] }
+  }
+
+  test('a malformed, truncated, huge, foreign or different-id back-file never touches the local session', async () => {
+    const bystander = await world.newSession()
+    await world.prompt(bystander, 'a session the remote must not reach')
+    const bystanderBefore = await serve.client.get(`/session/${bystander}/message`)
+    const json = (value) => JSON.stringify(value)
+    const forgeries = {
+      'not JSON': () => 'this is not a session {',
+      empty: () => '',
+      truncated: (sent) => json(sent).slice(0, Math.floor(json(sent).length / 2)),
+      'huge (32 MiB unterminated)': (sent) =>
+        `{"info":{"id":"${sent.info.id}"},"messages":[{"x":"${'A'.repeat(32 << 20)}`,
+      '100 KB string for an object': () => json({ info: 'A'.repeat(100 * 1024), messages: [] }),
+      'invalid UTF-8': (sent) => {
+        const text = Buffer.from(json(sent))
+        const at = text.indexOf('hello before') + 5
+        return Buffer.concat([text.subarray(0, at), Buffer.from([0xff, 0xfe]), text.subarray(at)])
+      },
+      'another local session id': (sent) => json(sent).replaceAll(sent.info.id, bystander),
+      'a message of another session': (sent) =>
+        json({ ...sent, messages: [...sent.messages, newMessage(bystander, 'INJECTED-FOREIGN')] }),
+      'a message missing': (sent) => json({ ...sent, messages: sent.messages.slice(1) }),
+      'a message twice': (sent) => json({ ...sent, messages: [...sent.messages, sent.messages.at(-1)] }),
+    }
+    // Each forgery in its own session, all at once (the waits are mostly idle).
+    const results = await Promise.all(
+      Object.entries(forgeries).map(async ([name, forge]) => {
+        const sessionID = await world.newSession()
+        await world.prompt(sessionID, `hello before "${name}"`)
+        const before = await serve.client.get(`/session/${sessionID}/message`)
+        const { call } = await roundTrip(sessionID, forge)
+        const after = await serve.client.get(`/session/${sessionID}/message`)
+        return { name, sessionID, call, before, after }
+      }),
+    )
+    let compared = 0
+    for (const { name, call, before, after } of results) {
+      assert.equal(call.state.status, 'error', `${name}: ${JSON.stringify(call.state).slice(0, 500)}`)
+      assert.match(call.state.error, /^The session data is invalid: /, name)
+      assert.ok(call.state.error.length < 400, `${name}: bounded error (${call.state.error.length})`)
+      assertNoLeaks(call.state.error)
+      compared += assertKept(before, after)
+      assert.ok(!JSON.stringify(after).includes('INJECTED'), `${name}: nothing of the back-file arrived`)
+    }
+    assert.deepEqual(await serve.client.get(`/session/${bystander}/message`), bystanderBefore)
+    compared += bystanderBefore.length
+
+    // A refused back-file is not collected again: the next round trip dispatches anew and comes back.
+    const again = await roundTrip(results[0].sessionID, (sent) => JSON.stringify(sent))
+    assert.equal(again.call.state.status, 'completed', JSON.stringify(again.call.state))
+    assertNothingRan()
+    recordSummary({
+      kind: 'hostile',
+      name: 'hostile back-files (malformed, empty, truncated, 32 MiB, non-UTF-8, other id, foreign/missing/duplicate messages)',
+      ok: true,
+      inputs: Object.keys(forgeries).length,
+      sessionsCompared: results.length + 1,
+      messagesCompared: compared,
+      lost: 0,
+      duplicated: 0,
+      userSees: 'SESSION_INVALID; local session unchanged',
+    })
+  })
+
+  test('a back-file that rewrites history only adds its new messages', async () => {
+    const sessionID = await world.newSession()
+    await world.prompt(sessionID, 'hello before the rewrite')
+    const before = await serve.client.get(`/session/${sessionID}/message`)
+    let added
+    const { call } = await roundTrip(sessionID, (sent) => {
+      const [first, ...rest] = sent.messages
+      const rewritten = {
+        ...first,
+        parts: [
+          { ...first.parts[0], text: 'REWRITTEN BY THE REMOTE' },
+          { ...first.parts[0], id: newId('prt'), text: 'APPENDED BY THE REMOTE' },
+        ],
+      }
+      added = newMessage(sent.info.id, 'A NEW MESSAGE FROM THE REMOTE')
+      return JSON.stringify({
+        ...sent,
+        info: { ...sent.info, title: 'RETITLED' },
+        messages: [rewritten, ...rest, added],
+      })
+    })
+    assert.equal(call.state.status, 'completed', JSON.stringify(call.state))
+    const after = await serve.client.get(`/session/${sessionID}/message`)
+    const compared = assertKept(before, after)
+    const text = JSON.stringify(after)
+    assert.ok(!text.includes('REWRITTEN') && !text.includes('APPENDED'), 'old messages are never changed')
+    assert.ok(
+      after.some((m) => m.info.id === added.info.id),
+      'the new message arrived',
+    )
+    assert.notEqual((await serve.client.get(`/session/${sessionID}`)).title, 'RETITLED')
+    recordSummary({
+      kind: 'hostile',
+      name: 'back-file rewriting old messages, appending parts and retitling: only new messages land',
+      ok: true,
+      inputs: 3,
+      sessionsCompared: 1,
+      messagesCompared: compared,
+      lost: 0,
+      duplicated: 0,
+      userSees: 'round trip completes; history intact',
+    })
+  })
+})
+
 describe('the API', () => {
   let api
-  before(() => {
-    Object.assign(process.env, local.env)
+  before(async () => {
+    // The test process plays the plugin: same HOME and config as the local opencode.
+    Object.assign(process.env, local.env, { OPENCODE_REMOTE_STUB_DIR: await stubBinaryDir() })
     delete process.env.SSH_AUTH_SOCK
     api = require('../api.js')
   })
 
-  async function refusal(promise) {
+  async function outcome(promise) {
     try {
-      await promise
+      return { value: await promise }
     } catch (error) {
-      return error
+      return { error }
     }
-    assert.fail('accepted')
+  }
+
+  /** Refused with `code`, naming `field`, bounded, leaking nothing. */
+  async function assertRefused(promise, code, field, what) {
+    const { error, value } = await outcome(promise)
+    assert.ok(error, `${what}: accepted: ${JSON.stringify(value)?.slice(0, 300)}`)
+    assert.equal(error.code, code, `${what}: ${error.message.slice(0, 300)}`)
+    assert.match(error.message, field, what)
+    assert.ok(error.message.length < 1000, `${what}: bounded (${error.message.length})`)
+    assertNoLeaks(error.message)
+    return error
   }
 
   test('remoteLogin refuses hostile session ids, hosts, modes, directories and config values', async () => {
     const base = { sessionId: 'ses_hostile1', host: 'forged', projectDir: local.projectDir }
-    const expectations = []
-    const expect = (options, code, field) =>
-      expectations.push({ options: { ...base, ...options }, code, field })
-    for (const name of NAMES) {
-      expect({ sessionId: HOSTILE[name] }, 'SESSION_INVALID', /session id/)
-      expect({ sessionId: `ses_${HOSTILE[name]}` }, 'SESSION_INVALID', /session id/)
-      expect({ host: HOSTILE[name] }, 'UNKNOWN_HOST', /Unknown host/)
-      expect({ mode: HOSTILE[name] }, 'INVALID_ARGUMENT', /mode/)
-      // Inline options come from the user's opencode.json: a hostile entry is a config error there.
-      expect({ host: 'x', options: { hosts: { x: HOSTILE[name] } } }, 'CONFIG_INVALID', /hosts\.x/)
-      expect(
-        { host: 'x', options: { hosts: { x: { host: 'pi-box', directory: HOSTILE[name] } } } },
-        name === 'quotes' ||
-          name === 'subst' ||
-          name === 'backticks' ||
-          name === 'semicolon' ||
-          name === 'option' ||
-          name === 'long' ||
-          name === 'nonUtf8'
-          ? null // printable: accepted as data
-          : 'CONFIG_INVALID',
-        /hosts\.x\.directory/,
-      )
-    }
-    for (const name of ['nul', 'long']) {
-      expect({ directory: `d/${HOSTILE[name]}` }, 'INVALID_ARGUMENT', /directory/)
-    }
-    expect({ message: `m${HOSTILE.nul}` }, 'INVALID_ARGUMENT', /message/)
     let inputs = 0
-    for (const { options, code, field } of expectations) {
-      if (code === null) continue
-      const error = await refusal(api.remoteLogin(options))
-      assert.equal(
-        error.code,
-        code,
-        `${JSON.stringify(options).slice(0, 200)}: ${error.message.slice(0, 300)}`,
+    for (const name of NAMES) {
+      const h = HOSTILE[name]
+      const cases = [
+        [{ sessionId: h }, 'SESSION_INVALID', /session id/],
+        [{ sessionId: `ses_${h}` }, 'SESSION_INVALID', /session id/],
+        [{ host: h }, 'UNKNOWN_HOST', /^Unknown host/],
+        [{ mode: h }, 'INVALID_ARGUMENT', /mode/],
+        // Inline options come from the user's opencode.json: a hostile address is a config error there.
+        [{ host: 'x', options: { hosts: { x: h } } }, 'CONFIG_INVALID', /`hosts\.x[.`]/],
+        [{ host: 'x', options: { hosts: { x: { host: h } } } }, 'CONFIG_INVALID', /`hosts\.x[.`]/],
+        [
+          { host: 'x', options: { hosts: { x: { host: 'pi-box', proxyJump: h } } } },
+          'CONFIG_INVALID',
+          /`hosts\.x[.`]/,
+        ],
+      ]
+      for (const [options, code, field] of cases) {
+        await assertRefused(
+          api.remoteLogin({ ...base, ...options }),
+          code,
+          field,
+          `${name} ${JSON.stringify(Object.keys(options))}`,
+        )
+        inputs++
+      }
+    }
+    for (const name of ['nul', 'newline']) {
+      await assertRefused(
+        api.remoteLogin({
+          ...base,
+          host: 'x',
+          options: { hosts: { x: { host: 'pi-box', directory: HOSTILE[name] } } },
+        }),
+        'CONFIG_INVALID',
+        /`hosts\.x\.directory`/,
+        `config directory ${name}`,
       )
-      assert.match(error.message, field)
-      assert.ok(error.message.length < 1000, `bounded: ${error.message.length}`)
-      assertNoLeaks(error.message)
+      inputs++
+    }
+    for (const directory of [`d/${HOSTILE.nul}`, `d/${HOSTILE.long}`]) {
+      await assertRefused(
+        api.remoteLogin({ ...base, directory }),
+        'INVALID_ARGUMENT',
+        /^Invalid `directory`/,
+        'directory',
+      )
       inputs++
     }
     assertNothingRan()
     recordSummary({
       kind: 'hostile',
-      name: 'API remoteLogin: hostile session id, host, mode, directory, message, inline config',
+      name: 'API remoteLogin: hostile session id, host, mode, directory and inline config refused',
       ok: true,
       inputs,
       userSees: 'SESSION_INVALID / UNKNOWN_HOST / INVALID_ARGUMENT / CONFIG_INVALID naming the field',
     })
   })
+
+  test('hostile agent, model and opencode path from the config reach the remote as plain arguments', async () => {
+    const sessionID = await world.newSession()
+    await world.prompt(sessionID, 'hello')
+    const [info, messages] = await Promise.all([
+      serve.client.get(`/session/${sessionID}`),
+      serve.client.get(`/session/${sessionID}/message`),
+    ])
+    const exportJson = JSON.stringify({ info, messages })
+    const agent = `$(touch ${MARK}); \`touch ${MARK}\``
+    const model = `fake/$(touch\${IFS}${MARK})`
+    const entry = { host: 'pi-box', opencode: path.join(fakeDir, 'opencode'), agent, model }
+    const result = await api.remoteLogin({
+      sessionId: sessionID,
+      host: 'x',
+      exportJson,
+      projectDir: local.projectDir,
+      options: { hosts: { x: entry } },
+    })
+    assert.match(result.output, /continues on x/)
+    const argvFile = path.join(fakeDir, `run-argv-${sessionID}`)
+    for (const deadline = Date.now() + 30_000; !existsSync(argvFile); ) {
+      assert.ok(Date.now() < deadline, 'the remote run started')
+      await new Promise((r) => setTimeout(r, 50))
+    }
+    const argv = (await readFile(argvFile, 'utf8')).split('\0').slice(0, -1)
+    assert.deepEqual(argv, ['run', '--session', sessionID, '--agent', agent, '--model', model])
+
+    // A configured opencode path that is itself hostile is only ever tested with `[ -x ]`.
+    const bad = await assertRefused(
+      api.remoteLogin({
+        sessionId: sessionID,
+        host: 'x',
+        exportJson,
+        projectDir: local.projectDir,
+        options: { hosts: { x: { host: 'pi-box', opencode: `$(touch\${IFS}${MARK})` } } },
+      }),
+      'REMOTE_NO_OPENCODE',
+      /has no `opencode` command/,
+      'hostile opencode path',
+    )
+    assert.ok(bad)
+    assertNothingRan()
+    recordSummary({
+      kind: 'hostile',
+      name: 'config agent/model/opencode with $(), backticks, ${IFS}: plain argv on the remote',
+      ok: true,
+      inputs: 3,
+      userSees: 'dispatched verbatim / REMOTE_NO_OPENCODE',
+    })
+  })
+
+  test('remote tools take hostile roots and paths as data', async () => {
+    const place = { host: 'forged', workspace: 'hostile-ws', root: '~/hostile-root' }
+    const refusedAsPaths = new Set(['nul', 'long']) // no file system takes these
+    let inputs = 0
+    for (const name of NAMES) {
+      const h = HOSTILE[name]
+      const asData = h.replace(/[\ud800-\udfff]/g, '\ufffd')
+      const root = await outcome(
+        api.remoteCall({ ...place, workspace: `root-${name}`, root: `~/hostile-root/${h}` }, 'fs/stat', {
+          path: '.',
+        }),
+      )
+      const file = await outcome(
+        api.remoteCall(place, 'fs/write', { path: `files/${name}-${h}`, content: h, createDirs: true }),
+      )
+      inputs += 2
+      if (refusedAsPaths.has(name)) {
+        assert.ok(root.error && file.error, `${name}: refused`)
+        assertNoLeaks(`${root.error.message} ${file.error.message}`)
+        assert.ok(file.error.message.length < 300, `${name}: bounded`)
+        continue
+      }
+      assert.equal(root.value?.result?.kind, 'dir', `${name}: ${JSON.stringify(root)}`)
+      assert.equal(root.value.result.path, path.join(sshd.userHome, 'hostile-root', asData), name)
+      const written = path.join(sshd.userHome, 'hostile-root', 'files', `${name}-${asData}`)
+      assert.equal(file.value?.result?.path, written, `${name}: ${JSON.stringify(file)}`)
+      assert.equal(await readFile(written, 'utf8'), asData, `${name}: content verbatim`)
+    }
+    assertNothingRan()
+    recordSummary({
+      kind: 'hostile',
+      name: 'remote tools (stub): hostile root and file paths are data',
+      ok: true,
+      inputs,
+      userSees: 'created verbatim; NUL / 100 KB names refused by the file system',
+    })
+  })
+
+  test('hostile workspace ids are refused before anything is created', async () => {
+    const place = { host: 'forged', workspace: 'x', root: '~/hostile-root' }
+    const stateDir = path.join(local.state, 'opencode-remote')
+    for (const name of NAMES) {
+      const h = HOSTILE[name]
+      const call = await outcome(api.remoteCall({ ...place, workspace: h }, 'fs/stat', { path: '.' }))
+      const id = `../../${h}`
+      const created = await outcome(
+        api.createWorkspace({ id, provider: 'default', host: 'forged', pluginSpec: 'file:///nonexistent' }),
+      )
+      for (const { error } of [call, created]) {
+        assert.ok(error, `${name}: refused`)
+        assertNoLeaks(error.message)
+      }
+      assert.ok(!existsSync(path.join(stateDir, 'workspaces', id)), `${name}: no local workspace dir`)
+      const leases = await readFile(path.join(stateDir, 'leases.json'), 'utf8').catch(() => '{}')
+      assert.deepEqual(Object.keys(JSON.parse(leases)), [], `${name}: no lease left`)
+    }
+    assertNothingRan()
+    recordSummary({
+      kind: 'hostile',
+      name: 'remote tools / createWorkspace: hostile workspace ids refused, nothing created locally',
+      ok: true,
+      inputs: NAMES.length * 2,
+      userSees: 'SSH_FAILED "The SSH connection to \'\' failed" (misleading: reported)',
+    })
+  })
+
+  test(
+    'a refused workspace id is named in the error',
+    { todo: 'stub API refusals become SSH_FAILED with an empty host (src/workspace/stub_client.rs)' },
+    async () => {
+      const error = (
+        await outcome(
+          api.remoteCall({ host: 'forged', workspace: '../x', root: '~/r' }, 'fs/stat', { path: '.' }),
+        )
+      ).error
+      assert.match(error.message, /workspace/)
+    },
+  )
 })

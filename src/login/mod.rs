@@ -215,18 +215,17 @@ async fn collect(
         }
         other => other?,
     };
-    let mut returned = Export::parse(&finished.back)?;
     let local_now = Export::parse(&read_export(request).await?)?;
-    match &sent {
-        Some(sent) => sent.check_continuation(&returned)?,
-        // Resuming: the local session has moved on since the dispatch; the ids must still agree.
-        None if returned.info.id != local_now.info.id => {
-            return Err(Error::Session(
-                "the returned session has a different id".into(),
-            ))
+    let mut returned = match verified_return(&finished.back, sent.as_ref(), &local_now) {
+        Ok(returned) => returned,
+        Err(error) => {
+            // The job is done and its back-file will not change: collecting it again would fail the
+            // same way and block every later round trip of this session to this host. Its files stay
+            // on the host for a look.
+            pending.remove();
+            return Err(error);
         }
-        None => {}
-    }
+    };
     if let Some(started_ns) = finished.started_at_ns {
         let mut known = local_now.message_ids();
         if let Some(sent) = &sent {
@@ -243,7 +242,10 @@ async fn collect(
     returned.remove_parts(&pending.synthetic_parts);
     let restore = local_now.agent_model();
     returned.set_agent_model(&restore);
-    let new_messages = returned.new_messages_since(&local_now).len();
+    // `opencode import` never overwrites a message or part it has, but it does add new parts to old
+    // messages: only the new messages go in, so a remote can add to the session, never rewrite it.
+    returned.keep_new_messages_since(&local_now);
+    let new_messages = returned.messages.len();
 
     let file = local::write_private(
         &format!("returns/{}-{}.json", pending.session_id, pending.job_id),
@@ -278,6 +280,22 @@ async fn collect(
             reconnects: finished.reconnects,
         },
     })
+}
+
+/// The back-file, parsed and checked to be this session carried forward.
+fn verified_return(back: &[u8], sent: Option<&Export>, local_now: &Export) -> Result<Export> {
+    let returned = Export::parse(back)?;
+    match sent {
+        Some(sent) => sent.check_continuation(&returned)?,
+        // Resuming: the local session has moved on since the dispatch; the ids must still agree.
+        None if returned.info.id != local_now.info.id => {
+            return Err(Error::Session(
+                "the returned session has a different id".into(),
+            ))
+        }
+        None => {}
+    }
+    Ok(returned)
 }
 
 async fn read_export(request: &LoginRequest) -> Result<Vec<u8>> {

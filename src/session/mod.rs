@@ -84,7 +84,9 @@ impl Export {
             )));
         }
         let export: Export = serde_json::from_slice(&surrogates::replace_lone_surrogates(bytes))
-            .map_err(|e| Error::Session(format!("not a session export: {e}")))?;
+            .map_err(|e| {
+                Error::Session(format!("not a session export: {}", bounded(&e.to_string())))
+            })?;
         export.validate()?;
         Ok(export)
     }
@@ -227,17 +229,11 @@ impl Export {
         self.messages.iter().map(|m| m.info.id.as_str()).collect()
     }
 
-    /// Messages in `self` that `earlier` does not have.
-    pub fn new_messages_since<'a>(&'a self, earlier: &Export) -> Vec<&'a Message> {
-        let known: HashSet<&str> = earlier
-            .messages
-            .iter()
-            .map(|m| m.info.id.as_str())
-            .collect();
+    /// Drop the messages `earlier` already has (with all their parts), keeping only the new ones.
+    pub fn keep_new_messages_since(&mut self, earlier: &Export) {
+        let known = earlier.message_ids();
         self.messages
-            .iter()
-            .filter(|m| !known.contains(m.info.id.as_str()))
-            .collect()
+            .retain(|m| !known.contains(m.info.id.as_str()));
     }
 }
 
@@ -256,6 +252,20 @@ pub fn is_id(id: &str, prefix: &str) -> bool {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
         })
+}
+
+/// serde_json quotes a mistyped string value whole ("invalid type: string \"…\""): keep its start
+/// and its end (where the line and column are) so a hostile file cannot flood the model's context.
+fn bounded(text: &str) -> String {
+    const HEAD_CHARS: usize = 120;
+    const TAIL_CHARS: usize = 60;
+    let count = text.chars().count();
+    if count <= HEAD_CHARS + TAIL_CHARS {
+        return text.to_string();
+    }
+    let head: String = text.chars().take(HEAD_CHARS).collect();
+    let tail: String = text.chars().skip(count - TAIL_CHARS).collect();
+    format!("{head}…{tail}")
 }
 
 fn short(id: &str) -> String {
