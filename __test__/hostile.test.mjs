@@ -42,7 +42,7 @@ const HOSTILE = {
 }
 const NAMES = Object.keys(HOSTILE)
 
-let world, llm, sshd, local, serve, fakeDir
+let world, llm, sshd, local, serve, fakeDir, stubDir
 
 function assertNothingRan() {
   for (const file of [
@@ -122,6 +122,7 @@ esac
 `
 
 before(async () => {
+  stubDir = await stubBinaryDir()
   world = await startWorld({
     hosts: { pi: { host: 'pi-box' } },
     llm: {
@@ -404,7 +405,7 @@ describe('the API', () => {
   let api
   before(async () => {
     // The test process plays the plugin: same HOME and config as the local opencode.
-    Object.assign(process.env, local.env, { OPENCODE_REMOTE_STUB_DIR: await stubBinaryDir() })
+    Object.assign(process.env, local.env, { OPENCODE_REMOTE_STUB_DIR: stubDir })
     delete process.env.SSH_AUTH_SOCK
     api = require('../api.js')
   })
@@ -618,4 +619,168 @@ describe('the API', () => {
       assert.match(error.message, /workspace/)
     },
   )
+})
+
+describe('the CLI', () => {
+  let home, env, hostsFile, original
+
+  /** Run `opencode-remote` with `args`; `raw` (bash words) lets a test pass bytes that are not UTF-8. */
+  function cli(args, { raw } = {}) {
+    const [file, argv] = raw
+      ? ['bash', ['-c', `exec "$0" "$1" ${raw}`, process.execPath, BIN]]
+      : [process.execPath, [BIN, ...args]]
+    return new Promise((resolve) => {
+      execFile(file, argv, { env, maxBuffer: 64 << 20 }, (error, stdout, stderr) =>
+        resolve({ code: error ? error.code : 0, stdout, stderr }),
+      )
+    })
+  }
+
+  async function configFiles() {
+    return (await readdir(path.dirname(hostsFile))).filter((f) => f.startsWith('hosts.jsonc')).sort()
+  }
+
+  before(async () => {
+    home = await mkdtemp(path.join(os.tmpdir(), 'ocr-hostile-cli-'))
+    await sshd.writeClientSshFiles(home, { alias: 'box' })
+    await mkdir(path.join(home, 'config', 'opencode'), { recursive: true })
+    hostsFile = path.join(home, 'config', 'opencode', 'hosts.jsonc')
+    original = '// my hosts\n{\n  "hosts": {\n    "keep": "box", // a comment to keep\n  },\n}\n'
+    await writeFile(hostsFile, original)
+    env = {
+      PATH: opencodePath(),
+      HOME: home,
+      XDG_CONFIG_HOME: path.join(home, 'config'),
+      XDG_STATE_HOME: path.join(home, 'state'),
+      OPENCODE_REMOTE_STUB_DIR: stubDir,
+      ...(process.env.NAPI_RS_NATIVE_LIBRARY_PATH
+        ? { NAPI_RS_NATIVE_LIBRARY_PATH: process.env.NAPI_RS_NATIVE_LIBRARY_PATH }
+        : {}),
+    }
+  })
+
+  after(async () => {
+    await rm(home, { recursive: true, force: true })
+  })
+
+  test('hosts add, doctor and setup refuse hostile names, addresses and fields; the file stays intact', async () => {
+    const passable = NAMES.filter((n) => n !== 'nul') // argv cannot carry a NUL at all
+    const refusals = []
+    const refuse = (what, field, args, opts) => refusals.push({ what, field, args, opts })
+    for (const name of passable) {
+      const h = HOSTILE[name]
+      refuse(`alias ${name}`, /hosts\./, ['hosts', 'add', '--', h, 'box'])
+      // A 100 KB or non-UTF-8 address is odd but inert data (see the next test).
+      if (name !== 'long' && name !== 'nonUtf8') {
+        refuse(`address ${name}`, /hosts\.ok/, ['hosts', 'add', 'ok', '--', h])
+      }
+      // doctor and setup look the name up like every command: a few representatives suffice.
+      if (['subst', 'option', 'long'].includes(name)) {
+        refuse(`doctor ${name}`, /unknown host|Unknown host/, ['doctor', '--', h])
+        refuse(`setup ${name}`, /UNKNOWN_HOST/, ['setup', '--', h])
+      }
+    }
+    refuse('alias not UTF-8', /hosts\./, [], { raw: `hosts add "$(printf 'bad-\\377\\376-name')" box` })
+    refuse('proxy jump option', /proxyJump/, ['hosts', 'add', 'ok', 'box', `--proxy-jump=${HOSTILE.option}`])
+    refuse('user with spaces', /user/, ['hosts', 'add', 'ok', 'box', `--user=${HOSTILE.subst}`])
+    refuse('agent option', /agent/, ['hosts', 'add', 'ok', 'box', '--agent=--help'])
+    refuse('model with spaces', /model/, ['hosts', 'add', 'ok', 'box', `--model=fake/${HOSTILE.subst}`])
+    refuse('directory newline', /directory/, ['hosts', 'add', 'ok', 'box', `--directory=${HOSTILE.newline}`])
+    refuse('identity newline', /identityFile/, [
+      'hosts',
+      'add',
+      'ok',
+      'box',
+      `--identity-file=${HOSTILE.newline}`,
+    ])
+
+    const results = []
+    for (let i = 0; i < refusals.length; i += 6) {
+      const batch = refusals.slice(i, i + 6)
+      results.push(...(await Promise.all(batch.map((r) => cli(r.args, r.opts)))))
+    }
+    for (const [i, { what, field }] of refusals.entries()) {
+      const { code, stdout, stderr } = results[i]
+      assert.equal(code, 1, `${what}: exit ${code}\n${stderr.slice(0, 500)}`)
+      assert.match(`${stdout}${stderr}`, field, `${what}: names the field`)
+    }
+    // Without `--`, an option-looking argument is a usage error, never a value.
+    const usage = await cli(['hosts', 'add', HOSTILE.option, 'box'])
+    assert.equal(usage.code, 2, usage.stderr)
+    assert.equal(await readFile(hostsFile, 'utf8'), original, 'the file is byte for byte the same')
+    assert.deepEqual(await configFiles(), ['hosts.jsonc'], 'no backup, no temp file')
+    assertNothingRan()
+    recordSummary({
+      kind: 'hostile',
+      name: 'CLI hosts add / doctor / setup: hostile alias, address and fields refused; file untouched',
+      ok: true,
+      inputs: refusals.length + 1,
+      userSees: 'exit 1 naming the field (exit 2 for an unquoted option); NUL cannot be passed in argv',
+    })
+  })
+
+  test('hostile values that are valid data are stored verbatim, with a backup, and run nothing', async () => {
+    const directory = `${HOSTILE.quotes} ${HOSTILE.subst} ${HOSTILE.backticks} ${HOSTILE.semicolon}`
+    const model = `fake/$(touch\${IFS}${MARK})`
+    const added = await cli(['hosts', 'add', 'weird', 'box', `--directory=${directory}`, `--model=${model}`])
+    assert.equal(added.code, 0, added.stderr)
+    const raw = await cli([], { raw: `hosts add odd box --directory="$(printf 'd-\\377-x')"` })
+    assert.equal(raw.code, 0, raw.stderr)
+    for (const name of ['long', 'nonUtf8']) {
+      const address = await cli(['hosts', 'add', `addr-${name}`, '--', HOSTILE[name]])
+      assert.equal(address.code, 0, address.stderr)
+    }
+    const text = await readFile(hostsFile, 'utf8')
+    assert.ok(text.startsWith('// my hosts\n'), 'comments kept')
+    assert.match(text, /"keep": "box", \/\/ a comment to keep/)
+    const files = await configFiles()
+    assert.equal(files.filter((f) => f.includes('.bak-')).length, 4, `a backup per edit: ${files}`)
+    assert.ok(!files.some((f) => f.includes('.tmp')), 'no temp file left')
+
+    const listed = await cli(['hosts', 'list', '--json'])
+    assert.equal(listed.code, 0, listed.stderr)
+    const byName = Object.fromEntries(JSON.parse(listed.stdout).map((h) => [h.name, h]))
+    assert.equal(byName.weird.directory, directory)
+    assert.equal(byName.weird.model, model)
+    assert.equal(byName.odd.directory, 'd-\ufffd-x', 'bytes that are not UTF-8 arrive as U+FFFD')
+    assert.equal(byName['addr-long'].address, HOSTILE.long)
+    assert.equal(byName['addr-nonUtf8'].address, 'bad-\ufffd-\ufffd-utf8')
+
+    // doctor walks the whole chain for it (ssh, the remote opencode): the values stay data.
+    const doctor = await cli(['doctor', 'weird', '--json'])
+    const checks = JSON.parse(doctor.stdout)[0].checks
+    assert.equal(checks.find((c) => c.name === 'auth')?.status, 'ok', JSON.stringify(checks))
+    assertNothingRan()
+    recordSummary({
+      kind: 'hostile',
+      name: 'CLI: $(), backticks, quotes, ; and non-UTF-8 in directory/model stored verbatim, doctor runs nothing',
+      ok: true,
+      inputs: 5,
+      userSees: 'added with backup; doctor checks pass',
+    })
+  })
+
+  test('a hand-written hostile entry is refused everywhere it is read, and blocks edits', async () => {
+    const before = await readFile(hostsFile, 'utf8')
+    const evil = before.replace('"hosts": {', `"hosts": {\n    "evil": ${JSON.stringify(HOSTILE.option)},`)
+    await writeFile(hostsFile, evil)
+    const files = await configFiles()
+    const list = await cli(['hosts', 'list'])
+    const doctor = await cli(['doctor', 'evil'])
+    const add = await cli(['hosts', 'add', 'another', 'box'])
+    for (const [what, r] of Object.entries({ list, doctor, add })) {
+      assert.equal(r.code, 1, `${what}: ${r.stdout}${r.stderr}`)
+      assert.match(`${r.stdout}${r.stderr}`, /hosts\.evil/, `${what} names the entry`)
+    }
+    assert.equal(await readFile(hostsFile, 'utf8'), evil, 'the refused edit left the file alone')
+    assert.deepEqual(await configFiles(), files)
+    assertNothingRan()
+    recordSummary({
+      kind: 'hostile',
+      name: 'CLI: hand-written -oProxyCommand address refused by list, doctor and add',
+      ok: true,
+      inputs: 3,
+      userSees: 'CONFIG_INVALID at hosts.evil',
+    })
+  })
 })
