@@ -760,6 +760,23 @@ describe('the CLI', () => {
     })
   })
 
+  test('parallel edits of the same file lose nothing', async () => {
+    const names = ['p1', 'p2', 'p3', 'p4', 'p5', 'p6']
+    const results = await Promise.all(names.map((n) => cli(['hosts', 'add', n, 'box'])))
+    for (const r of results) assert.equal(r.code, 0, r.stderr)
+    const listed = JSON.parse((await cli(['hosts', 'list', '--json'])).stdout).map((h) => h.name)
+    for (const n of names) assert.ok(listed.includes(n), `${n} was kept: ${listed}`)
+    assert.ok(!(await configFiles()).some((f) => f.includes('.tmp')), 'no temp file left')
+    recordSummary({
+      kind: 'hostile',
+      name: 'CLI: 6 parallel hosts add on one file, none lost',
+      ok: true,
+      inputs: names.length,
+      lost: 0,
+      userSees: 'all hosts added',
+    })
+  })
+
   test('a hand-written hostile entry is refused everywhere it is read, and blocks edits', async () => {
     const before = await readFile(hostsFile, 'utf8')
     const evil = before.replace('"hosts": {', `"hosts": {\n    "evil": ${JSON.stringify(HOSTILE.option)},`)
