@@ -270,28 +270,34 @@ describe('the stub token', () => {
   })
 
   test('token, state and key files are private', async () => {
+    let checked = 0
+    const expectMode = async (file, mode, what) => {
+      assert.equal(await modeOf(file), mode, `${what} is ${mode.toString(8)}`)
+      checked++
+    }
     const token = remoteState('run', 'stub.token')
-    assert.equal(await modeOf(token), 0o600)
+    await expectMode(token, 0o600, 'the token')
     assert.equal((await stat(token)).uid, sshd.uid)
     for (const dir of ['', 'bin', 'run', 'log', 'state']) {
-      assert.equal(await modeOf(remoteState(dir)), 0o700, `~/.opencode-remote/${dir} is 0700`)
+      await expectMode(remoteState(dir), 0o700, `~/.opencode-remote/${dir}`)
     }
     for (const file of await filesUnder(remoteState('log'))) {
       assert.equal((await modeOf(file)) & 0o077, 0, `${file} is private`)
+      checked++
     }
     // Local: our state dir and the leases file (workspace, provider, host name, root: no secrets).
     const stateDir = path.join(local.state, 'opencode-remote')
-    assert.equal(await modeOf(stateDir), 0o700)
+    await expectMode(stateDir, 0o700, 'the local state dir')
     const leases = path.join(stateDir, 'leases.json')
-    assert.equal(await modeOf(leases), 0o600)
+    await expectMode(leases, 0o600, 'leases.json')
     const lease = JSON.parse(await readFile(leases, 'utf8'))[workspace.id]
     assert.deepEqual(Object.keys(lease).sort(), ['host', 'provider', 'root', 'sinceMs', 'workspace'])
     assert.ok(!JSON.stringify(lease).includes(await readToken()))
     recordSummary({
       kind: 'secret',
-      name: 'token 0600, state dirs 0700, leases.json 0600',
+      name: 'token 0600, remote state dirs 0700, local state dir 0700, leases.json 0600',
       ok: true,
-      inputs: 9,
+      inputs: checked,
     })
   })
 
