@@ -14,7 +14,7 @@ import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
-import { startFakeLlm } from './harness/fake-llm.mjs'
+import { messageText as chatText, startFakeLlm } from './harness/fake-llm.mjs'
 import { makeClient, makeOpencodeHome, opencodeBin, opencodePath } from './harness/opencode.mjs'
 import { startSshd } from './harness/sshd.mjs'
 import { installPackedPackage, repoRoot } from './support/package.mjs'
@@ -29,6 +29,18 @@ const LOCAL_MODEL = { providerID: 'fake', modelID: 'local-m' }
 
 let llm, sshd, local, stubDir, pkg, api, workspace, wsClient
 
+/** Tool calls in one turn: a read, what a command on the host can see of its processes and
+ * environment, a search, and a read outside the root (the stub asks for permission first). */
+const SECRETS_TOOLS = [
+  { name: 'read', args: { filePath: 'notes.txt' } },
+  {
+    name: 'bash',
+    args: { command: 'env; cat /proc/$PPID/cmdline; ps -o args= -u $(id -u)', description: 'look' },
+  },
+  { name: 'grep', args: { pattern: 'hello' } },
+  { name: 'read', args: { filePath: '/etc/hostname' } },
+]
+
 /**
  * Sample every process's cmdline and environ every `intervalMs` until `stop()`, which resolves with what
  * was seen. A canary process proves short-lived processes are caught.
@@ -37,12 +49,15 @@ async function startSampler(intervalMs = 2) {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'ocr-sampler-'))
   const out = path.join(dir, 'seen.json')
   const child = spawn(process.execPath, [SAMPLER, out, String(intervalMs)], {
-    stdio: ['pipe', 'ignore', 'inherit'],
+    stdio: ['pipe', 'pipe', 'inherit'],
   })
   const exited = new Promise((resolve) => child.once('exit', resolve))
+  await new Promise((resolve, reject) => {
+    child.stdout.once('data', resolve)
+    child.once('exit', () => reject(new Error('the sampler exited before it was ready')))
+  })
   const canary = `ocr-canary-${randomBytes(6).toString('hex')}`
-  await new Promise((r) => setTimeout(r, 100))
-  spawnSync('sh', ['-c', 'sleep 0.3', canary])
+  await new Promise((resolve) => spawn('sh', ['-c', 'sleep 0.5', canary]).once('exit', resolve))
   return {
     async stop() {
       child.stdin.end()
@@ -51,7 +66,7 @@ async function startSampler(intervalMs = 2) {
       await rm(dir, { recursive: true, force: true })
       assert.ok(
         seen.cmdlines.some((c) => c.includes(canary)),
-        'the sampler caught a 0.3 s process',
+        'the sampler caught a 0.5 s process',
       )
       return seen
     },
@@ -102,7 +117,12 @@ const modeOf = async (p) => (await stat(p)).mode & 0o777
 
 before(async () => {
   ;[llm, sshd, pkg, stubDir] = await Promise.all([
-    startFakeLlm(),
+    startFakeLlm({
+      responder: (body) =>
+        body.tools?.length && chatText(body.messages.at(-1)) === 'SECRETS_TOOLS'
+          ? { rule: 'secrets', toolCalls: SECRETS_TOOLS }
+          : undefined,
+    }),
     startSshd(),
     installPackedPackage(),
     stubBinaryDir(),
@@ -156,15 +176,8 @@ describe('the stub token', () => {
       })
       wsClient = makeClient(workspace.url, 60_000)
       const session = await wsClient.post(`/session?directory=${encodeURIComponent(local.projectDir)}`, {})
-      const steps = [
-        'CALL_TOOL:write {"filePath":"notes.txt","content":"hello\\n"}',
-        'CALL_TOOL:read {"filePath":"notes.txt"}',
-        // What a command on the host can see of its own process tree and environment.
-        'CALL_TOOL:bash {"command":"env; cat /proc/$PPID/cmdline; ps -o args= -u $(id -u)","description":"look"}',
-        'CALL_TOOL:grep {"pattern":"hello"}',
-        // Outside the root: the stub asks for permission first.
-        'CALL_TOOL:read {"filePath":"/etc/hostname"}',
-      ]
+      // Two turns: the write, then four calls at once (the fake LLM answers `SECRETS_TOOLS` so).
+      const steps = ['CALL_TOOL:write {"filePath":"notes.txt","content":"hello\\n"}', 'SECRETS_TOOLS']
       for (const text of steps) {
         await wsClient.post(
           `/session/${session.id}/message?directory=${encodeURIComponent(local.projectDir)}`,
@@ -354,12 +367,13 @@ describe('the stub token', () => {
     // Timing: the comparison is subtle::ConstantTimeEq (stub/src/server.rs `require_token`), so a
     // wrong first byte and a wrong last byte take the same time. Measured interleaved, so load drifts
     // hit both alike; printed, not asserted (loopback noise is far larger than any byte-compare time).
-    const rounds = 1500
+    // At most 1500 pairs or 8 s, whichever comes first (a loaded machine answers slowly).
     const times = { first: [], last: [] }
-    for (let i = 0; i < rounds; i++) {
+    for (const until = Date.now() + 8000; times.first.length < 1500 && Date.now() < until; ) {
       times.first.push((await get(wrong['first byte wrong'])).ns)
       times.last.push((await get(wrong['last byte wrong'])).ns)
     }
+    const rounds = times.first.length
     agent.destroy()
     const pct = (xs, p) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) * p)] / 1000
     const fmt = (xs) =>

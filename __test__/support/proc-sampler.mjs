@@ -5,7 +5,8 @@
 // searches them afterwards.
 //
 // Run as a child: `node proc-sampler.mjs <out.json> <intervalMs>`; it samples until its stdin closes, then
-// writes {passes, elapsedMs, processes, cmdlines, environs} to out.json and exits.
+// writes {passes, elapsedMs, processes, cmdlines, environs} to out.json and exits. It prints `ready` once
+// the first pass is done.
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
 
 const [out, intervalArg = '2'] = process.argv.slice(2)
@@ -65,3 +66,4 @@ const tick = () => {
   setTimeout(tick, intervalMs)
 }
 tick()
+process.stdout.write('ready\n') // after the first full pass
