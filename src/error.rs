@@ -109,6 +109,10 @@ pub enum Error {
     #[error("'{host}' refuses SSH port forwarding (its sshd has AllowTcpForwarding no)")]
     ForwardingRefused { host: String },
 
+    /// A call's argument can never work (e.g. a directory no file system can hold); says which one.
+    #[error("invalid {field}: {problem}")]
+    InvalidArgument { field: String, problem: String },
+
     /// Any other SSH-level failure (channel refused, connection lost mid-call).
     #[error("ssh to '{host}' failed: {detail}")]
     Ssh { host: String, detail: String },
@@ -139,6 +143,7 @@ impl Error {
             Error::Timeout { .. } => "TIMEOUT",
             Error::Cancelled => "CANCELLED",
             Error::ForwardingRefused { .. } => "FORWARDING_REFUSED",
+            Error::InvalidArgument { .. } => "INVALID_ARGUMENT",
             Error::Ssh { .. } => "SSH_FAILED",
             Error::Io { .. } => "IO",
         }
@@ -203,6 +208,7 @@ impl Error {
                 "Host '{host}' refuses SSH port forwarding, which workspaces need to reach their stub. Ask its \
                  admin to allow local forwarding for your user (sshd_config: `AllowTcpForwarding local`)."
             ),
+            Error::InvalidArgument { field, problem } => format!("Invalid `{field}`: {problem}."),
             Error::Ssh { host, .. } => format!("The SSH connection to '{host}' failed. Retry; if it persists run `opencode-remote doctor {host}`."),
             Error::Io { context, .. } => format!("Local I/O failed while {context}."),
         }

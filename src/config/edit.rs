@@ -111,6 +111,7 @@ fn edit(
     section: Section<'_>,
     change: impl FnOnce(&CstObject) -> bool,
 ) -> Result<EditOutcome> {
+    let _lock = lock_for_edit(file)?;
     let existed = file.exists();
     let original = if existed {
         std::fs::read_to_string(file)
@@ -301,6 +302,29 @@ fn backup(file: &Path, original: &str) -> Result<PathBuf> {
     let path = file.with_file_name(name);
     write_file(&path, original.as_bytes(), mode_of(file))?;
     Ok(path)
+}
+
+/// An exclusive lock held from reading `file` to replacing it: two editors at once (two `hosts add`
+/// run in parallel) would otherwise each write their change over the other's, and one host would be
+/// lost. The file itself is replaced by a rename, so the lock lives on a companion `.<name>.lock`.
+fn lock_for_edit(file: &Path) -> Result<std::fs::File> {
+    if let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| Error::io(format!("creating {}", parent.display()), e))?;
+    }
+    let mut name = std::ffi::OsString::from(".");
+    name.push(file.file_name().unwrap_or_default());
+    name.push(".lock");
+    let path = file.with_file_name(name);
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+    lock.lock()
+        .map_err(|e| Error::io(format!("locking {}", path.display()), e))?;
+    Ok(lock)
 }
 
 /// Set by crash tests only: pause after the new contents are durable and before they replace the old,

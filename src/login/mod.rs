@@ -87,6 +87,9 @@ async fn run(request: &LoginRequest, cancel: &CancellationToken) -> Result<Login
     if !crate::session::is_id(&request.session_id, "ses_") {
         return Err(Error::Session("the session id is malformed".into()));
     }
+    if let Some(directory) = &request.directory {
+        check_directory(directory)?;
+    }
     let hosts = config::load_hosts(&request.sources)?;
     let entry = hosts.get(&request.host)?.clone();
     let target = resolve(&entry)?;
@@ -212,18 +215,17 @@ async fn collect(
         }
         other => other?,
     };
-    let mut returned = Export::parse(&finished.back)?;
     let local_now = Export::parse(&read_export(request).await?)?;
-    match &sent {
-        Some(sent) => sent.check_continuation(&returned)?,
-        // Resuming: the local session has moved on since the dispatch; the ids must still agree.
-        None if returned.info.id != local_now.info.id => {
-            return Err(Error::Session(
-                "the returned session has a different id".into(),
-            ))
+    let mut returned = match verified_return(&finished.back, sent.as_ref(), &local_now) {
+        Ok(returned) => returned,
+        Err(error) => {
+            // The job is done and its back-file will not change: collecting it again would fail the
+            // same way and block every later round trip of this session to this host. Its files stay
+            // on the host for a look.
+            pending.remove();
+            return Err(error);
         }
-        None => {}
-    }
+    };
     if let Some(started_ns) = finished.started_at_ns {
         let mut known = local_now.message_ids();
         if let Some(sent) = &sent {
@@ -240,7 +242,10 @@ async fn collect(
     returned.remove_parts(&pending.synthetic_parts);
     let restore = local_now.agent_model();
     returned.set_agent_model(&restore);
-    let new_messages = returned.new_messages_since(&local_now).len();
+    // `opencode import` never overwrites a message or part it has, but it does add new parts to old
+    // messages: only the new messages go in, so a remote can add to the session, never rewrite it.
+    returned.keep_new_messages_since(&local_now);
+    let new_messages = returned.messages.len();
 
     let file = local::write_private(
         &format!("returns/{}-{}.json", pending.session_id, pending.job_id),
@@ -277,6 +282,22 @@ async fn collect(
     })
 }
 
+/// The back-file, parsed and checked to be this session carried forward.
+fn verified_return(back: &[u8], sent: Option<&Export>, local_now: &Export) -> Result<Export> {
+    let returned = Export::parse(back)?;
+    match sent {
+        Some(sent) => sent.check_continuation(&returned)?,
+        // Resuming: the local session has moved on since the dispatch; the ids must still agree.
+        None if returned.info.id != local_now.info.id => {
+            return Err(Error::Session(
+                "the returned session has a different id".into(),
+            ))
+        }
+        None => {}
+    }
+    Ok(returned)
+}
+
 async fn read_export(request: &LoginRequest) -> Result<Vec<u8>> {
     match &request.export_json {
         Some(bytes) => Ok(bytes.clone()),
@@ -289,6 +310,32 @@ async fn read_export(request: &LoginRequest) -> Result<Vec<u8>> {
             .await
         }
     }
+}
+
+/// Longest path and path component Linux accepts (PATH_MAX including the NUL, NAME_MAX).
+const MAX_PATH_BYTES: usize = 4095;
+const MAX_NAME_BYTES: usize = 255;
+
+/// Refuse a directory no remote can hold before anything is sent: the remote shell would silently
+/// drop a NUL and use another directory, and a too-long path fails only after the dispatch, with an
+/// error that spells out the remote home.
+fn check_directory(directory: &str) -> Result<()> {
+    let problem = if directory.contains('\0') {
+        "it contains a NUL character".to_string()
+    } else if directory.len() > MAX_PATH_BYTES {
+        format!(
+            "it is {} bytes long, over {MAX_PATH_BYTES}",
+            directory.len()
+        )
+    } else if directory.split('/').any(|name| name.len() > MAX_NAME_BYTES) {
+        format!("a part of it is over {MAX_NAME_BYTES} bytes long")
+    } else {
+        return Ok(());
+    };
+    Err(Error::InvalidArgument {
+        field: "directory".into(),
+        problem,
+    })
 }
 
 /// The agent/model the host entry asks for (`provider/model` split at the first slash).
@@ -344,5 +391,27 @@ fn check_dispatch(entry: &HostEntry, output: &crate::ssh::exec::ExecOutput) -> R
             ),
             log_tail,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_directory_should_refuse_only_paths_no_remote_can_hold() {
+        for ok in [
+            "~/w",
+            "it's \"q\" $(x) `y`; z\nw",
+            "-oProxyCommand=x",
+            &"a/".repeat(2000),
+        ] {
+            assert!(check_directory(ok).is_ok(), "{ok:?}");
+        }
+        for bad in ["a\0b", &"a".repeat(256), &"ab/".repeat(1400)] {
+            let error = check_directory(bad).unwrap_err();
+            assert_eq!(error.code(), "INVALID_ARGUMENT");
+            assert!(error.public_message().starts_with("Invalid `directory`: "));
+        }
     }
 }

@@ -3,6 +3,7 @@
 //! round trip untouched.
 
 mod patch;
+mod surrogates;
 
 use std::collections::HashSet;
 
@@ -82,14 +83,10 @@ impl Export {
                 bytes.len()
             )));
         }
-        let export: Export = match serde_json::from_slice(bytes) {
-            Ok(export) => export,
-            Err(error) => match replace_lone_surrogates(bytes) {
-                Some(repaired) => serde_json::from_slice(&repaired),
-                None => Err(error),
-            }
-            .map_err(|e| Error::Session(format!("not a session export: {e}")))?,
-        };
+        let export: Export = serde_json::from_slice(&surrogates::replace_lone_surrogates(bytes))
+            .map_err(|e| {
+                Error::Session(format!("not a session export: {}", bounded(&e.to_string())))
+            })?;
         export.validate()?;
         Ok(export)
     }
@@ -232,17 +229,11 @@ impl Export {
         self.messages.iter().map(|m| m.info.id.as_str()).collect()
     }
 
-    /// Messages in `self` that `earlier` does not have.
-    pub fn new_messages_since<'a>(&'a self, earlier: &Export) -> Vec<&'a Message> {
-        let known: HashSet<&str> = earlier
-            .messages
-            .iter()
-            .map(|m| m.info.id.as_str())
-            .collect();
+    /// Drop the messages `earlier` already has (with all their parts), keeping only the new ones.
+    pub fn keep_new_messages_since(&mut self, earlier: &Export) {
+        let known = earlier.message_ids();
         self.messages
-            .iter()
-            .filter(|m| !known.contains(m.info.id.as_str()))
-            .collect()
+            .retain(|m| !known.contains(m.info.id.as_str()));
     }
 }
 
@@ -263,39 +254,18 @@ pub fn is_id(id: &str, prefix: &str) -> bool {
         })
 }
 
-/// OpenCode is JavaScript: a string cut inside a surrogate pair (a tool output truncated mid-emoji) is
-/// written by `JSON.stringify` as a lone `\udXXX` escape. That is valid JSON but has no UTF-8 form, so
-/// serde refuses the whole session. Each lone surrogate escape becomes `\ufffd` (also 6 bytes), as a
-/// `TextDecoder` would decode it. `None` when there was none to replace.
-fn replace_lone_surrogates(bytes: &[u8]) -> Option<Vec<u8>> {
-    let surrogate_at = |i: usize| -> Option<u16> {
-        let hex = bytes.get(i..i + 6)?.strip_prefix(b"\\u")?;
-        let unit = u16::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?;
-        (0xD800..0xE000).contains(&unit).then_some(unit)
-    };
-    let mut out: Option<Vec<u8>> = None;
-    let (mut i, mut in_string) = (0, false);
-    while i < bytes.len() {
-        match bytes[i] {
-            b'"' => in_string = !in_string,
-            b'\\' if in_string => match surrogate_at(i) {
-                Some(0xD800..=0xDBFF) if surrogate_at(i + 6).is_some_and(|low| low >= 0xDC00) => {
-                    i += 12;
-                    continue;
-                }
-                Some(_) => {
-                    out.get_or_insert_with(|| bytes.to_vec())[i..i + 6].copy_from_slice(b"\\ufffd");
-                    i += 6;
-                    continue;
-                }
-                // Any other escape: skip the escaped character, so `\\"` does not end the string.
-                None => i += 1,
-            },
-            _ => {}
-        }
-        i += 1;
+/// serde_json quotes a mistyped string value whole ("invalid type: string \"…\""): keep its start
+/// and its end (where the line and column are) so a hostile file cannot flood the model's context.
+fn bounded(text: &str) -> String {
+    const HEAD_CHARS: usize = 120;
+    const TAIL_CHARS: usize = 60;
+    let count = text.chars().count();
+    if count <= HEAD_CHARS + TAIL_CHARS {
+        return text.to_string();
     }
-    out
+    let head: String = text.chars().take(HEAD_CHARS).collect();
+    let tail: String = text.chars().skip(count - TAIL_CHARS).collect();
+    format!("{head}…{tail}")
 }
 
 fn short(id: &str) -> String {

@@ -327,3 +327,34 @@ mod hostile {
         }
     }
 }
+
+#[test]
+fn keep_new_messages_since_should_drop_known_messages_with_their_parts() {
+    let local = parse(&running_export());
+    let mut returned = running_export();
+    // A part appended to an old message, and one new message.
+    returned["messages"][0]["parts"].as_array_mut().unwrap().push(
+        json!({ "id": "prt_9", "sessionID": "ses_1", "messageID": "msg_1", "type": "text", "text": "x" }),
+    );
+    returned["messages"].as_array_mut().unwrap().push(json!({
+        "info": { "id": "msg_3", "sessionID": "ses_1", "role": "user" }, "parts": []
+    }));
+    let mut returned = parse(&returned);
+    returned.keep_new_messages_since(&local);
+    let ids: Vec<&str> = returned
+        .messages
+        .iter()
+        .map(|m| m.info.id.as_str())
+        .collect();
+    assert_eq!(ids, ["msg_3"]);
+}
+
+#[test]
+fn parse_errors_should_stay_short_whatever_the_input() {
+    let hostile = format!(r#"{{"info": "{}", "messages": []}}"#, "A".repeat(100_000));
+    let Err(Error::Session(problem)) = Export::parse(hostile.as_bytes()) else {
+        panic!("accepted")
+    };
+    assert!(problem.chars().count() < 250, "{problem}");
+    assert!(problem.ends_with("line 1 column 100011"), "{problem}");
+}

@@ -57,6 +57,34 @@ fn health_should_need_the_right_token() {
     );
 }
 
+/// The compare is `subtle::ConstantTimeEq` (server.rs `require_token`); what a test can check is
+/// that every near miss — same length with the first or the last byte wrong, one byte short or
+/// long, empty — is refused with the very same answer, so nothing tells them apart but time.
+#[test]
+fn auth_should_refuse_every_near_miss_with_one_answer() {
+    let sb = Sandbox::new();
+    let stub = sb.start();
+    let flip = |i: usize| {
+        let mut bytes = sb.token.clone().into_bytes();
+        bytes[i] = if bytes[i] == b'a' { b'b' } else { b'a' };
+        String::from_utf8(bytes).unwrap()
+    };
+    let near_misses = [
+        flip(0),
+        flip(sb.token.len() - 1),
+        sb.token[..sb.token.len() - 1].to_string(),
+        format!("{}0", sb.token),
+        String::new(),
+    ];
+    let (_, refused) = call_raw(stub.port, None, "GET", "/global/health", None);
+    for token in &near_misses {
+        let (status, raw) = call_raw(stub.port, Some(token), "GET", "/global/health", None);
+        assert_eq!((status, &raw), (401, &refused), "{token:?}");
+    }
+    let (status, _) = call_raw(stub.port, Some(&sb.token), "GET", "/global/health", None);
+    assert_eq!(status, 200);
+}
+
 #[test]
 fn fs_ops_should_work_inside_the_root() {
     let sb = Sandbox::new();

@@ -28,8 +28,9 @@ case $dir in
   *) dir=$HOME/$dir ;;
 esac
 # $dir is absolute here, so it can never be read as an option.
+# Only the reason goes back ("Permission denied"): the full message spells out the remote home.
 if ! mkdir -p "$dir" 2>"$job/dir.err" || ! cd "$dir" 2>>"$job/dir.err"; then
-  cat "$job/dir.err" >&2
+  tail -n 1 "$job/dir.err" | sed 's/.*: //' >&2
   exit 91
 fi
 printf '%s' "$dir" > "$job/workdir"
