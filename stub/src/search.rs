@@ -7,11 +7,10 @@
 use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use globset::{GlobBuilder, GlobMatcher};
-use ignore::{WalkBuilder, WalkState};
+use ignore::WalkBuilder;
 use opencode_remote_protocol::{
     limits, ErrorKind, GlobRequest, GlobResponse, GrepMatch, GrepRequest, GrepResponse, Operation,
 };
@@ -66,10 +65,6 @@ fn compile_all(patterns: &[String]) -> Result<Arc<Vec<PathGlob>>, ApiErr> {
 }
 
 fn walker(base: &Path, ignores: Arc<Vec<PathGlob>>) -> ignore::Walk {
-    walk_builder(base, ignores).build()
-}
-
-fn walk_builder(base: &Path, ignores: Arc<Vec<PathGlob>>) -> WalkBuilder {
     let root = base.to_path_buf();
     let mut builder = WalkBuilder::new(base);
     builder
@@ -83,20 +78,7 @@ fn walk_builder(base: &Path, ignores: Arc<Vec<PathGlob>>) -> WalkBuilder {
             let rel = entry.path().strip_prefix(&root).unwrap_or(entry.path());
             entry.depth() == 0 || !ignores.iter().any(|g| g.matches(rel))
         });
-    builder
-}
-
-/// Threads a grep walks and searches with: reading and matching thousands of files is I/O and CPU
-/// bound, and one thread left the stub well behind a local `rg` on the same tree.
-fn grep_threads() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .clamp(1, 4)
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
+    builder.build()
 }
 
 /// Newest first; equal times by path, so the order is stable.
@@ -188,12 +170,11 @@ pub fn grep(state: &State, ws: &str, req: GrepRequest) -> Result<GrepResponse, A
         .clamp(1, limits::GREP_MAX);
     let max_chars = req.max_line_chars.unwrap_or(limits::GREP_LINE_CHARS);
     let collect_cap = limit * limits::GREP_COLLECT_FACTOR;
-    let files: Mutex<Vec<(u64, PathBuf, Vec<GrepMatch>)>> = Mutex::default();
-    let total = AtomicUsize::new(0);
-    let truncated = AtomicBool::new(false);
+    let mut files: Vec<(u64, PathBuf, Vec<GrepMatch>)> = Vec::new();
+    let mut total = 0usize;
+    let mut truncated = false;
 
-    // One file's matching lines, counted into `total` up to the collect cap.
-    let search = |path: &Path| {
+    let mut search = |path: &Path, total: &mut usize| {
         let Ok(file) = File::open(path) else { return };
         let mtime = time_ms(file.metadata().and_then(|m| m.modified()));
         let mut reader = BufReader::with_capacity(64 * 1024, file);
@@ -212,53 +193,41 @@ pub fn grep(state: &State, ws: &str, req: GrepRequest) -> Result<GrepResponse, A
                     line: number,
                     text: cut_chars(String::from_utf8_lossy(&line).into_owned(), max_chars),
                 });
-                if total.fetch_add(1, Ordering::Relaxed) + 1 >= collect_cap {
+                *total += 1;
+                if *total >= collect_cap {
                     break;
                 }
             }
         }
         if !matches.is_empty() {
-            lock(&files).push((mtime, path.to_path_buf(), matches));
+            files.push((mtime, path.to_path_buf(), matches));
         }
     };
 
     if base.is_file() {
-        search(&base);
+        search(&base, &mut total);
     } else if base.is_dir() {
-        let visited = AtomicUsize::new(0);
-        walk_builder(&base, ignores)
-            .threads(grep_threads())
-            .build_parallel()
-            .run(|| {
-                Box::new(|entry| {
-                    if visited.fetch_add(1, Ordering::Relaxed) >= limits::WALK_MAX_ENTRIES
-                        || total.load(Ordering::Relaxed) >= collect_cap
-                    {
-                        truncated.store(true, Ordering::Relaxed);
-                        return WalkState::Quit;
-                    }
-                    let Ok(entry) = entry else {
-                        return WalkState::Continue;
-                    };
-                    if !entry.file_type().is_some_and(|t| t.is_file()) {
-                        return WalkState::Continue;
-                    }
-                    let rel = entry.path().strip_prefix(&base).unwrap_or(entry.path());
-                    if include.as_ref().is_none_or(|g| g.matches(rel)) {
-                        search(entry.path());
-                    }
-                    WalkState::Continue
-                })
-            });
+        for (visited, entry) in walker(&base, ignores).enumerate() {
+            if visited >= limits::WALK_MAX_ENTRIES || total >= collect_cap {
+                truncated = true;
+                break;
+            }
+            let Ok(entry) = entry else { continue };
+            if !entry.file_type().is_some_and(|t| t.is_file()) {
+                continue;
+            }
+            let rel = entry.path().strip_prefix(&base).unwrap_or(entry.path());
+            if include.as_ref().is_some_and(|g| !g.matches(rel)) {
+                continue;
+            }
+            search(entry.path(), &mut total);
+        }
     } else {
         return Err(ApiErr::new(
             ErrorKind::NotFound,
             format!("{} does not exist", base.display()),
         ));
     }
-    let mut files = files.into_inner().unwrap_or_else(|e| e.into_inner());
-    let total = total.into_inner();
-    let mut truncated = truncated.into_inner();
     newest_first(&mut files);
     truncated |= total > limit;
     let matches: Vec<GrepMatch> = files
