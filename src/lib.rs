@@ -143,8 +143,8 @@ fn cancel_request(request_id: &str) -> bool {
 
 /// Dispatch a session to a host. A failure resolves to an `Error` whose `code` is one of UNKNOWN_HOST,
 /// CONFIG_INVALID, HOST_UNREACHABLE, AUTH_FAILED, KEY_ENCRYPTED, HOST_KEY_CHANGED, HOST_KEY_UNKNOWN,
-/// REMOTE_NO_OPENCODE, REMOTE_RUN_FAILED, SESSION_INVALID, IMPORT_FAILED, TIMEOUT, CANCELLED, SSH_FAILED, IO
-/// (`api.js` throws it).
+/// REMOTE_NO_OPENCODE, REMOTE_RUN_FAILED, SESSION_INVALID, IMPORT_FAILED, TIMEOUT, CANCELLED, SSH_FAILED,
+/// INVALID_ARGUMENT, IO (`api.js` throws it).
 #[napi(ts_return_type = "Promise<RemoteLoginResult | Error>")]
 pub async fn remote_login(options: RemoteLoginOptions) -> Outcome<RemoteLoginResult> {
     let mode = match options.mode.as_deref() {

@@ -86,16 +86,26 @@ pub fn write_private(relative: &str, bytes: &[u8]) -> Result<PathBuf> {
     if let Some(parent) = path.parent() {
         create_private_dir(parent)?;
     }
+    let failed = |e| Error::io(format!("writing {}", crate::error::display_path(&path)), e);
+    // A fresh 0600 temp file renamed over the old one: a crash leaves the old file or the new one, never
+    // half of either, and an old file's looser mode never carries over.
+    let temp = path.with_file_name(format!(
+        ".{}.{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("state"),
+        std::process::id()
+    ));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options
-        .open(&path)
-        .map_err(|e| Error::io("writing the returned session", e))?;
-    file.write_all(bytes)
-        .and_then(|_| file.sync_all())
-        .map_err(|e| Error::io("writing the returned session", e))?;
+    let written = options.open(&temp).and_then(|mut file| {
+        file.write_all(bytes)?;
+        file.sync_all()
+    });
+    if let Err(error) = written.and_then(|()| std::fs::rename(&temp, &path)) {
+        let _ = std::fs::remove_file(&temp);
+        return Err(failed(error));
+    }
     Ok(path)
 }
 

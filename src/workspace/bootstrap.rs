@@ -149,9 +149,9 @@ pub async fn ensure_stub(
             unsupported(
                 target,
                 &format!(
-                    "no stub binary for {} (looked for {})",
+                    "this opencode-remote package has no stub for {} (looked for {}); reinstall it",
                     probe.arch,
-                    local.display()
+                    crate::error::display_path(&local)
                 ),
             )
         })?;
@@ -185,17 +185,16 @@ pub(crate) async fn probe(
     attach: Option<&RegisterWorkspace>,
 ) -> Result<Probe> {
     // One `;`-joined line, values only as positional parameters: the login shell parses it first.
+    // Warm, `attach` alone answers (stub, token, registration), so the probe starts few processes.
     let script = [
         "cd || exit 1",
-        "uname -s",
-        "uname -m",
+        "uname -sm",
+        "r=1; if [ -n \"$1\" ]; then a=$(\"$3\" attach --workspace \"$1\" --root \"$2\" 2>/dev/null); r=$?; fi",
+        "if [ $r -eq 0 ] || [ $r -eq 3 ]; then echo attached $r; printf '%s\\n' \"$a\"; exit 0; fi",
         "if [ -x \"$3\" ]; then echo installed; else echo missing; fi",
         "if command -v sha256sum >/dev/null 2>&1; then echo sha256sum; else echo no-sha256sum; fi",
-        // `attach` (0: registered, 3: refused); any other failure of it falls back to `status`.
-        "a=; r=1; if [ -n \"$1\" ]; then a=$(\"$3\" attach --workspace \"$1\" --root \"$2\" 2>/dev/null); r=$?; fi",
-        "if [ $r -ne 0 ] && [ $r -ne 3 ]; then a=; \"$3\" status >/dev/null 2>&1; r=$?; fi",
-        "if [ -x \"$3\" ] && [ -f \"$5\" ] && { [ $r -eq 0 ] || [ $r -eq 3 ]; }; then \
-         cat \"$4\"; echo; cat \"$5\"; echo; printf '%s %s\\n' $r \"$a\"; fi",
+        "if [ -x \"$3\" ] && \"$3\" status >/dev/null 2>&1 && [ -f \"$5\" ]; then \
+         cat \"$4\"; echo; cat \"$5\"; echo; fi",
     ]
     .join("; ");
     let (id, root) = attach
@@ -222,26 +221,39 @@ pub(crate) async fn probe(
 
 fn parse_probe(stdout: &str) -> Probe {
     let mut lines = stdout.lines();
+    let (os, arch) = lines
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .split_once(' ')
+        .unwrap_or_default();
     let mut probe = Probe {
-        os: lines.next().unwrap_or_default().trim().to_string(),
-        arch: lines.next().unwrap_or_default().trim().to_string(),
-        installed: lines.next() == Some("installed"),
-        has_sha256sum: lines.next() == Some("sha256sum"),
+        os: os.to_string(),
+        arch: arch.to_string(),
         ..Probe::default()
     };
+    let next = lines.next().unwrap_or_default();
+    if let Some(code) = next.strip_prefix("attached ") {
+        // `attach` answered: the stub, its token and the registration (refused with code 3).
+        probe.installed = true;
+        probe.running = lines.next().and_then(|l| serde_json::from_str(l).ok());
+        probe.token = lines
+            .next()
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty());
+        let answer = lines.next().unwrap_or_default();
+        probe.attached = match code {
+            "0" => serde_json::from_str(answer).ok().map(Ok),
+            _ => serde_json::from_str(answer).ok().map(Err),
+        };
+        return probe;
+    }
+    probe.installed = next == "installed";
+    probe.has_sha256sum = lines.next() == Some("sha256sum");
     if let (Some(info), Some(token)) = (lines.next(), lines.next()) {
         probe.running = serde_json::from_str(info).ok();
         probe.token = Some(token.trim().to_string()).filter(|t| !t.is_empty());
     }
-    probe.attached =
-        lines
-            .next()
-            .and_then(|line| line.split_once(' '))
-            .and_then(|(code, answer)| match code {
-                "0" => serde_json::from_str(answer).ok().map(Ok),
-                "3" => serde_json::from_str(answer).ok().map(Err),
-                _ => None,
-            });
     probe
 }
 
@@ -396,10 +408,13 @@ fn connection_error(connection: &Connection, detail: &str) -> Error {
 mod tests {
     use super::*;
 
+    const INFO: &str = r#"{"pid":7,"port":4100,"version":"0.1.0","protocol":1,"startedAt":1}"#;
+
     #[test]
     fn parse_probe_should_read_a_running_stub_and_its_token() {
-        let stdout = "Linux\nx86_64\ninstalled\nsha256sum\n{\"pid\":7,\"port\":4100,\"version\":\"0.1.0\",\"protocol\":1,\"startedAt\":1}\nabc123\n";
-        let probe = parse_probe(stdout);
+        let probe = parse_probe(&format!(
+            "Linux x86_64\ninstalled\nsha256sum\n{INFO}\nabc123\n"
+        ));
         assert_eq!(
             (probe.os.as_str(), probe.arch.as_str()),
             ("Linux", "x86_64")
@@ -407,33 +422,31 @@ mod tests {
         assert!(probe.installed && probe.has_sha256sum);
         assert_eq!(probe.running.map(|i| i.port), Some(4100));
         assert_eq!(probe.token.as_deref(), Some("abc123"));
+        assert!(probe.attached.is_none());
     }
 
     #[test]
     fn parse_probe_should_read_what_attach_answered() {
-        let running = "Linux\nx86_64\ninstalled\nsha256sum\n{\"pid\":7,\"port\":4100,\"version\":\"0.1.0\",\"protocol\":1,\"startedAt\":1}\ntok\n";
         let ok = parse_probe(&format!(
-            "{running}0 {{\"id\":\"w\",\"root\":\"/home/u/w\",\"created\":true}}\n"
+            "Linux x86_64\nattached 0\n{INFO}\ntok\n{{\"id\":\"w\",\"root\":\"/home/u/w\",\"created\":true}}\n"
         ));
-        assert_eq!(
-            ok.attached.unwrap().unwrap().root,
-            "/home/u/w",
-            "a registered workspace"
-        );
+        assert!(ok.installed);
+        assert_eq!(ok.running.map(|i| i.port), Some(4100));
+        assert_eq!(ok.token.as_deref(), Some("tok"));
+        assert_eq!(ok.attached.unwrap().unwrap().root, "/home/u/w");
         let refused = parse_probe(&format!(
-            "{running}3 {{\"error\":{{\"type\":\"not_directory\",\"message\":\"workspace root is not a directory\"}}}}\n"
+            "Linux x86_64\nattached 3\n{INFO}\ntok\n{{\"error\":{{\"type\":\"not_directory\",\"message\":\"workspace root is not a directory\"}}}}\n"
         ));
         assert_eq!(
             refused.attached.unwrap().unwrap_err().error.kind,
             opencode_remote_protocol::ErrorKind::NotDirectory
         );
-        // `status` without a workspace prints an empty answer: nothing attached.
-        assert!(parse_probe(&format!("{running}0 \n")).attached.is_none());
     }
 
     #[test]
     fn parse_probe_should_handle_a_fresh_host() {
-        let probe = parse_probe("Linux\naarch64\nmissing\nno-sha256sum\n");
+        let probe = parse_probe("Linux aarch64\nmissing\nno-sha256sum\n");
+        assert_eq!(probe.arch, "aarch64");
         assert!(!probe.installed && !probe.has_sha256sum);
         assert_eq!(probe.running, None);
         assert_eq!(probe.token, None);

@@ -7,7 +7,7 @@ pub mod stub_client;
 use std::path::{Path, PathBuf};
 
 use crate::config::{self, ConfigSources};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::ssh::config::resolve;
 use bootstrap::{ensure_stub, Step};
 
@@ -125,6 +125,13 @@ static RUNNING: LazyLock<tokio::sync::Mutex<HashMap<String, Running>>> =
 /// Select a host, lease it, make sure its stub serves this workspace's root, and start the workspace's
 /// own `opencode serve` in remote tools mode.
 pub async fn create(spec: CreateSpec) -> Result<CreatedWorkspace> {
+    // The id names local state directories and stub routes: check it before anything is recorded.
+    if !opencode_remote_protocol::is_valid_workspace_id(&spec.id) {
+        return Err(Error::InvalidArgument {
+            field: "id".into(),
+            problem: "a workspace id is 1-128 of [A-Za-z0-9._-], not starting with '.'".into(),
+        });
+    }
     let hosts = config::load_hosts(&spec.launch.sources)?;
     let host = leases::select_host(&hosts, &spec.provider, spec.host.as_deref(), &spec.labels)?;
     let root = spec

@@ -45,9 +45,10 @@ pub fn status(home: &Path) -> Result<i32> {
     }
 }
 
-/// `attach`: like `status`, then register `workspace` with `root` (idempotent). Prints the
-/// [`opencode_remote_protocol::WorkspaceInfo`] (exit 0) or the stub's error (exit
-/// [`EXIT_ATTACH_REFUSED`]).
+/// `attach`: like `status`, then register `workspace` with `root` (idempotent). Prints three lines:
+/// the running stub's [`StubInfo`], its token (for the addon's tunnel; this output only travels inside
+/// the SSH channel), and the [`opencode_remote_protocol::WorkspaceInfo`] (exit 0) or the stub's error
+/// (exit [`EXIT_ATTACH_REFUSED`]). One process doing all of it keeps the addon's probe cheap.
 pub fn attach(home: &Path, workspace: &str, root: &str) -> Result<i32> {
     let (info, token) = match running(home)? {
         Running::Yes { info, token, .. } => (info, token),
@@ -65,6 +66,8 @@ pub fn attach(home: &Path, workspace: &str, root: &str) -> Result<i32> {
         Some(&body),
         REGISTER_TIMEOUT,
     )?;
+    println!("{}", serde_json::to_string(&info)?);
+    println!("{}", String::from_utf8_lossy(&token));
     println!("{}", String::from_utf8_lossy(&answer));
     Ok(if code == 200 { 0 } else { EXIT_ATTACH_REFUSED })
 }
