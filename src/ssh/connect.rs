@@ -252,9 +252,18 @@ fn client_config(target: &SshTarget) -> Arc<client::Config> {
         keepalive_max: KEEPALIVE_MAX,
         inactivity_timeout: None,
         nodelay: true,
+        // Bulk transfers through the tunnel (downloads above all) stalled on russh's 2 MiB window and
+        // 100-message channel buffer; OpenSSH's client keeps more in flight.
+        window_size: TUNNEL_WINDOW_BYTES,
+        channel_buffer_size: CHANNEL_BUFFER_MESSAGES,
         ..Default::default()
     })
 }
+
+/// The initial window of a channel we open (flow control).
+const TUNNEL_WINDOW_BYTES: u32 = 8 * 1024 * 1024;
+/// Messages a channel buffers before it pushes back on the TCP stream.
+const CHANNEL_BUFFER_MESSAGES: usize = 512;
 
 /// Open an authenticated connection to `target`, through its ProxyJump chain if it has one.
 pub async fn connect(target: &SshTarget) -> Result<Connection> {
