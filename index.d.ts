@@ -85,8 +85,8 @@ export declare function remoteExec(place: RemotePlace, request: any, requestId?:
 /**
  * Dispatch a session to a host. A failure resolves to an `Error` whose `code` is one of UNKNOWN_HOST,
  * CONFIG_INVALID, HOST_UNREACHABLE, AUTH_FAILED, KEY_ENCRYPTED, HOST_KEY_CHANGED, HOST_KEY_UNKNOWN,
- * REMOTE_NO_OPENCODE, REMOTE_RUN_FAILED, SESSION_INVALID, IMPORT_FAILED, TIMEOUT, CANCELLED, SSH_FAILED, IO
- * (`api.js` throws it).
+ * REMOTE_NO_OPENCODE, REMOTE_RUN_FAILED, SESSION_INVALID, IMPORT_FAILED, TIMEOUT, CANCELLED, SSH_FAILED,
+ * INVALID_ARGUMENT, IO (`api.js` throws it).
  */
 export declare function remoteLogin(options: RemoteLoginOptions): Promise<RemoteLoginResult | Error>
 
