@@ -48,7 +48,12 @@ pub(crate) fn config_error(
 ) -> Error {
     Error::Config {
         file: file.to_path_buf(),
-        field: field.to_string(),
+        // An empty key (`{"": …}`, found by fuzzing) has no path of its own.
+        field: if field.is_empty() {
+            "(top level)".to_string()
+        } else {
+            field.to_string()
+        },
         problem: problem.into(),
         fix: fix.to_string(),
     }

@@ -238,6 +238,14 @@ impl Resolver<'_> {
             .or(address.port)
             .or(params.and_then(|p| p.port))
             .unwrap_or(DEFAULT_PORT);
+        if port == 0 {
+            // Found by fuzzing: `Port 0` parses, and would only fail later as an unreachable host.
+            return Err(self.error(
+                format!("Host {alias} / Port"),
+                "port 0 is not a port",
+                "Set Port to the port sshd listens on (22 by default), or remove the line.",
+            ));
+        }
         let user = hop
             .user
             .clone()
