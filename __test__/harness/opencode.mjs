@@ -248,7 +248,8 @@ export async function runOpencode(env, cwd, args, opts = {}) {
  * @returns {Promise<Serve>}
  */
 export async function startServe(env, cwd, opts = {}) {
-  const { startTimeoutMs = 30_000, requestTimeoutMs = 60_000 } = opts
+  // A cold start on a busy 2-core CI machine (the suite runs two files at once) can take well over 30 s.
+  const { startTimeoutMs = 90_000, requestTimeoutMs = 60_000 } = opts
   const args = ['serve', '--port', '0', '--hostname', '127.0.0.1', '--print-logs', ...(opts.args ?? [])]
   const { child, kill, exited } = spawnOpencode(env, cwd, args)
   child.stdin.end()
