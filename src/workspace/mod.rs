@@ -82,6 +82,7 @@ use server::{ServeSpec, WorkspaceServer};
 
 /// How a workspace's server is started: the same for `create` and for bringing it back after an
 /// OpenCode restart (from the lease and what the restarted plugin knows).
+#[derive(Clone)]
 pub struct ServerLaunch {
     /// The environment OpenCode hands to `create` (workspace id, auth), passed to the server.
     pub env: Vec<(String, String)>,
@@ -240,22 +241,15 @@ pub async fn target(id: &str, revive: Option<&ServerLaunch>) -> Result<Option<Cr
         workspace: lease.workspace,
         root: lease.root,
     };
-    let mut launch_env = launch.env.clone();
+    let mut launch = launch.clone();
     for (key, value) in [
         ("OPENCODE_WORKSPACE_ID", id),
         ("OPENCODE_EXPERIMENTAL_WORKSPACES", "true"),
     ] {
-        if !launch_env.iter().any(|(k, _)| k == key) {
-            launch_env.push((key.to_string(), value.to_string()));
+        if !launch.env.iter().any(|(k, _)| k == key) {
+            launch.env.push((key.to_string(), value.to_string()));
         }
     }
-    let launch = ServerLaunch {
-        env: launch_env,
-        opencode_bin: launch.opencode_bin.clone(),
-        plugin_spec: launch.plugin_spec.clone(),
-        plugin_options: launch.plugin_options.clone(),
-        sources: launch.sources.clone(),
-    };
     start_server(id, &launch, place).await.map(Some)
 }
 

@@ -150,12 +150,7 @@ impl StubClient {
         body: Option<&B>,
         timeout: Option<Duration>,
     ) -> Result<hyper::Response<hyper::body::Incoming>, StubError> {
-        let transport = |detail: String| {
-            StubError::Transport(Error::Ssh {
-                host: self.host.clone(),
-                detail,
-            })
-        };
+        let transport = |detail: String| self.transport(detail);
         let payload = match body {
             Some(body) => serde_json::to_vec(body).map_err(|e| transport(e.to_string()))?,
             None => Vec::new(),
