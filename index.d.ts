@@ -44,6 +44,8 @@ export interface CreateWorkspaceOptions {
   projectDir?: string
   /** The plugin options (hosts, providers), passed on to the workspace server. */
   options?: any
+  /** This package's stub binaries (`<package>/stub/dist`); api.js fills it in. */
+  stubDir?: string
 }
 
 /** The configured host names (never addresses), sorted; a failure resolves to an `Error` with a `code`. */
@@ -140,6 +142,8 @@ export interface RemotePlace {
   projectDir?: string
   /** The plugin options (may hold `hosts`). */
   options?: any
+  /** This package's stub binaries (`<package>/stub/dist`); api.js fills it in. */
+  stubDir?: string
 }
 
 /** Answer a permission request of the stub: `{requestId, reply: 'once' | 'always' | 'reject'}`. */
@@ -159,8 +163,11 @@ export interface ReviveOptions {
   options?: any
 }
 
-/** Run the `opencode-remote` command line (`args` without the program name); resolves to the exit code. */
-export declare function runCli(args: Array<string>): Promise<number>
+/**
+ * Run the `opencode-remote` command line (`args` without the program name); resolves to the exit code.
+ * `stubDir` is this package's stub binaries (api.js passes it); `setup --stub-dir` overrides it.
+ */
+export declare function runCli(args: Array<string>, stubDir?: string | undefined | null): Promise<number>
 
 /**
  * Start connecting to `host` ahead of a `remoteLogin` (which then shares the handshake). Resolves to

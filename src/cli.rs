@@ -47,9 +47,9 @@ enum Command {
     /// Install (or find) the remote stub on a host and check it answers through an SSH tunnel.
     Setup {
         host: String,
-        /// Where the stub binaries are (default: the package's stub/dist).
-        #[arg(long, value_name = "DIR", env = "OPENCODE_REMOTE_STUB_DIR")]
-        stub_dir: PathBuf,
+        /// Upload the stub binaries from DIR instead of this package's stub/dist.
+        #[arg(long, value_name = "DIR")]
+        stub_dir: Option<PathBuf>,
         /// For a host without our key: read its password from stdin (first line), install a generated
         /// key, and never need the password again. On a terminal the password is asked for instead.
         #[arg(long)]
@@ -128,9 +128,11 @@ enum PolicyArg {
     AcceptNew,
 }
 
-/// Run the CLI with `args` (without the program name); returns the exit code.
+/// Run the CLI with `args` (without the program name); returns the exit code. `package_stubs` is the
+/// package's own stub directory, used unless `setup --stub-dir` names another.
 pub async fn run(
     args: Vec<String>,
+    package_stubs: Option<PathBuf>,
     out: &mut (dyn Write + Send),
     err: &mut (dyn Write + Send),
 ) -> i32 {
@@ -167,25 +169,36 @@ pub async fn run(
             host,
             stub_dir,
             password_stdin,
-        } => match setup_command(&sources, &host, &stub_dir, cli.json, out).await {
-            Err(Error::AuthFailed { accepted, .. })
-                if accepted.iter().any(|m| m == "password")
-                    && (password_stdin || std::io::IsTerminal::is_terminal(&std::io::stdin())) =>
-            {
-                match install_key(&sources, &host, password_stdin).await {
-                    Ok(key) => {
-                        let _ = writeln!(
-                            err,
-                            "installed a new key for {host}: {}",
-                            display_path(&key)
-                        );
-                        setup_command(&sources, &host, &stub_dir, cli.json, out).await
+        } => {
+            let Some(stub_dir) = stub_dir.or(package_stubs) else {
+                let _ = writeln!(
+                    err,
+                    "error: no stub directory: pass --stub-dir DIR (the package's bin/opencode-remote passes its own)"
+                );
+                return 2;
+            };
+            match setup_command(&sources, &host, &stub_dir, cli.json, out).await {
+                Err(error)
+                    if matches!(error.cause(), Error::AuthFailed { accepted, .. }
+                        if accepted.iter().any(|m| m == "password"))
+                        && (password_stdin
+                            || std::io::IsTerminal::is_terminal(&std::io::stdin())) =>
+                {
+                    match install_key(&sources, &host, password_stdin).await {
+                        Ok(key) => {
+                            let _ = writeln!(
+                                err,
+                                "installed a new key for {host}: {}",
+                                display_path(&key)
+                            );
+                            setup_command(&sources, &host, &stub_dir, cli.json, out).await
+                        }
+                        Err(error) => Err(error),
                     }
-                    Err(error) => Err(error),
                 }
+                other => other,
             }
-            other => other,
-        },
+        }
         Command::Doctor { host } => {
             return doctor_command(&sources, host.as_deref(), cli.json, out).await
         }
@@ -206,7 +219,7 @@ pub async fn run(
         Ok(()) => 0,
         Err(error) => {
             let _ = writeln!(err, "error [{}]: {error}", error.code());
-            if let Error::Config { fix, .. } = &error {
+            if let Error::Config { fix, .. } = error.cause() {
                 let _ = writeln!(err, "fix: {fix}");
             }
             1

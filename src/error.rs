@@ -117,6 +117,16 @@ pub enum Error {
     #[error("ssh to '{host}' failed: {detail}")]
     Ssh { host: String, detail: String },
 
+    /// An operation the user asked for (creating a workspace, setting up a host) ended with `source`;
+    /// the message names the operation, so a failed create never reads like a failed remote run.
+    #[error("{}: {}", op.failed(host.as_deref()), cause_detail(source))]
+    Failed {
+        op: Operation,
+        /// The host it ran on, once one was picked.
+        host: Option<String>,
+        source: Box<Error>,
+    },
+
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -124,7 +134,51 @@ pub enum Error {
     },
 }
 
+/// An operation named in [`Error::Failed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    CreateWorkspace,
+    /// Bringing a workspace's server back after an OpenCode restart.
+    StartWorkspace,
+    Setup,
+}
+
+impl Operation {
+    /// "Creating workspace on 'lab-box' failed", or without a host when none was picked yet.
+    fn failed(self, host: Option<&str>) -> String {
+        let what = match self {
+            Operation::CreateWorkspace => "Creating workspace",
+            Operation::StartWorkspace => "Starting workspace",
+            Operation::Setup => "Setting up the stub",
+        };
+        match host {
+            Some(host) => format!("{what} on '{host}' failed"),
+            None => format!("{what} failed"),
+        }
+    }
+
+    /// Wrap `error` (once) so its message names this operation; its code stays the cause's.
+    pub fn wrap(self, host: Option<&str>, error: Error) -> Error {
+        match error {
+            already @ Error::Failed { .. } | already @ Error::Cancelled => already,
+            error => Error::Failed {
+                op: self,
+                host: host.map(str::to_string),
+                source: Box::new(error),
+            },
+        }
+    }
+}
+
 impl Error {
+    /// The error that ended the operation, under any [`Error::Failed`] naming it.
+    pub fn cause(&self) -> &Error {
+        match self {
+            Error::Failed { source, .. } => source.cause(),
+            other => other,
+        }
+    }
+
     /// A stable code for scripts and the JS `err.code`.
     pub fn code(&self) -> &'static str {
         match self {
@@ -145,6 +199,7 @@ impl Error {
             Error::ForwardingRefused { .. } => "FORWARDING_REFUSED",
             Error::InvalidArgument { .. } => "INVALID_ARGUMENT",
             Error::Ssh { .. } => "SSH_FAILED",
+            Error::Failed { source, .. } => source.code(),
             Error::Io { .. } => "IO",
         }
     }
@@ -210,6 +265,21 @@ impl Error {
             ),
             Error::InvalidArgument { field, problem } => format!("Invalid `{field}`: {problem}."),
             Error::Ssh { host, .. } => format!("The SSH connection to '{host}' failed. Retry; if it persists run `opencode-remote doctor {host}`."),
+            Error::Failed { op, host, source } => {
+                // A remote command's failure is told by its detail: "the remote run" is not what failed.
+                let cause = match source.as_ref() {
+                    Error::RemoteRunFailed { detail, log_tail, .. } => {
+                        let mut text = format!("{detail}.");
+                        if !log_tail.is_empty() {
+                            text.push_str("\nLast log lines:\n");
+                            text.push_str(log_tail);
+                        }
+                        text
+                    }
+                    other => other.public_message(),
+                };
+                format!("{}: {cause}", op.failed(host.as_deref()))
+            }
             Error::Io { context, .. } => format!("Local I/O failed while {context}."),
         }
     }
@@ -250,6 +320,14 @@ pub fn display_path(path: &Path) -> String {
     path.display().to_string()
 }
 
+/// How a cause reads after "… failed: ": a remote command's own detail, not "the remote run failed".
+fn cause_detail(source: &Error) -> String {
+    match source {
+        Error::RemoteRunFailed { detail, .. } => detail.clone(),
+        other => other.to_string(),
+    }
+}
+
 fn list_or_none(items: &[String]) -> String {
     if items.is_empty() {
         "(none)".to_string()
@@ -267,6 +345,44 @@ fn sanitize_name(name: &str) -> String {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn failed_create_should_name_the_operation_and_keep_the_code() {
+        let stub = Operation::CreateWorkspace.wrap(
+            Some("lab-box"),
+            Error::RemoteRunFailed {
+                host: "lab-box".into(),
+                detail: "the stub did not start".into(),
+                log_tail: String::new(),
+            },
+        );
+        assert_eq!(stub.code(), "REMOTE_RUN_FAILED");
+        assert_eq!(
+            stub.public_message(),
+            "Creating workspace on 'lab-box' failed: the stub did not start."
+        );
+        assert_eq!(
+            stub.to_string(),
+            "Creating workspace on 'lab-box' failed: the stub did not start"
+        );
+        let down = Operation::CreateWorkspace.wrap(
+            Some("lab-box"),
+            Error::Unreachable {
+                host: "lab-box".into(),
+                address: "10.0.0.9:22".into(),
+                detail: "connection refused".into(),
+            },
+        );
+        assert_eq!(down.code(), "HOST_UNREACHABLE");
+        assert!(matches!(down.cause(), Error::Unreachable { .. }));
+        let text = down.public_message();
+        assert!(text
+            .starts_with("Creating workspace on 'lab-box' failed: Host 'lab-box' is unreachable."));
+        assert!(!text.contains("10.0.0.9"), "{text}");
+        // Wrapping twice names the operation once.
+        let twice = Operation::StartWorkspace.wrap(Some("lab-box"), down);
+        assert!(twice.public_message().starts_with("Creating workspace on"));
+    }
 
     proptest! {
         #![proptest_config(crate::ssh::quote::oracle::cases(256))]

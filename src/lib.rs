@@ -237,11 +237,12 @@ pub async fn list_hosts(
 }
 
 /// Run the `opencode-remote` command line (`args` without the program name); resolves to the exit code.
+/// `stubDir` is this package's stub binaries (api.js passes it); `setup --stub-dir` overrides it.
 #[napi]
-pub async fn run_cli(args: Vec<String>) -> i32 {
+pub async fn run_cli(args: Vec<String>, stub_dir: Option<String>) -> i32 {
     let mut out = std::io::stdout();
     let mut err = std::io::stderr();
-    let code = cli::run(args, &mut out, &mut err).await;
+    let code = cli::run(args, stub_dir.map(PathBuf::from), &mut out, &mut err).await;
     let _ = std::io::Write::flush(&mut out);
     code
 }
@@ -258,6 +259,8 @@ pub struct RemotePlace {
     pub project_dir: Option<String>,
     /// The plugin options (may hold `hosts`).
     pub options: Option<serde_json::Value>,
+    /// This package's stub binaries (`<package>/stub/dist`); api.js fills it in.
+    pub stub_dir: Option<String>,
 }
 
 impl RemotePlace {
@@ -268,6 +271,7 @@ impl RemotePlace {
                 host: self.host,
                 workspace: self.workspace,
                 root: self.root,
+                stub_dir: self.stub_dir.map(PathBuf::from),
             },
             sources,
         )
@@ -377,6 +381,8 @@ pub struct CreateWorkspaceOptions {
     pub project_dir: Option<String>,
     /// The plugin options (hosts, providers), passed on to the workspace server.
     pub options: Option<serde_json::Value>,
+    /// This package's stub binaries (`<package>/stub/dist`); api.js fills it in.
+    pub stub_dir: Option<String>,
 }
 
 #[napi(object)]
@@ -412,6 +418,7 @@ pub async fn create_workspace(options: CreateWorkspaceOptions) -> Outcome<Worksp
         host: options.host,
         labels: options.labels.unwrap_or_default(),
         directory: options.directory,
+        stub_dir: options.stub_dir.map(PathBuf::from),
         launch: workspace::ServerLaunch {
             env: options.env.unwrap_or_default().into_iter().collect(),
             opencode_bin: options.opencode_bin.unwrap_or_else(|| "opencode".into()),

@@ -39,6 +39,9 @@ pub struct Place {
     pub host: String,
     pub workspace: String,
     pub root: String,
+    /// This package's stub binaries (`<package>/stub/dist`), for a bootstrap. Passed by the caller:
+    /// OpenCode runs plugins in Bun, where an environment variable set at run time never reaches us.
+    pub stub_dir: Option<PathBuf>,
 }
 
 /// A stub answer, or the permission it asks for first.
@@ -68,12 +71,6 @@ struct HostState {
 
 static HOSTS: LazyLock<std::sync::Mutex<HashMap<String, Arc<Mutex<HostState>>>>> =
     LazyLock::new(Default::default);
-
-fn stub_dir() -> PathBuf {
-    std::env::var_os("OPENCODE_REMOTE_STUB_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("stub/dist"))
-}
 
 /// The stub for `place`, with the workspace registered; `fresh` forces a new bootstrap. `verified`
 /// is true when this call itself just talked to the stub (bootstrap, attach or register).
@@ -112,7 +109,9 @@ async fn stub_for(
         None => {
             let hosts = config::load_hosts(sources)?;
             let target = resolve(hosts.get(&place.host)?)?;
-            let stub = Arc::new(ensure_stub(&target, &stub_dir(), &|_| {}, Some(&register)).await?);
+            let stub = Arc::new(
+                ensure_stub(&target, place.stub_dir.as_deref(), &|_| {}, Some(&register)).await?,
+            );
             if stub.attached.is_some() {
                 state.registered.insert(key.clone());
             }
