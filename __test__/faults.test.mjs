@@ -15,7 +15,7 @@ import { exec, onExit, track } from './harness/proc.mjs'
 import { startFaultWorld } from './support/fault-world.mjs'
 import { repoRoot } from './support/package.mjs'
 import { compareMessages, toolParts } from './support/sessions.mjs'
-import { stubBinaryDir } from './support/stub.mjs'
+import { hostArch } from './support/stub.mjs'
 import { recordSummary } from './support/summary.mjs'
 
 const require = createRequire(import.meta.url)
@@ -23,17 +23,13 @@ const require = createRequire(import.meta.url)
 /** The issue asks for 10 s cuts: longer than a TCP retransmit or two, shorter than keepalive give-up. */
 const CUT_MS = 10_000
 const MiB = 1024 * 1024
-const CLI = path.join(repoRoot, 'bin', 'opencode-remote.js')
 
-let world, stubDir, version
+let world, version
 /** tmpfs mounts to take down before the remote homes are removed. */
 const mounts = []
 
 before(async () => {
-  ;[stubDir, version] = await Promise.all([
-    stubBinaryDir(),
-    readFile(path.join(repoRoot, 'package.json'), 'utf8').then((t) => JSON.parse(t).version),
-  ])
+  version = JSON.parse(await readFile(path.join(repoRoot, 'package.json'), 'utf8')).version
   world = await startFaultWorld({
     lossy: { relay: { delayMs: 50 } },
     // A slow link, so the 10 s cut surely lands while the stub is on its way.
@@ -227,11 +223,11 @@ const sha256 = async (file) =>
 
 /** `opencode-remote setup <host> --json` as a user would run it. */
 function runSetup(host) {
-  const env = world.cliEnv({ OPENCODE_REMOTE_STUB_DIR: stubDir })
+  const env = world.cliEnv()
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      [CLI, 'setup', host, '--json'],
+      [world.pkg.bin, 'setup', host, '--json'],
       { env, timeout: 120_000 },
       (error, stdout, stderr) => resolve({ code: error ? (error.code ?? error.signal) : 0, stdout, stderr }),
     )
@@ -279,7 +275,7 @@ describe('faults', { concurrency: true }, () => {
     const host = world.hosts.upload
     const binDir = path.join(host.sshd.userHome, '.opencode-remote', 'bin', version)
     const staged = path.join(binDir, '.opencode-remote-stub.upload')
-    const local = path.join(stubDir, `opencode-remote-stub-${version}-x86_64-linux`)
+    const local = path.join(world.pkg.stubDir, `opencode-remote-stub-${version}-${hostArch}-linux`)
     const total = (await stat(local)).size
 
     const first = runSetup('upload')
@@ -353,9 +349,9 @@ describe('faults', { concurrency: true }, () => {
 
   faultCase('link cut 10 s during a tunnelled tool call', async () => {
     const host = world.hosts.tunnel
-    Object.assign(process.env, world.cliEnv({ OPENCODE_REMOTE_STUB_DIR: stubDir }))
+    Object.assign(process.env, world.cliEnv())
     delete process.env.SSH_AUTH_SOCK
-    const api = require('../api.js')
+    const api = require(world.pkg.api)
     const place = { host: 'tunnel', workspace: 'ws-faults', root: '~/project', options: null }
     const ready = await api.remoteExec(place, { command: 'echo ready' })
     assert.equal(ready.result?.stdout, 'ready\n', JSON.stringify(ready))

@@ -16,13 +16,10 @@ import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { messageText as chatText } from './harness/fake-llm.mjs'
 import { opencodePath } from './harness/opencode.mjs'
-import { repoRoot } from './support/package.mjs'
-import { stubBinaryDir } from './support/stub.mjs'
 import { recordSummary } from './support/summary.mjs'
 import { startWorld } from './support/world.mjs'
 
 const require = createRequire(import.meta.url)
-const BIN = path.join(repoRoot, 'bin', 'opencode-remote.js')
 const RAND = randomBytes(4).toString('hex')
 /** Any hostile text that gets executed creates one of these. */
 const MARK = path.join(os.tmpdir(), `ocr-pwned-${RAND}`)
@@ -42,7 +39,7 @@ const HOSTILE = {
 }
 const NAMES = Object.keys(HOSTILE)
 
-let world, llm, sshd, local, serve, fakeDir, stubDir
+let world, llm, sshd, local, serve, fakeDir
 
 function assertNothingRan() {
   for (const file of [
@@ -122,7 +119,6 @@ esac
 `
 
 before(async () => {
-  stubDir = await stubBinaryDir()
   world = await startWorld({
     hosts: { pi: { host: 'pi-box' } },
     llm: {
@@ -405,9 +401,9 @@ describe('the API', () => {
   let api
   before(async () => {
     // The test process plays the plugin: same HOME and config as the local opencode.
-    Object.assign(process.env, local.env, { OPENCODE_REMOTE_STUB_DIR: stubDir })
+    Object.assign(process.env, local.env)
     delete process.env.SSH_AUTH_SOCK
-    api = require('../api.js')
+    api = require(world.pkg.api)
   })
 
   async function outcome(promise) {
@@ -627,8 +623,8 @@ describe('the CLI', () => {
   /** Run `opencode-remote` with `args`; `raw` (bash words) lets a test pass bytes that are not UTF-8. */
   function cli(args, { raw } = {}) {
     const [file, argv] = raw
-      ? ['bash', ['-c', `exec "$0" "$1" ${raw}`, process.execPath, BIN]]
-      : [process.execPath, [BIN, ...args]]
+      ? ['bash', ['-c', `exec "$0" "$1" ${raw}`, process.execPath, world.pkg.bin]]
+      : [process.execPath, [world.pkg.bin, ...args]]
     return new Promise((resolve) => {
       execFile(file, argv, { env, maxBuffer: 64 << 20 }, (error, stdout, stderr) =>
         resolve({ code: error ? error.code : 0, stdout, stderr }),
@@ -652,7 +648,6 @@ describe('the CLI', () => {
       HOME: home,
       XDG_CONFIG_HOME: path.join(home, 'config'),
       XDG_STATE_HOME: path.join(home, 'state'),
-      OPENCODE_REMOTE_STUB_DIR: stubDir,
       ...(process.env.NAPI_RS_NATIVE_LIBRARY_PATH
         ? { NAPI_RS_NATIVE_LIBRARY_PATH: process.env.NAPI_RS_NATIVE_LIBRARY_PATH }
         : {}),

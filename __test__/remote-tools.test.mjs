@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
-import { copyFile, mkdtemp, readFile, realpath } from 'node:fs/promises'
+import { mkdtemp, readFile, realpath } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
@@ -13,7 +13,7 @@ import { promisify } from 'node:util'
 import { messageText, startFakeLlm } from './harness/fake-llm.mjs'
 import { makeOpencodeHome, startServe } from './harness/opencode.mjs'
 import { startSshd } from './harness/sshd.mjs'
-import { installPackedPackage, repoRoot } from './support/package.mjs'
+import { installPackedPackage } from './support/package.mjs'
 
 const run = promisify(execFile)
 const HOST = 'box'
@@ -25,25 +25,8 @@ const TURN_TIMEOUT_MS = 30_000
 
 let llm, sshd, local, serve, remoteRoot, sessionID
 
-/** The stub binary the addon uploads: the packaged one, else a debug build. */
-async function stubDir() {
-  const version = JSON.parse(await readFile(path.join(repoRoot, 'package.json'), 'utf8')).version
-  const name = `opencode-remote-stub-${version}-x86_64-linux`
-  const packaged = path.join(repoRoot, 'stub', 'dist')
-  if (existsSync(path.join(packaged, name))) return packaged
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'ocr-stub-'))
-  await run('cargo', ['build', '-p', 'opencode-remote-stub'], { cwd: repoRoot })
-  await copyFile(path.join(repoRoot, 'target', 'debug', 'opencode-remote-stub'), path.join(dir, name))
-  return dir
-}
-
 before(async () => {
-  const [fake, server, pkg, stubs] = await Promise.all([
-    startFakeLlm(),
-    startSshd(),
-    installPackedPackage(),
-    stubDir(),
-  ])
+  const [fake, server, pkg] = await Promise.all([startFakeLlm(), startSshd(), installPackedPackage()])
   ;[llm, sshd] = [fake, server]
   const options = { hosts: { [HOST]: HOST }, remote: { host: HOST, root: '~/proj', workspace: WORKSPACE } }
   const fakeModel = { name: 'Fake GPT', tool_call: true, limit: { context: 100_000, output: 4096 } }
@@ -55,7 +38,6 @@ before(async () => {
       permission: { external_directory: 'ask' },
       provider: { fake: { models: { 'gpt-5-fake': fakeModel } } },
     },
-    env: { OPENCODE_REMOTE_STUB_DIR: stubs },
   })
   await sshd.writeClientSshFiles(local.home, { alias: HOST })
   serve = await startServe(local.env, local.projectDir)
