@@ -256,17 +256,23 @@ describe('hostile back-files', () => {
     `${prefix}_${((BigInt(Date.now()) * 4096n + BigInt(counter++)) & 0xffffffffffffn).toString(16).padStart(12, '0')}` +
     randomBytes(7).toString('hex')
 
-  /** One round trip to "forged" whose back-file is `forge(export the remote received)`. */
+  /**
+   * One round trip to "forged" whose back-file is `forge(export the remote received)`. The back-file is
+   * written once the remote run has begun (the fake `run` recorded its arguments): the runner notes its
+   * start just before, and a message the forgery adds must be newer than that to count as the run's own
+   * (src/session `drop_stale`); forged as soon as the import landed, it could predate the start.
+   */
   async function roundTrip(sessionID, forge) {
-    await rm(back(`back-${sessionID}.json`), { force: true })
-    await rm(back(`imported-${sessionID}.json`), { force: true })
+    for (const f of [`back-${sessionID}.json`, `imported-${sessionID}.json`, `run-argv-${sessionID}`]) {
+      await rm(back(f), { force: true })
+    }
     const turn = world.prompt(sessionID, 'CALL_TOOL:remote_login {"host":"forged","mode":"round-trip"}')
     let sent
     for (const deadline = Date.now() + 60_000; !sent; ) {
-      sent = await readFile(back(`imported-${sessionID}.json`), 'utf8')
-        .then((text) => JSON.parse(text))
-        .catch(() => undefined) // not there yet, or half copied
-      assert.ok(sent || Date.now() < deadline, 'the remote import ran')
+      sent = existsSync(back(`run-argv-${sessionID}`))
+        ? await readFile(back(`imported-${sessionID}.json`), 'utf8').then((text) => JSON.parse(text))
+        : undefined
+      assert.ok(sent || Date.now() < deadline, 'the remote run began')
       if (!sent) await new Promise((r) => setTimeout(r, 50))
     }
     await writeRemote(back(`back-${sessionID}.json`), forge(sent))
