@@ -1,5 +1,6 @@
 import type {
   CreateWorkspaceOptions,
+  LoginProgress,
   RemoteLoginOptions,
   RemoteLoginResult,
   RemotePlace,
@@ -9,8 +10,8 @@ import type {
 
 export type {
   CreateWorkspaceOptions,
+  LoginProgress,
   LoginTimings,
-  ModelRef,
   RemoteLoginOptions,
   RemoteLoginResult,
   RemotePlace,
@@ -35,6 +36,8 @@ export declare function warmHost(
 ): Promise<boolean>
 /** Cancel a running remoteLogin by its requestId. */
 export declare function cancelRemoteLogin(requestId: string): boolean
+/** Where the running remoteLogin with this requestId is (phase, elapsed time, the remote's latest step); null when none runs. */
+export declare function loginProgress(requestId: string): LoginProgress | null
 /** The JSON Schema of hosts.json or of the plugin options. */
 export declare function configSchema(kind?: 'hosts' | 'plugin-options'): any
 /** Run the opencode-remote command line (arguments without the program name); resolves to the exit code. */

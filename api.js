@@ -22,6 +22,7 @@ module.exports = {
   listHosts: async (projectDir, options) => unwrap(await binding.listHosts(projectDir, options)),
   warmHost: (host, projectDir, options) => binding.warmHost(host, projectDir, options),
   cancelRemoteLogin: (requestId) => binding.cancelRemoteLogin(requestId),
+  loginProgress: (requestId) => binding.loginProgress(requestId),
   configSchema: (kind) => binding.configSchema(kind),
   runCli: (args) => binding.runCli(args, stubDir),
   createWorkspace: async (options) => unwrap(await binding.createWorkspace(withStubs(options))),

@@ -1,5 +1,5 @@
-// The OpenCode server plugin: the `remote_login` tool and the hook that wakes the local agent after a
-// round trip. All work happens in the native addon; this file only adapts OpenCode's plugin API to it.
+// The OpenCode server plugin: the `remote_login` tool. All work happens in the native addon; this file only
+// adapts OpenCode's plugin API to it.
 // OpenCode requires a plugin module to export nothing but the plugin, so helpers stay module-private.
 import { randomUUID } from 'node:crypto'
 import { createRequire } from 'node:module'
@@ -41,6 +41,27 @@ async function readSession(client, sessionID, directory) {
   return JSON.stringify({ info: info.data, messages: messages.data })
 }
 
+/**
+ * Write a round trip's text parts (JSON `TextPart`s from the addon) into the assistant message that made
+ * the call, through OpenCode's own part API: it stores them and emits the bus events the running TUI
+ * renders. The v1 client has no method for this route, so its underlying HTTP client is used.
+ */
+async function writeParts(client, sessionID, messageID, parts, directory) {
+  const http = client.session?._client ?? client._client
+  for (const json of parts) {
+    const part = JSON.parse(json)
+    const response = await http.patch({
+      url: '/session/{sessionID}/message/{messageID}/part/{partID}',
+      path: { sessionID, messageID, partID: part.id },
+      query: directory ? { directory } : undefined,
+      body: part,
+      headers: { 'Content-Type': 'application/json' },
+    })
+    if (response?.error)
+      throw new Error(`writing the remote's work failed: ${JSON.stringify(response.error)}`)
+  }
+}
+
 async function hostNames(directory, options) {
   try {
     return await api.listHosts(directory, options ?? null)
@@ -56,8 +77,6 @@ export default {
     registerSshProvider(input, options, api)
     // Remote tools mode (options.remote): read, write, edit, … run on the host instead of here.
     const remote = remoteToolHooks(input, options, api)
-    /** Round trips that finished and still owe the local agent a wake-up, by call id. */
-    const returned = new Map()
 
     const remoteLogin = {
       description: describe(await hostNames(directory, options)),
@@ -95,18 +114,15 @@ export default {
             directory: args.directory,
             message: args.message,
             callId: ctx.callID,
+            messageId: ctx.messageID,
             requestId,
             exportJson,
             opencodeBin: opencodeBinary(),
             projectDir: directory,
             options: options ?? null,
           })
-          if (result.mode === 'round-trip' && result.continuation) {
-            returned.set(ctx.callID ?? ctx.sessionID, {
-              text: result.continuation,
-              agent: result.restoreAgent ?? undefined,
-              model: result.restoreModel ?? undefined,
-            })
+          if (result.parts.length > 0) {
+            await writeParts(client, ctx.sessionID, ctx.messageID, result.parts, directory)
           }
           return {
             title: result.title,
@@ -115,6 +131,8 @@ export default {
               host: args.host,
               mode: result.mode,
               jobId: result.jobId,
+              earlier: result.earlier,
+              dropped: result.dropped,
               reconnects: result.timings.reconnects,
               dispatchMs: Math.round(result.timings.dispatchMs),
             },
@@ -131,18 +149,6 @@ export default {
       // Hosts are read at call time, so the list the model sees follows edits to hosts.json.
       'tool.definition': async ({ toolID }, output) => {
         if (toolID === TOOL) output.description = describe(await hostNames(directory, options))
-      },
-      // After a round trip the imported messages end the local turn; a new prompt (fire-and-forget, with
-      // the original agent and model) lets the local agent continue. Never a blocking prompt in a hook.
-      'tool.execute.after': async ({ tool, sessionID, callID }) => {
-        if (tool !== TOOL) return
-        const wake = returned.get(callID ?? sessionID)
-        if (!wake) return
-        returned.delete(callID ?? sessionID)
-        const body = { parts: [{ type: 'text', text: wake.text }] }
-        if (wake.agent) body.agent = wake.agent
-        if (wake.model) body.model = wake.model
-        client.session.promptAsync({ path: { id: sessionID }, body }).catch(() => {})
       },
     }
   },

@@ -89,11 +89,9 @@ pub enum Error {
     #[error("session data is invalid: {0}")]
     Session(String),
 
-    #[error("local import failed: {detail}")]
-    Import {
-        detail: String,
-        kept_at: Option<PathBuf>,
-    },
+    /// The host entry names a model the remote's OpenCode does not offer.
+    #[error("host '{host}' has no model '{model}'")]
+    RemoteModelMissing { host: String, model: String },
 
     #[error("timed out after {secs} s while {what} on '{host}'")]
     Timeout {
@@ -104,6 +102,15 @@ pub enum Error {
 
     #[error("cancelled")]
     Cancelled,
+
+    /// A `remote_login` was cancelled after its remote run was dispatched; `stopped` says whether the
+    /// run was stopped or is left for the next round trip to collect.
+    #[error("cancelled; the remote run on '{host}' was {}", if *stopped { "stopped" } else { "left running" })]
+    LoginCancelled {
+        host: String,
+        stopped: bool,
+        pending: bool,
+    },
 
     /// sshd refuses port forwarding (`AllowTcpForwarding no`), which the workspace tunnel needs.
     #[error("'{host}' refuses SSH port forwarding (its sshd has AllowTcpForwarding no)")]
@@ -193,9 +200,9 @@ impl Error {
             Error::RemoteRunFailed { .. } => "REMOTE_RUN_FAILED",
             Error::Remote { kind, .. } => remote_code(*kind),
             Error::Session(_) => "SESSION_INVALID",
-            Error::Import { .. } => "IMPORT_FAILED",
+            Error::RemoteModelMissing { .. } => "REMOTE_MODEL_MISSING",
             Error::Timeout { .. } => "TIMEOUT",
-            Error::Cancelled => "CANCELLED",
+            Error::Cancelled | Error::LoginCancelled { .. } => "CANCELLED",
             Error::ForwardingRefused { .. } => "FORWARDING_REFUSED",
             Error::InvalidArgument { .. } => "INVALID_ARGUMENT",
             Error::Ssh { .. } => "SSH_FAILED",
@@ -251,14 +258,26 @@ impl Error {
             // The stub's own words: about paths inside the workspace, which the model named itself.
             Error::Remote { message, .. } => message.clone(),
             Error::Session(problem) => format!("The session data is invalid: {problem}."),
-            Error::Import { detail, .. } => {
-                format!("Importing the returned session failed ({detail}); the local session was left unchanged.")
-            }
+            Error::RemoteModelMissing { host, model } => format!(
+                "Host '{host}' has no model '{model}' (its `opencode models` does not list it). Edit `model` for \
+                 '{host}' in hosts.json (or remove it to use the host's default model), or configure that provider \
+                 on the host."
+            ),
             Error::Timeout { host, what, secs } => format!(
                 "Timed out after {secs} s while {what} on '{host}'. The remote job keeps running; call remote_login \
                  with the same host and mode=round-trip to collect it."
             ),
             Error::Cancelled => "Cancelled.".to_string(),
+            Error::LoginCancelled { host, stopped: true, .. } => {
+                format!("Cancelled. The remote run on '{host}' was stopped.")
+            }
+            Error::LoginCancelled { host, pending: true, .. } => format!(
+                "Cancelled. The remote run on '{host}' could not be stopped and was left running; the next round \
+                 trip to {host} collects it."
+            ),
+            Error::LoginCancelled { host, .. } => {
+                format!("Cancelled. The remote run on '{host}' could not be stopped and was left running.")
+            }
             Error::ForwardingRefused { host } => format!(
                 "Host '{host}' refuses SSH port forwarding, which workspaces need to reach their stub. Ask its \
                  admin to allow local forwarding for your user (sshd_config: `AllowTcpForwarding local`)."

@@ -53,7 +53,10 @@ pub struct RemoteLoginOptions {
     pub message: Option<String>,
     /// The tool call's id, to find it in the session.
     pub call_id: Option<String>,
-    /// An id for `cancelRemoteLogin`.
+    /// The assistant message holding the call (`ctx.messageID`): a round trip's `parts` are made for it.
+    /// Without it the remote's work comes back inside `output`.
+    pub message_id: Option<String>,
+    /// An id for `cancelRemoteLogin` and `loginProgress`.
     pub request_id: Option<String>,
     /// The session export as JSON (`{info, messages}`); when absent, `opencode export` is run.
     pub export_json: Option<String>,
@@ -66,18 +69,10 @@ pub struct RemoteLoginOptions {
 }
 
 #[napi(object)]
-pub struct ModelRef {
-    #[napi(js_name = "providerID")]
-    pub provider_id: String,
-    #[napi(js_name = "modelID")]
-    pub model_id: String,
-}
-
-#[napi(object)]
 pub struct LoginTimings {
     pub dispatch_ms: f64,
     pub total_ms: f64,
-    /// Remote run finished → returned session verified on local disk (ms).
+    /// Remote run finished → its back-file read and checked here (ms).
     pub finished_to_verified_ms: Option<f64>,
     /// Remote run finished → this call returned (ms).
     pub finished_to_return_ms: Option<f64>,
@@ -91,14 +86,32 @@ pub struct RemoteLoginResult {
     #[napi(ts_type = "'one-way' | 'round-trip'")]
     pub mode: String,
     pub job_id: String,
-    /// Round trip: the agent the local session continues with.
-    pub restore_agent: Option<String>,
-    /// Round trip: the model the local session continues with.
-    pub restore_model: Option<ModelRef>,
-    /// Round trip: the prompt that wakes the local agent (sent by the plugin's `tool.execute.after`).
-    pub continuation: Option<String>,
+    /// Round trip: the remote's work as text parts, each a JSON `TextPart` object ready for
+    /// `PATCH /session/{sessionID}/message/{messageID}/part/{partID}`, in order. Empty for one-way.
+    pub parts: Vec<String>,
+    /// What the back-file held that was left out, e.g. `1 user message`, `2 file parts`.
+    pub dropped: Vec<String>,
+    /// An earlier round trip of this session to this host was collected first (its parts come first).
+    pub earlier: bool,
     pub timings: LoginTimings,
 }
+
+/// Where a running `remoteLogin` is.
+#[napi(object)]
+pub struct LoginProgress {
+    /// The host name as configured.
+    pub host: String,
+    #[napi(ts_type = "'connecting' | 'dispatching' | 'waiting' | 'collecting' | 'writing'")]
+    pub phase: String,
+    /// Since the call started.
+    pub elapsed_ms: f64,
+    /// While waiting: the remote's latest step or tool, e.g. `bash: uname -a` or `writing answer`.
+    pub remote_step: Option<String>,
+}
+
+/// Progress of running `remoteLogin` calls by `requestId`.
+static PROGRESS: LazyLock<Mutex<HashMap<String, login::progress::Progress>>> =
+    LazyLock::new(Default::default);
 
 /// Cancellation of running calls by the `requestId` their caller chose (remote_login, remote commands).
 static CANCELS: LazyLock<Mutex<HashMap<String, CancellationToken>>> =
@@ -143,7 +156,7 @@ fn cancel_request(request_id: &str) -> bool {
 
 /// Dispatch a session to a host. A failure resolves to an `Error` whose `code` is one of UNKNOWN_HOST,
 /// CONFIG_INVALID, HOST_UNREACHABLE, AUTH_FAILED, KEY_ENCRYPTED, HOST_KEY_CHANGED, HOST_KEY_UNKNOWN,
-/// REMOTE_NO_OPENCODE, REMOTE_RUN_FAILED, SESSION_INVALID, IMPORT_FAILED, TIMEOUT, CANCELLED, SSH_FAILED,
+/// REMOTE_NO_OPENCODE, REMOTE_MODEL_MISSING, REMOTE_RUN_FAILED, SESSION_INVALID, TIMEOUT, CANCELLED, SSH_FAILED,
 /// INVALID_ARGUMENT, IO (`api.js` throws it).
 #[napi(ts_return_type = "Promise<RemoteLoginResult | Error>")]
 pub async fn remote_login(options: RemoteLoginOptions) -> Outcome<RemoteLoginResult> {
@@ -158,6 +171,13 @@ pub async fn remote_login(options: RemoteLoginOptions) -> Outcome<RemoteLoginRes
         }
     };
     let project_dir = options.project_dir.map(PathBuf::from);
+    let progress = login::progress::Progress::new(&options.host);
+    if let Some(id) = &options.request_id {
+        PROGRESS
+            .lock()
+            .expect("progress registry")
+            .insert(id.clone(), progress.clone());
+    }
     let request = login::LoginRequest {
         session_id: options.session_id,
         host: options.host,
@@ -165,29 +185,30 @@ pub async fn remote_login(options: RemoteLoginOptions) -> Outcome<RemoteLoginRes
         directory: options.directory.filter(|d| !d.is_empty()),
         message: options.message.filter(|m| !m.trim().is_empty()),
         call_id: options.call_id,
+        message_id: options.message_id,
         export_json: options.export_json.map(String::into_bytes),
         opencode_bin: options.opencode_bin.unwrap_or_else(|| "opencode".into()),
         sources: ConfigSources::from_env(project_dir, options.options),
+        progress,
     };
-    let cancel = Cancellable::new(options.request_id);
+    let cancel = Cancellable::new(options.request_id.clone());
     let result = login::remote_login(request, cancel.token.clone()).await;
     drop(cancel);
+    if let Some(id) = &options.request_id {
+        PROGRESS.lock().expect("progress registry").remove(id);
+    }
     let outcome = match result {
         Ok(outcome) => outcome,
         Err(error) => return failed(error),
     };
-    let restore = outcome.restore.unwrap_or_default();
     Either::A(RemoteLoginResult {
         title: outcome.title,
         output: outcome.output,
         mode: mode.as_str().to_string(),
         job_id: outcome.job_id,
-        restore_agent: restore.agent,
-        restore_model: restore.model.map(|(provider_id, model_id)| ModelRef {
-            provider_id,
-            model_id,
-        }),
-        continuation: outcome.continuation,
+        parts: outcome.parts,
+        dropped: outcome.dropped,
+        earlier: outcome.earlier,
         timings: LoginTimings {
             dispatch_ms: outcome.timings.dispatch_ms,
             total_ms: outcome.timings.total_ms,
@@ -214,6 +235,22 @@ pub async fn warm_host(
 #[napi]
 pub fn cancel_remote_login(request_id: String) -> bool {
     cancel_request(&request_id)
+}
+
+/// Where the running `remoteLogin` with this `requestId` is; null when none is running.
+#[napi]
+pub fn login_progress(request_id: String) -> Option<LoginProgress> {
+    let progress = PROGRESS
+        .lock()
+        .expect("progress registry")
+        .get(&request_id)?
+        .snapshot();
+    Some(LoginProgress {
+        host: progress.host,
+        phase: progress.phase.as_str().to_string(),
+        elapsed_ms: progress.elapsed_ms,
+        remote_step: progress.remote_step,
+    })
 }
 
 /// Stop a running `remoteExec` by its `requestId`: the command's whole process group on the host.
