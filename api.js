@@ -28,8 +28,8 @@ module.exports = {
   removeWorkspace: async (id) => unwrap(await binding.removeWorkspace(id)),
   remoteCall: async (place, operation, body) => unwrap(await binding.remoteCall(place, operation, body)),
   remoteAttach: async (place) => unwrap(await binding.remoteAttach(place)),
-  remoteExec: async (place, request, requestId) =>
-    unwrap(await binding.remoteExec(place, request, requestId)),
+  remoteExec: async (place, request, requestId, outputDir) =>
+    unwrap(await binding.remoteExec(place, request, requestId, outputDir)),
   cancelRemoteExec: (requestId) => binding.cancelRemoteExec(requestId),
   remoteReply: async (place, reply) => unwrap(await binding.remoteReply(place, reply)),
 }

@@ -148,6 +148,17 @@ describe('ssh-provider workspaces', () => {
         ['grep', 'completed'],
       ],
     )
+    // The workspace's own server works through OpenCode (above), but not for another local user who
+    // finds its port: it has a password only the control plane knows.
+    const log = await readFile(
+      path.join(local.env.XDG_STATE_HOME, 'opencode-remote', 'workspaces', ws.id, 'serve.log'),
+      'utf8',
+    )
+    const url = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(log)?.[1]
+    assert.ok(url, log)
+    assert.doesNotMatch(log, /server is unsecured/)
+    const direct = await fetch(`${url}/session`, { signal: AbortSignal.timeout(10_000) })
+    assert.equal(direct.status, 401)
     assert.equal(tools[1].state.output.trim(), marker, 'bash cat ran on the host')
     assert.match(tools[2].state.output, /Found 1 match/)
     assert.equal(
