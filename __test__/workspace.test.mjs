@@ -214,7 +214,19 @@ describe('ssh-provider workspaces', () => {
       )
     await say('CALL_TOOL:write {"filePath":"before.txt","content":"written before the restart\\n"}')
     const serversBefore = workspaceServers(ws.id)
-    assert.equal(serversBefore.length, 1, 'one server runs the workspace')
+    assert.equal(
+      serversBefore.length,
+      1,
+      'one server runs the workspace ' +
+        serversBefore
+          .map(
+            (pid) =>
+              readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ') +
+              ' ppid=' +
+              readFileSync(`/proc/${pid}/stat`, 'utf8').split(' ')[3],
+          )
+          .join(' | '),
+    )
 
     // OpenCode dies without cleaning up (SIGKILL of its main process only): its workspace server must
     // not be left running.

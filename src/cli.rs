@@ -273,6 +273,9 @@ fn hosts_list(
         )
         .map_err(io)?;
     }
+    for warning in hosts.warnings() {
+        writeln!(out, "warning: {}", printable(warning)).map_err(io)?;
+    }
     Ok(())
 }
 
