@@ -52,13 +52,16 @@ export declare function remoteCall(place: RemotePlace, operation: string, body: 
 /** Make sure the host's stub serves this workspace (bootstrapping it when needed); warm, one exec. */
 export declare function remoteAttach(place: RemotePlace): Promise<true>
 /**
- * Run a command on the host; `result` is {stdout, stderr, exitCode, signal, timedOut, cancelled}.
- * `requestId` lets `cancelRemoteExec` stop it (its whole process group).
+ * Run a command on the host; `result` is {stdout, stderr, exitCode, signal, timedOut, cancelled,
+ * truncated, outputPath}. `requestId` lets `cancelRemoteExec` stop it (its whole process group). A long
+ * output is cut to its head and tail; with `outputDir` its full text is saved there (file 0600, directory
+ * 0700) and `outputPath` names the file.
  */
 export declare function remoteExec(
   place: RemotePlace,
   request: any,
   requestId?: string,
+  outputDir?: string,
 ): Promise<RemoteOutcome>
 /** Stop a running `remoteExec`; returns whether one was running. */
 export declare function cancelRemoteExec(requestId: string): boolean

@@ -31,8 +31,8 @@ module.exports = {
   remoteCall: async (place, operation, body) =>
     unwrap(await binding.remoteCall(withStubs(place), operation, body)),
   remoteAttach: async (place) => unwrap(await binding.remoteAttach(withStubs(place))),
-  remoteExec: async (place, request, requestId) =>
-    unwrap(await binding.remoteExec(withStubs(place), request, requestId)),
+  remoteExec: async (place, request, requestId, outputDir) =>
+    unwrap(await binding.remoteExec(withStubs(place), request, requestId, outputDir)),
   cancelRemoteExec: (requestId) => binding.cancelRemoteExec(requestId),
   remoteReply: async (place, reply) => unwrap(await binding.remoteReply(withStubs(place), reply)),
 }

@@ -89,9 +89,10 @@ export declare function remoteCall(place: RemotePlace, operation: string, body: 
 
 /**
  * Run a command on the host through the stub (`request` is the protocol's ExecRequest);
- * `requestId` lets `cancelRemoteExec` stop it.
+ * `requestId` lets `cancelRemoteExec` stop it. A long output is cut to its head and tail; with
+ * `outputDir`, its full text is saved there (0600, the directory 0700) and named by `outputPath`.
  */
-export declare function remoteExec(place: RemotePlace, request: any, requestId?: string | undefined | null): Promise<{ result?: any; permission?: any } | Error>
+export declare function remoteExec(place: RemotePlace, request: any, requestId?: string | undefined | null, outputDir?: string | undefined | null): Promise<{ result?: any; permission?: any } | Error>
 
 /**
  * Dispatch a session to a host. A failure resolves to an `Error` whose `code` is one of UNKNOWN_HOST,
@@ -204,4 +205,6 @@ export interface WorkspaceTarget {
   root: string
   /** The workspace server's URL (OpenCode's `target`). */
   url: string
+  /** Headers to send with every request to `url` (the server's basic-auth credentials). */
+  headers: Record<string, string>
 }

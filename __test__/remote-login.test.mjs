@@ -3,7 +3,7 @@
 // talk to. The local model asks for remote_login; we check what arrives where.
 import assert from 'node:assert/strict'
 import { existsSync } from 'node:fs'
-import { readdir, readFile, writeFile } from 'node:fs/promises'
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
@@ -393,6 +393,45 @@ describe('remote_login failures the model can act on', () => {
       texts.join('\n'),
     )
     assert.ok(!texts.some((t) => t.includes(`\n${marker}`)), 'the stopped run never finished its task')
+  })
+
+  test("a cloned project's hosts.json cannot take over pi or learn a host key", async () => {
+    // The project redefines the user's `pi` (somewhere unreachable) and adds `proj`, a host of its own on
+    // the same server, which ~/.ssh/config would let learn its key (accept-new) into an empty known_hosts.
+    const projectHosts = path.join(local.projectDir, 'hosts.json')
+    const knownHosts = path.join(local.home, '.ssh', 'known_hosts_proj')
+    await writeFile(knownHosts, '')
+    const sshConfig = path.join(local.home, '.ssh', 'config')
+    const original = await readFile(sshConfig, 'utf8')
+    await writeFile(
+      sshConfig,
+      `Host pi-box-proj\n  HostName 127.0.0.1\n  Port ${sshd.port}\n  User ${sshd.user}\n  UserKnownHostsFile ${knownHosts}\n  StrictHostKeyChecking accept-new\n\n${original}`,
+    )
+    await writeFile(
+      projectHosts,
+      JSON.stringify({ hosts: { pi: { host: '127.0.0.1', port: 1 }, proj: 'pi-box-proj' } }),
+    )
+    try {
+      const sessionID = await newSession()
+      await prompt(sessionID, callRemoteLogin({ host: HOST, message: 'hello from the trust test' }))
+      let messages = await serve.client.get(`/session/${sessionID}/message`)
+      const [call] = toolParts(messages, 'remote_login')
+      assert.equal(call.state.status, 'completed', JSON.stringify(call.state))
+      assert.match(call.state.output, /continues on pi/)
+
+      const other = await newSession()
+      await prompt(other, callRemoteLogin({ host: 'proj' }))
+      messages = await serve.client.get(`/session/${other}/message`)
+      const [refused] = toolParts(messages, 'remote_login')
+      assert.equal(refused.state.status, 'error')
+      assert.match(refused.state.error, /host key of 'proj' is not known/)
+      assert.match(refused.state.error, /define the host in your own hosts file/)
+      assert.equal(await readFile(knownHosts, 'utf8'), '', 'no key was learned')
+      assertNoSecrets(textsShownToModel(messages))
+    } finally {
+      await rm(projectHosts, { force: true })
+      await writeFile(sshConfig, original)
+    }
   })
 })
 

@@ -170,7 +170,7 @@ describe('the stub token', () => {
         pluginSpec: `file://${pkg.packageDir}`,
         projectDir: local.projectDir,
       })
-      wsClient = makeClient(workspace.url, 60_000)
+      wsClient = makeClient(workspace.url, 60_000, workspace.headers)
       const session = await wsClient.post(`/session?directory=${encodeURIComponent(local.projectDir)}`, {})
       // Two turns: the write, then four calls at once (the fake LLM answers `SECRETS_TOOLS` so).
       const steps = ['CALL_TOOL:write {"filePath":"notes.txt","content":"hello\\n"}', 'SECRETS_TOOLS']

@@ -189,6 +189,17 @@ describe('ssh-provider workspaces', () => {
         ['grep', 'completed'],
       ],
     )
+    // The workspace's own server works through OpenCode (above), but not for another local user who
+    // finds its port: it has a password only the control plane knows.
+    const log = await readFile(
+      path.join(local.env.XDG_STATE_HOME, 'opencode-remote', 'workspaces', ws.id, 'serve.log'),
+      'utf8',
+    )
+    const url = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(log)?.[1]
+    assert.ok(url, log)
+    assert.doesNotMatch(log, /server is unsecured/)
+    const direct = await fetch(`${url}/session`, { signal: AbortSignal.timeout(10_000) })
+    assert.equal(direct.status, 401)
     assert.equal(tools[1].state.output.trim(), marker, 'bash cat ran on the host')
     assert.match(tools[2].state.output, /Found 1 match/)
     assert.equal(
@@ -244,7 +255,19 @@ describe('ssh-provider workspaces', () => {
       )
     await say('CALL_TOOL:write {"filePath":"before.txt","content":"written before the restart\\n"}')
     const serversBefore = workspaceServers(ws.id)
-    assert.equal(serversBefore.length, 1, 'one server runs the workspace')
+    assert.equal(
+      serversBefore.length,
+      1,
+      'one server runs the workspace ' +
+        serversBefore
+          .map(
+            (pid) =>
+              readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ') +
+              ' ppid=' +
+              readFileSync(`/proc/${pid}/stat`, 'utf8').split(' ')[3],
+          )
+          .join(' | '),
+    )
 
     // OpenCode dies without cleaning up (SIGKILL of its main process only): its workspace server must
     // not be left running.

@@ -76,7 +76,8 @@ export function registerSshProvider(input, options, api) {
     async target(info) {
       const running = await api.workspaceTarget(info.id, launch)
       if (!running) throw new Error(`workspace ${info.id} has no lease on any host; create it again`)
-      return { type: 'remote', url: running.url }
+      // The workspace server has a per-start password; OpenCode sends these headers with every request.
+      return { type: 'remote', url: running.url, headers: running.headers }
     },
     async remove(info) {
       await api.removeWorkspace(info.id)

@@ -240,8 +240,9 @@ impl Error {
                 display_path(file)
             ),
             Error::HostKeyUnknown { host, fingerprint, .. } => format!(
-                "The host key of '{host}' is not known (offered {fingerprint}). Connect once with `ssh {host}` to \
-                 verify and record it, or set \"hostKeyPolicy\": \"accept-new\" for this host."
+                "The host key of '{host}' is not known (offered {fingerprint}). Connect once with `ssh` to \
+                 verify and record it, or define the host in your own hosts file (~/.config/opencode/hosts.json, \
+                 not a project's) and set \"hostKeyPolicy\": \"accept-new\" there."
             ),
             Error::RemoteNoOpencode { host } => format!(
                 "Host '{host}' has no `opencode` command. Install it there (`npm i -g opencode-ai` or \

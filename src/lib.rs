@@ -354,12 +354,14 @@ pub async fn remote_attach(place: RemotePlace) -> Outcome<bool> {
 }
 
 /// Run a command on the host through the stub (`request` is the protocol's ExecRequest);
-/// `requestId` lets `cancelRemoteExec` stop it.
+/// `requestId` lets `cancelRemoteExec` stop it. A long output is cut to its head and tail; with
+/// `outputDir`, its full text is saved there (0600, the directory 0700) and named by `outputPath`.
 #[napi(ts_return_type = "Promise<{ result?: any; permission?: any } | Error>")]
 pub async fn remote_exec(
     place: RemotePlace,
     request: serde_json::Value,
     request_id: Option<String>,
+    output_dir: Option<String>,
 ) -> Outcome<serde_json::Value> {
     let (place, sources) = place.split();
     let request = match serde_json::from_value(request) {
@@ -372,7 +374,15 @@ pub async fn remote_exec(
         }
     };
     let cancel = Cancellable::new(request_id);
-    remote_outcome(workspace::remote::exec(&place, &sources, &request, &cancel.token).await)
+    let output_dir = output_dir.map(PathBuf::from);
+    let exec = workspace::remote::exec(
+        &place,
+        &sources,
+        &request,
+        output_dir.as_deref(),
+        &cancel.token,
+    );
+    remote_outcome(exec.await)
 }
 
 /// Answer a permission request of the stub: `{requestId, reply: 'once' | 'always' | 'reject'}`.
@@ -429,6 +439,8 @@ pub struct WorkspaceTarget {
     pub root: String,
     /// The workspace server's URL (OpenCode's `target`).
     pub url: String,
+    /// Headers to send with every request to `url` (the server's basic-auth credentials).
+    pub headers: HashMap<String, String>,
 }
 
 impl From<workspace::CreatedWorkspace> for WorkspaceTarget {
@@ -438,6 +450,10 @@ impl From<workspace::CreatedWorkspace> for WorkspaceTarget {
             host: created.host,
             root: created.root,
             url: created.url,
+            headers: HashMap::from([(
+                "authorization".to_string(),
+                created.authorization.expose().to_string(),
+            )]),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! SSH workspaces: a stub on the host (bootstrap), a tunnel to it, and the client the remote tools use.
 
 pub mod bootstrap;
+mod capped;
 pub mod remote;
 pub mod stub_client;
 
@@ -122,6 +123,9 @@ pub struct CreatedWorkspace {
     pub host: String,
     pub root: String,
     pub url: String,
+    /// The `authorization` header the control plane must send to the server: never logged.
+    #[serde(skip)]
+    pub authorization: server::Authorization,
 }
 
 struct Running {
@@ -229,6 +233,7 @@ async fn start_server(id: &str, spec: &ServerLaunch, place: Place) -> Result<Cre
         host: place.host,
         root: place.root,
         url: server.url.clone(),
+        authorization: server.authorization(),
     };
     RUNNING.lock().await.insert(
         id.to_string(),
