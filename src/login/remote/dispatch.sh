@@ -73,6 +73,11 @@ if [ -n "$model" ]; then
     exit 87
   fi
 else
+  # On a fresh host the probe can lose the race with the import that creates OpenCode's database and
+  # print nothing: ask again now that the import is done.
+  if [ ! -s "$job/config.out" ]; then
+    "$oc" debug config > "$job/config.out" 2> /dev/null
+  fi
   # `debug config` prints the resolved config with two-space indentation: a top-level key has exactly two.
   model=$(sed -n 's/^  "model": "\(.*\)",\{0,1\}$/\1/p' "$job/config.out" 2> /dev/null | head -n 1)
   if [ -z "$model" ]; then
