@@ -264,6 +264,7 @@ describe('hostile back-files', () => {
   async function roundTrip(sessionID, forge) {
     await rm(back(`back-${sessionID}.json`), { force: true })
     await rm(back(`imported-${sessionID}.json`), { force: true })
+    await rm(back(`run-argv-${sessionID}`), { force: true })
     const turn = world.prompt(sessionID, 'CALL_TOOL:remote_login {"host":"forged","mode":"round-trip"}')
     let sent
     for (const deadline = Date.now() + 60_000; !sent; ) {
@@ -273,6 +274,12 @@ describe('hostile back-files', () => {
       assert.ok(sent || Date.now() < deadline, 'the remote import ran')
       if (!sent) await new Promise((r) => setTimeout(r, 50))
     }
+    // Forged messages are dated once the run has started, as a real run's are.
+    for (const deadline = Date.now() + 60_000; !existsSync(back(`run-argv-${sessionID}`)); ) {
+      assert.ok(Date.now() < deadline, 'the remote run started')
+      await new Promise((r) => setTimeout(r, 50))
+    }
+    await new Promise((r) => setTimeout(r, 5))
     await writeRemote(back(`back-${sessionID}.json`), forge(sent))
     await turn
     const messages = await waitForTools(sessionID, 1)
@@ -438,7 +445,7 @@ describe('hostile back-files', () => {
     assert.equal(call.state.status, 'completed', JSON.stringify(call.state))
     assert.match(
       call.state.output,
-      /dropped 1 user message, 1 message dated after the run, 1 system field, 1 file part, 1 patch part, 1 subtask part/,
+      /dropped 1 user message, 1 message dated outside the run, 1 system field, 1 file part, 1 patch part, 1 subtask part/,
     )
     const after = await serve.client.get(`/session/${sessionID}/message`)
     const compared = assertKept(before, after)
