@@ -263,9 +263,15 @@ describe('hostile back-files', () => {
    * (src/session `drop_stale`); forged as soon as the import landed, it could predate the start.
    */
   async function roundTrip(sessionID, forge) {
+<<<<<<< HEAD
     for (const f of [`back-${sessionID}.json`, `imported-${sessionID}.json`, `run-argv-${sessionID}`]) {
       await rm(back(f), { force: true })
     }
+=======
+    await rm(back(`back-${sessionID}.json`), { force: true })
+    await rm(back(`imported-${sessionID}.json`), { force: true })
+    await rm(back(`run-argv-${sessionID}`), { force: true })
+>>>>>>> wt-b
     const turn = world.prompt(sessionID, 'CALL_TOOL:remote_login {"host":"forged","mode":"round-trip"}')
     let sent
     for (const deadline = Date.now() + 60_000; !sent; ) {
@@ -275,6 +281,12 @@ describe('hostile back-files', () => {
       assert.ok(sent || Date.now() < deadline, 'the remote run began')
       if (!sent) await new Promise((r) => setTimeout(r, 50))
     }
+    // Forged messages are dated once the run has started, as a real run's are.
+    for (const deadline = Date.now() + 60_000; !existsSync(back(`run-argv-${sessionID}`)); ) {
+      assert.ok(Date.now() < deadline, 'the remote run started')
+      await new Promise((r) => setTimeout(r, 50))
+    }
+    await new Promise((r) => setTimeout(r, 5))
     await writeRemote(back(`back-${sessionID}.json`), forge(sent))
     await turn
     const messages = await waitForTools(sessionID, 1)
@@ -440,7 +452,7 @@ describe('hostile back-files', () => {
     assert.equal(call.state.status, 'completed', JSON.stringify(call.state))
     assert.match(
       call.state.output,
-      /dropped 1 user message, 1 message dated after the run, 1 system field, 1 file part, 1 patch part, 1 subtask part/,
+      /dropped 1 user message, 1 message dated outside the run, 1 system field, 1 file part, 1 patch part, 1 subtask part/,
     )
     const after = await serve.client.get(`/session/${sessionID}/message`)
     const compared = assertKept(before, after)

@@ -3,6 +3,7 @@
 // talk to. The local model asks for remote_login; we check what arrives where.
 import assert from 'node:assert/strict'
 import { existsSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
@@ -432,6 +433,52 @@ describe('remote_login failures the model can act on', () => {
       await rm(projectHosts, { force: true })
       await writeFile(sshConfig, original)
     }
+  })
+})
+
+describe('remoteLogin from the API', () => {
+  test('loginProgress reports the phase and the remote step while a round trip waits', async () => {
+    Object.assign(process.env, local.env)
+    delete process.env.SSH_AUTH_SOCK
+    const api = createRequire(import.meta.url)('../api.js')
+    const sessionID = await newSession()
+    await prompt(sessionID, 'hello')
+    const [info, messages] = await Promise.all([
+      serve.client.get(`/session/${sessionID}`),
+      serve.client.get(`/session/${sessionID}/message`),
+    ])
+    const marker = `progress-${Date.now()}`
+    const requestId = `req-${marker}`
+    const call = api.remoteLogin({
+      sessionId: sessionID,
+      host: HOST,
+      mode: 'round-trip',
+      message: `CALL_TOOL:bash {"command":"sleep 4; echo ${marker}"}`,
+      requestId,
+      exportJson: JSON.stringify({ info, messages }),
+      projectDir: local.projectDir,
+    })
+    const seen = []
+    let done = false
+    call.finally(() => (done = true)).catch(() => {})
+    while (!done) {
+      const progress = api.loginProgress(requestId)
+      if (progress) seen.push(progress)
+      await new Promise((r) => setTimeout(r, 100))
+    }
+    const result = await call
+    assert.equal(api.loginProgress(requestId), null, 'nothing is reported once the call is over')
+    assert.deepEqual(result.parts, [], 'without a messageId the work comes back in the output')
+    assert.ok(result.output.includes(`\n${marker}`), result.output)
+    assert.ok(seen.every((p) => p.host === HOST))
+    const phases = [...new Set(seen.map((p) => p.phase))]
+    assert.ok(phases.includes('waiting'), phases.join())
+    const steps = seen.filter((p) => p.phase === 'waiting' && p.remoteStep).map((p) => p.remoteStep)
+    assert.ok(
+      steps.some((s) => s === 'thinking' || s.startsWith('bash: ')),
+      `remote steps seen: ${[...new Set(steps)].join(' | ')}`,
+    )
+    assert.ok(seen.at(-1).elapsedMs > seen[0].elapsedMs)
   })
 })
 

@@ -83,8 +83,8 @@ impl Dropped {
             }
             Dropped::DuplicateMessage => ("duplicate message", "duplicate messages"),
             Dropped::LateMessage => (
-                "message dated after the run",
-                "messages dated after the run",
+                "message dated outside the run",
+                "messages dated outside the run",
             ),
             Dropped::OtherRole => ("message of an unknown role", "messages of an unknown role"),
             Dropped::MalformedMessage => ("malformed message", "malformed messages"),
@@ -386,8 +386,11 @@ impl Sink<'_> {
             return Place::Undated;
         };
         let started = self.window.started_ms;
-        if stamp_diff(stamp, stamp_of(started)) < 0 || created < started {
-            return Place::Before;
+        // Older on both counts: left in the remote's copy by an earlier job. Older on one count only: forged.
+        match (stamp_diff(stamp, stamp_of(started)) < 0, created < started) {
+            (true, true) => return Place::Before,
+            (true, false) | (false, true) => return Place::After,
+            (false, false) => {}
         }
         match self.window.finished_ms {
             Some(finished)

@@ -118,8 +118,8 @@ fn find_call(export: &Export, call_id: Option<&str>) -> Option<(usize, usize)> {
     fallback
 }
 
-/// An id in OpenCode's ascending format (`prt_` + 12 hex digits of time·4096+counter, cut to 48 bits,
-/// + 14 base62; `Identifier.ascending` in OpenCode), so it sorts after everything created before it.
+/// An id in OpenCode's ascending format (`prt_`, 12 hex digits of time·4096+counter cut to 48 bits,
+/// then 14 base62; `Identifier.ascending` in OpenCode), so it sorts after everything created before it.
 /// Ids made by this process are strictly ascending, even hundreds within one millisecond.
 pub fn new_id(prefix: &str) -> String {
     static LAST: AtomicU64 = AtomicU64::new(0);

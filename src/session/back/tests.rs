@@ -139,6 +139,13 @@ fn read_back_file_should_drop_and_count_hostile_messages_and_parts() {
             m["info"]["time"]["created"] = json!(at);
             m
         },
+        // A future-sorting id (all ones: before the run, modulo the wrap) with a current time.
+        {
+            let mut m = message("assistant", at, 19, vec![text("INJECTED-MAX-ID")]);
+            m["info"]["id"] = json!(format!("msg_ffffffffffff{}", "z".repeat(14)));
+            m["parts"][0]["messageID"] = m["info"]["id"].clone();
+            m
+        },
         // Another session's message, and a part claiming another message.
         {
             let mut m = message("assistant", at, 14, vec![text("INJECTED-FOREIGN")]);
@@ -190,7 +197,7 @@ fn read_back_file_should_drop_and_count_hostile_messages_and_parts() {
     assert_eq!(drops.count(Dropped::Part("agent")), 1);
     assert_eq!(drops.count(Dropped::UnknownPart), 1);
     assert_eq!(drops.count(Dropped::SystemField), 1);
-    assert_eq!(drops.count(Dropped::LateMessage), 2);
+    assert_eq!(drops.count(Dropped::LateMessage), 3);
     assert_eq!(drops.count(Dropped::ForeignMessage), 1);
     assert_eq!(drops.count(Dropped::ForeignPart), 1);
     assert_eq!(drops.count(Dropped::MalformedMessage), 2);
