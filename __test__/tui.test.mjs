@@ -4,7 +4,7 @@
 // text without a restart, failures and hand-overs shown directly, Esc during the wait.
 // One world and one TUI serve every case: after `opencode plug` the first TUI start waits on a stale lock.
 import assert from 'node:assert/strict'
-import { readdir, readFile, stat, mkdir, mkdtemp, writeFile, chown } from 'node:fs/promises'
+import { chown, mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
@@ -18,7 +18,8 @@ import { installPackedPackage } from './support/package.mjs'
 
 const isLocal = (body) => body.model === 'local-m'
 const isRemote = (body) => body.model === 'remote-m'
-const lastUserText = (body) => messageText([...(body.messages ?? [])].reverse().find((m) => m.role === 'user'))
+const lastUserText = (body) =>
+  messageText([...(body.messages ?? [])].reverse().find((m) => m.role === 'user'))
 const call = (args) => `CALL_TOOL:remote_login ${JSON.stringify(args)}`
 
 /** A loopback port nothing listens on: the "sshd is down" host. */
@@ -30,19 +31,38 @@ async function closedPort() {
   return port
 }
 
-/** The newest job's `done` stamp (ns since the epoch, written by the remote run script) in ms. */
-async function latestDoneMs(userHome) {
+/**
+ * Watch the remote's job directories for a `done` stamp (ns since the epoch, written by the remote run
+ * script when `opencode run` ended). The client removes a job once collected, so the stamp is read while
+ * the job still exists. `stop()` resolves the first stamp seen, in ms, or undefined.
+ */
+function watchDone(userHome) {
   const jobs = path.join(userHome, '.opencode-remote', 'jobs')
-  let best
-  for (const id of await readdir(jobs)) {
-    const file = path.join(jobs, id, 'done')
-    const info = await stat(file).catch(() => undefined)
-    if (!info || (best && info.mtimeMs <= best.mtimeMs)) continue
-    best = { file, mtimeMs: info.mtimeMs }
+  let found
+  let running = true
+  const loop = (async () => {
+    while (running && found === undefined) {
+      for (const id of await readdir(jobs).catch(() => [])) {
+        const ns = (await readFile(path.join(jobs, id, 'done'), 'utf8').catch(() => '')).trim()
+        if (/^\d{19}$/.test(ns)) found = Number(BigInt(ns) / 1000n) / 1000
+      }
+      await new Promise((resolve) => setTimeout(resolve, 5))
+    }
+  })()
+  return {
+    async stop() {
+      running = false
+      await loop
+      return found
+    },
   }
-  if (!best) return undefined
-  const ns = (await readFile(best.file, 'utf8')).trim()
-  return /^\d{19}$/.test(ns) ? Number(BigInt(ns) / 1_000_000n) + Number(BigInt(ns) % 1_000_000n) / 1e6 : best.mtimeMs
+}
+
+/** Interrupt the running turn the way a user does: Esc, then Esc again when the TUI asks for it. */
+async function interrupt(tui) {
+  await tui.press('Escape')
+  await tui.waitForScreen(/again to interrupt/, 10_000)
+  await tui.press('Escape')
 }
 
 describe('the real TUI', { timeout: 900_000 }, () => {
@@ -125,7 +145,7 @@ describe('the real TUI', { timeout: 900_000 }, () => {
     await tui.waitForScreenWithout(/esc interrupt/i, 60_000)
   })
 
-  it('round trip: live progress during the wait, then the remote text on screen without a restart', async () => {
+  it('round trip: live progress during the wait, then the remote text on screen without a restart', async (t) => {
     hold()
     const remoteAsked = llm.waitFor((b) => isRemote(b) && /REMOTE_TASK_ALPHA/.test(lastUserText(b)), 120_000)
     await tui.send(call({ host: 'pi', mode: 'round-trip', message: 'REMOTE_TASK_ALPHA' }))
@@ -134,14 +154,17 @@ describe('the real TUI', { timeout: 900_000 }, () => {
     const first = await tui.waitForScreen(/pi · waiting (\d+:\d\d)/, 30_000)
     const firstClock = /pi · waiting (\d+:\d\d)/.exec(first.screen)[1]
     await tui.waitForScreen(new RegExp(`pi · waiting (?!${firstClock})\\d+:\\d\\d`), 30_000)
+    const done = watchDone(sshd.userHome)
     release()
-    const seen = await tui.waitForScreen(/remote answer alpha ready/, 120_000, 50)
-    const doneMs = await latestDoneMs(sshd.userHome)
-    assert.ok(doneMs, 'the remote job wrote its done stamp')
-    const visibleMs = Math.round(seen.at - doneMs)
-    console.log(`TUI_VISIBLE remote finished -> visible in the TUI: ${visibleMs} ms`)
-    process.env.OCR_SUMMARY_FILE &&
-      (await writeFile(`${process.env.OCR_SUMMARY_FILE}.tui`, JSON.stringify({ visibleMs }) + '\n'))
+    const seen = await tui.waitForScreen(/remote answer alpha ready/, 120_000, 20)
+    const doneMs = await done.stop()
+    // A figure, not an assertion: printed for the report and the bench.
+    const visible =
+      doneMs === undefined
+        ? 'not measured (job collected between polls)'
+        : `${Math.round(seen.at - doneMs)} ms`
+    t.diagnostic(`remote finished -> visible in the TUI: ${visible}`)
+    console.log(`TUI_VISIBLE remote finished -> visible in the TUI: ${visible}`)
     await tui.waitForScreenWithout(/esc interrupt/i, 60_000)
   })
 
@@ -151,8 +174,7 @@ describe('the real TUI', { timeout: 900_000 }, () => {
     await tui.send(call({ host: 'pi', mode: 'round-trip', message: 'REMOTE_TASK_BETA' }))
     await remoteAsked
     await tui.waitForScreen(/pi · waiting/, 30_000)
-    await tui.press('Escape')
-    await tui.press('Escape')
+    await interrupt(tui)
     const { screen } = await tui.waitForScreen(/cancelled/i, 60_000)
     assert.match(screen, /stopped|left running/i)
     release()

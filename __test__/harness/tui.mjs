@@ -15,7 +15,18 @@ export async function startTui({ env, cwd, width = 160, height = 50 }) {
   const socket = `ocr-tui-${process.pid}-${randomBytes(3).toString('hex')}`
   const tmux = (...args) => exec('tmux', ['-L', socket, ...args], { maxBuffer: 16 << 20 })
   const envArgs = Object.entries({ ...env, PWD: cwd }).flatMap(([k, v]) => ['-e', `${k}=${v}`])
-  await tmux('new-session', '-d', '-x', String(width), '-y', String(height), '-c', cwd, ...envArgs, opencodeBin)
+  await tmux(
+    'new-session',
+    '-d',
+    '-x',
+    String(width),
+    '-y',
+    String(height),
+    '-c',
+    cwd,
+    ...envArgs,
+    opencodeBin,
+  )
 
   const tui = {
     socket,
