@@ -4,12 +4,10 @@
 // text without a restart, failures and hand-overs shown directly, Esc during the wait.
 // One world and one TUI serve every case: after `opencode plug` the first TUI start waits on a stale lock.
 import assert from 'node:assert/strict'
-import { execFile } from 'node:child_process'
 import { chown, mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
-import { promisify } from 'node:util'
 import { after, before, describe, it } from 'node:test'
 
 import { messageText, startFakeLlm } from './harness/fake-llm.mjs'
@@ -18,7 +16,6 @@ import { startSshd } from './harness/sshd.mjs'
 import { startTui } from './harness/tui.mjs'
 import { installPackedPackage } from './support/package.mjs'
 
-const exec = promisify(execFile)
 
 const isLocal = (body) => body.model === 'local-m'
 const isRemote = (body) => body.model === 'remote-m'
@@ -105,16 +102,7 @@ describe('the real TUI', { timeout: 900_000 }, () => {
     )
     for (const p of [path.join(sshd.userHome, '.config'), dir, path.join(dir, 'opencode.json')])
       await chown(p, sshd.uid, sshd.uid)
-    // A host where its user has run OpenCode before (its database exists). A fresh host can fail the first
-    // import with a migration race (two remote opencode processes creating the database at once): a
-    // separate finding, not what this file tests.
-    const gid = Number((await exec('id', ['-g', sshd.user])).stdout.trim())
-    await exec(sshd.opencodeBin, ['session', 'list'], {
-      env: { ...sshd.remoteEnv, HOME: sshd.userHome, USER: sshd.user, PWD: sshd.userHome },
-      cwd: sshd.userHome,
-      uid: sshd.uid,
-      gid,
-    })
+    // A fresh host: its user has never run OpenCode (the first round trip creates its database).
 
     const local = await makeOpencodeHome(path.join(root, 'local'), { llm })
     await sshd.writeClientSshFiles(local.home, { alias: 'pi-box' })

@@ -36,22 +36,30 @@ fi
 printf '%s' "$dir" > "$job/workdir"
 
 # The model the run uses: the host entry's, checked against what the remote offers; else the remote's
-# own default (its config's `model`, else the first model it lists), never the local session's. The
-# probe runs beside the import: both are a second of OpenCode start-up.
+# own default (its config's `model`, else the first model it lists), never the local session's.
 read_value model
 model=$value
-if [ -n "$model" ]; then
-  "$oc" models > "$job/models.out" 2> /dev/null &
-else
-  "$oc" debug config > "$job/config.out" 2> /dev/null &
+probe_model() {
+  if [ -n "$model" ]; then
+    "$oc" models > "$job/models.out" 2> /dev/null
+  else
+    "$oc" debug config > "$job/config.out" 2> /dev/null
+  fi
+}
+# OpenCode creates its database on first use and two first uses at once fail in CREATE TABLE. So the
+# probe (a second of OpenCode start-up) runs beside the import only once an import has succeeded here;
+# on a fresh host it runs after it.
+state=$job/../..
+probe=
+if [ -f "$state/imported" ]; then
+  probe_model &
+  probe=$!
 fi
-probe=$!
 
 # import re-homes the session to the current directory, which is what we want.
 # OpenCode creates and migrates its database on first use, and concurrent first uses race: 20 simultaneous
 # dispatches to a fresh host failed some imports in `CREATE TABLE` (__test__/load.test.mjs). So until one
 # import has succeeded here, imports take turns (flock, where there is one); after that they run side by side.
-state=$job/../..
 if [ ! -f "$state/imported" ] && command -v flock > /dev/null 2>&1; then
   exec 9> "$state/import.lock"
   flock 9
@@ -64,7 +72,7 @@ if ! "$oc" import "$job/session.json" > "$job/import.log" 2>&1; then
 fi
 : > "$state/imported"
 exec 9>&-
-wait "$probe"
+if [ -n "$probe" ]; then wait "$probe"; else probe_model; fi
 
 if [ -n "$model" ]; then
   # An empty list means the remote could not tell (an old or odd opencode): then the run reports it.
@@ -73,11 +81,6 @@ if [ -n "$model" ]; then
     exit 87
   fi
 else
-  # On a fresh host the probe can lose the race with the import that creates OpenCode's database and
-  # print nothing: ask again now that the import is done.
-  if [ ! -s "$job/config.out" ]; then
-    "$oc" debug config > "$job/config.out" 2> /dev/null
-  fi
   # `debug config` prints the resolved config with two-space indentation: a top-level key has exactly two.
   model=$(sed -n 's/^  "model": "\(.*\)",\{0,1\}$/\1/p' "$job/config.out" 2> /dev/null | head -n 1)
   if [ -z "$model" ]; then
