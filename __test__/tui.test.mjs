@@ -16,7 +16,6 @@ import { startSshd } from './harness/sshd.mjs'
 import { startTui } from './harness/tui.mjs'
 import { installPackedPackage } from './support/package.mjs'
 
-
 const isLocal = (body) => body.model === 'local-m'
 const isRemote = (body) => body.model === 'remote-m'
 const lastUserText = (body) =>
