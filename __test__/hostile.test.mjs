@@ -263,15 +263,9 @@ describe('hostile back-files', () => {
    * (src/session `drop_stale`); forged as soon as the import landed, it could predate the start.
    */
   async function roundTrip(sessionID, forge) {
-<<<<<<< HEAD
     for (const f of [`back-${sessionID}.json`, `imported-${sessionID}.json`, `run-argv-${sessionID}`]) {
       await rm(back(f), { force: true })
     }
-=======
-    await rm(back(`back-${sessionID}.json`), { force: true })
-    await rm(back(`imported-${sessionID}.json`), { force: true })
-    await rm(back(`run-argv-${sessionID}`), { force: true })
->>>>>>> wt-b
     const turn = world.prompt(sessionID, 'CALL_TOOL:remote_login {"host":"forged","mode":"round-trip"}')
     let sent
     for (const deadline = Date.now() + 60_000; !sent; ) {
@@ -281,11 +275,8 @@ describe('hostile back-files', () => {
       assert.ok(sent || Date.now() < deadline, 'the remote run began')
       if (!sent) await new Promise((r) => setTimeout(r, 50))
     }
-    // Forged messages are dated once the run has started, as a real run's are.
-    for (const deadline = Date.now() + 60_000; !existsSync(back(`run-argv-${sessionID}`)); ) {
-      assert.ok(Date.now() < deadline, 'the remote run started')
-      await new Promise((r) => setTimeout(r, 50))
-    }
+    // Forged messages are dated after the run's start stamp (the loop above waited for the run itself),
+    // as a real run's are; a few ms keep them off the very millisecond of that stamp.
     await new Promise((r) => setTimeout(r, 5))
     await writeRemote(back(`back-${sessionID}.json`), forge(sent))
     await turn
