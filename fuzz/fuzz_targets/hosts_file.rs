@@ -25,6 +25,7 @@ fuzz_target!(|data: &[u8]| {
             config_dir: "/nonexistent/opencode-remote-fuzz".into(),
             project_dir: None,
             inline: Some(inline),
+            inline_from_project: None,
         };
         match load_hosts(&sources) {
             Ok(hosts) => {
