@@ -1,5 +1,6 @@
 import type {
   CreateWorkspaceOptions,
+  LoginProgress,
   RemoteLoginOptions,
   RemoteLoginResult,
   RemotePlace,
@@ -9,8 +10,8 @@ import type {
 
 export type {
   CreateWorkspaceOptions,
+  LoginProgress,
   LoginTimings,
-  ModelRef,
   RemoteLoginOptions,
   RemoteLoginResult,
   RemotePlace,
@@ -35,6 +36,8 @@ export declare function warmHost(
 ): Promise<boolean>
 /** Cancel a running remoteLogin by its requestId. */
 export declare function cancelRemoteLogin(requestId: string): boolean
+/** Where the running remoteLogin with this requestId is (phase, elapsed time, the remote's latest step); null when none runs. */
+export declare function loginProgress(requestId: string): LoginProgress | null
 /** The JSON Schema of hosts.json or of the plugin options. */
 export declare function configSchema(kind?: 'hosts' | 'plugin-options'): any
 /** Run the opencode-remote command line (arguments without the program name); resolves to the exit code. */
@@ -49,13 +52,16 @@ export declare function remoteCall(place: RemotePlace, operation: string, body: 
 /** Make sure the host's stub serves this workspace (bootstrapping it when needed); warm, one exec. */
 export declare function remoteAttach(place: RemotePlace): Promise<true>
 /**
- * Run a command on the host; `result` is {stdout, stderr, exitCode, signal, timedOut, cancelled}.
- * `requestId` lets `cancelRemoteExec` stop it (its whole process group).
+ * Run a command on the host; `result` is {stdout, stderr, exitCode, signal, timedOut, cancelled,
+ * truncated, outputPath}. `requestId` lets `cancelRemoteExec` stop it (its whole process group). A long
+ * output is cut to its head and tail; with `outputDir` its full text is saved there (file 0600, directory
+ * 0700) and `outputPath` names the file.
  */
 export declare function remoteExec(
   place: RemotePlace,
   request: any,
   requestId?: string,
+  outputDir?: string,
 ): Promise<RemoteOutcome>
 /** Stop a running `remoteExec`; returns whether one was running. */
 export declare function cancelRemoteExec(requestId: string): boolean

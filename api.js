@@ -6,10 +6,11 @@
 const path = require('node:path')
 const binding = require('./index.js')
 
-// The stub binaries ship inside this package; `setup` and workspaces upload them from here.
-if (!process.env.OPENCODE_REMOTE_STUB_DIR) {
-  process.env.OPENCODE_REMOTE_STUB_DIR = path.join(__dirname, 'stub', 'dist')
-}
+// The stub binaries ship inside this package; `setup` and workspaces upload them from here. The directory
+// travels as an argument of each call that may upload: OpenCode runs plugins in Bun, where an assignment
+// to process.env never reaches the addon.
+const stubDir = path.join(__dirname, 'stub', 'dist')
+const withStubs = (options) => ({ ...options, stubDir })
 
 function unwrap(value) {
   if (value instanceof Error) throw value
@@ -21,15 +22,17 @@ module.exports = {
   listHosts: async (projectDir, options) => unwrap(await binding.listHosts(projectDir, options)),
   warmHost: (host, projectDir, options) => binding.warmHost(host, projectDir, options),
   cancelRemoteLogin: (requestId) => binding.cancelRemoteLogin(requestId),
+  loginProgress: (requestId) => binding.loginProgress(requestId),
   configSchema: (kind) => binding.configSchema(kind),
-  runCli: (args) => binding.runCli(args),
-  createWorkspace: async (options) => unwrap(await binding.createWorkspace(options)),
+  runCli: (args) => binding.runCli(args, stubDir),
+  createWorkspace: async (options) => unwrap(await binding.createWorkspace(withStubs(options))),
   workspaceTarget: async (id, revive) => unwrap(await binding.workspaceTarget(id, revive)),
   removeWorkspace: async (id) => unwrap(await binding.removeWorkspace(id)),
-  remoteCall: async (place, operation, body) => unwrap(await binding.remoteCall(place, operation, body)),
-  remoteAttach: async (place) => unwrap(await binding.remoteAttach(place)),
-  remoteExec: async (place, request, requestId) =>
-    unwrap(await binding.remoteExec(place, request, requestId)),
+  remoteCall: async (place, operation, body) =>
+    unwrap(await binding.remoteCall(withStubs(place), operation, body)),
+  remoteAttach: async (place) => unwrap(await binding.remoteAttach(withStubs(place))),
+  remoteExec: async (place, request, requestId, outputDir) =>
+    unwrap(await binding.remoteExec(withStubs(place), request, requestId, outputDir)),
   cancelRemoteExec: (requestId) => binding.cancelRemoteExec(requestId),
-  remoteReply: async (place, reply) => unwrap(await binding.remoteReply(place, reply)),
+  remoteReply: async (place, reply) => unwrap(await binding.remoteReply(withStubs(place), reply)),
 }

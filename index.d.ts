@@ -44,24 +44,35 @@ export interface CreateWorkspaceOptions {
   projectDir?: string
   /** The plugin options (hosts, providers), passed on to the workspace server. */
   options?: any
+  /** This package's stub binaries (`<package>/stub/dist`); api.js fills it in. */
+  stubDir?: string
 }
 
 /** The configured host names (never addresses), sorted; a failure resolves to an `Error` with a `code`. */
 export declare function listHosts(projectDir?: string | undefined | null, options?: any | undefined | null): Promise<Array<string> | Error>
 
+/** Where the running `remoteLogin` with this `requestId` is; null when none is running. */
+export declare function loginProgress(requestId: string): LoginProgress | null
+
+/** Where a running `remoteLogin` is. */
+export interface LoginProgress {
+  /** The host name as configured. */
+  host: string
+  phase: 'connecting' | 'dispatching' | 'waiting' | 'collecting' | 'writing'
+  /** Since the call started. */
+  elapsedMs: number
+  /** While waiting: the remote's latest step or tool, e.g. `bash: uname -a` or `writing answer`. */
+  remoteStep?: string
+}
+
 export interface LoginTimings {
   dispatchMs: number
   totalMs: number
-  /** Remote run finished → returned session verified on local disk (ms). */
+  /** Remote run finished → its back-file read and checked here (ms). */
   finishedToVerifiedMs?: number
   /** Remote run finished → this call returned (ms). */
   finishedToReturnMs?: number
   reconnects: number
-}
-
-export interface ModelRef {
-  providerID: string
-  modelID: string
 }
 
 /**
@@ -78,14 +89,15 @@ export declare function remoteCall(place: RemotePlace, operation: string, body: 
 
 /**
  * Run a command on the host through the stub (`request` is the protocol's ExecRequest);
- * `requestId` lets `cancelRemoteExec` stop it.
+ * `requestId` lets `cancelRemoteExec` stop it. A long output is cut to its head and tail; with
+ * `outputDir`, its full text is saved there (0600, the directory 0700) and named by `outputPath`.
  */
-export declare function remoteExec(place: RemotePlace, request: any, requestId?: string | undefined | null): Promise<{ result?: any; permission?: any } | Error>
+export declare function remoteExec(place: RemotePlace, request: any, requestId?: string | undefined | null, outputDir?: string | undefined | null): Promise<{ result?: any; permission?: any } | Error>
 
 /**
  * Dispatch a session to a host. A failure resolves to an `Error` whose `code` is one of UNKNOWN_HOST,
  * CONFIG_INVALID, HOST_UNREACHABLE, AUTH_FAILED, KEY_ENCRYPTED, HOST_KEY_CHANGED, HOST_KEY_UNKNOWN,
- * REMOTE_NO_OPENCODE, REMOTE_RUN_FAILED, SESSION_INVALID, IMPORT_FAILED, TIMEOUT, CANCELLED, SSH_FAILED,
+ * REMOTE_NO_OPENCODE, REMOTE_MODEL_MISSING, REMOTE_RUN_FAILED, SESSION_INVALID, TIMEOUT, CANCELLED, SSH_FAILED,
  * INVALID_ARGUMENT, IO (`api.js` throws it).
  */
 export declare function remoteLogin(options: RemoteLoginOptions): Promise<RemoteLoginResult | Error>
@@ -103,7 +115,12 @@ export interface RemoteLoginOptions {
   message?: string
   /** The tool call's id, to find it in the session. */
   callId?: string
-  /** An id for `cancelRemoteLogin`. */
+  /**
+   * The assistant message holding the call (`ctx.messageID`): a round trip's `parts` are made for it.
+   * Without it the remote's work comes back inside `output`.
+   */
+  messageId?: string
+  /** An id for `cancelRemoteLogin` and `loginProgress`. */
   requestId?: string
   /** The session export as JSON (`{info, messages}`); when absent, `opencode export` is run. */
   exportJson?: string
@@ -120,12 +137,15 @@ export interface RemoteLoginResult {
   output: string
   mode: 'one-way' | 'round-trip'
   jobId: string
-  /** Round trip: the agent the local session continues with. */
-  restoreAgent?: string
-  /** Round trip: the model the local session continues with. */
-  restoreModel?: ModelRef
-  /** Round trip: the prompt that wakes the local agent (sent by the plugin's `tool.execute.after`). */
-  continuation?: string
+  /**
+   * Round trip: the remote's work as text parts, each a JSON `TextPart` object ready for
+   * `PATCH /session/{sessionID}/message/{messageID}/part/{partID}`, in order. Empty for one-way.
+   */
+  parts: Array<string>
+  /** What the back-file held that was left out, e.g. `1 user message`, `2 file parts`. */
+  dropped: Array<string>
+  /** An earlier round trip of this session to this host was collected first (its parts come first). */
+  earlier: boolean
   timings: LoginTimings
 }
 
@@ -140,6 +160,8 @@ export interface RemotePlace {
   projectDir?: string
   /** The plugin options (may hold `hosts`). */
   options?: any
+  /** This package's stub binaries (`<package>/stub/dist`); api.js fills it in. */
+  stubDir?: string
 }
 
 /** Answer a permission request of the stub: `{requestId, reply: 'once' | 'always' | 'reject'}`. */
@@ -159,8 +181,11 @@ export interface ReviveOptions {
   options?: any
 }
 
-/** Run the `opencode-remote` command line (`args` without the program name); resolves to the exit code. */
-export declare function runCli(args: Array<string>): Promise<number>
+/**
+ * Run the `opencode-remote` command line (`args` without the program name); resolves to the exit code.
+ * `stubDir` is this package's stub binaries (api.js passes it); `setup --stub-dir` overrides it.
+ */
+export declare function runCli(args: Array<string>, stubDir?: string | undefined | null): Promise<number>
 
 /**
  * Start connecting to `host` ahead of a `remoteLogin` (which then shares the handshake). Resolves to
@@ -180,4 +205,6 @@ export interface WorkspaceTarget {
   root: string
   /** The workspace server's URL (OpenCode's `target`). */
   url: string
+  /** Headers to send with every request to `url` (the server's basic-auth credentials). */
+  headers: Record<string, string>
 }

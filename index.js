@@ -840,6 +840,7 @@ module.exports.cancelRemoteLogin = nativeBinding.cancelRemoteLogin
 module.exports.configSchema = nativeBinding.configSchema
 module.exports.createWorkspace = nativeBinding.createWorkspace
 module.exports.listHosts = nativeBinding.listHosts
+module.exports.loginProgress = nativeBinding.loginProgress
 module.exports.remoteAttach = nativeBinding.remoteAttach
 module.exports.remoteCall = nativeBinding.remoteCall
 module.exports.remoteExec = nativeBinding.remoteExec

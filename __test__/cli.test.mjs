@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict'
 import { execFile, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
@@ -182,6 +182,24 @@ describe('doctor', () => {
     assert.match(checks.opencode.detail, /^1\.18\.33 at /)
     const text = await cli(['doctor', 'box'])
     assert.match(text.stdout, /^box\n {2}ok {3}config/)
+  })
+
+  test('terminal escapes from the remote are printed escaped, never raw', async () => {
+    // A remote `opencode --version` that sets the window title and clears the screen.
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'ocr-loud-'))
+    await chmod(dir, 0o755)
+    const fake = path.join(dir, 'opencode')
+    await writeFile(fake, "#!/bin/sh\nprintf '1.18.33\\033]0;pwned\\007\\033[2J\\n'\n", { mode: 0o755 })
+    const hostsFile = path.join(home, 'config', 'opencode', 'hosts.json')
+    const hosts = await readFile(hostsFile, 'utf8')
+    await writeFile(hostsFile, JSON.stringify({ hosts: { loud: { host: 'box', opencode: fake } } }))
+    try {
+      const text = await cli(['doctor', 'loud'])
+      assert.doesNotMatch(text.stdout, /\x1b|\x07/)
+      assert.match(text.stdout, /1\.18\.33\\u\{1b\}\]0;pwned\\u\{7\}\\u\{1b\}\[2J at /)
+    } finally {
+      await writeFile(hostsFile, hosts)
+    }
   })
 
   test('a remote without opencode is reported with the install command', async () => {

@@ -56,7 +56,11 @@ describe('sshd with a separate remote user', () => {
     const [user, home, bin, version, flag] = stdout.trim().split('\n')
     assert.equal(user, sshd.user)
     assert.equal(home, sshd.userHome)
-    assert.equal(bin, opencodeBin)
+    // Its own copy, as the installer lays it out, never the checkout's (which may be in a 0700 clone).
+    assert.equal(bin, path.join(sshd.userHome, '.opencode', 'bin', 'opencode'))
+    assert.equal(bin, sshd.opencodeBin)
+    assert.equal((await stat(bin)).uid, sshd.uid)
+    assert.ok(!stdout.includes(path.dirname(opencodeBin)), 'the checkout is not on its PATH')
     assert.equal(version, '1.18.33')
     assert.equal(flag, '1')
   })

@@ -11,7 +11,6 @@ import { createRequire } from 'node:module'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import { after, before, test } from 'node:test'
-import { stubBinaryDir } from './support/stub.mjs'
 import { recordSummary } from './support/summary.mjs'
 import { startWorld } from './support/world.mjs'
 
@@ -25,17 +24,14 @@ const DISPATCHES = 20
 const CALLS_PER_BURST = 50
 const BURSTS = 4
 
-let world, sshd, stubDir
+let world, sshd
 
 before(async () => {
-  ;[world, stubDir] = await Promise.all([
-    startWorld({
-      hosts: { pi: { host: 'pi-box', model: 'fake/remote-m', agent: 'build' } },
-      // DEBUG1 adds one line per forwarded (direct-tcpip) channel; sessions are logged at VERBOSE already.
-      sshd: { maxSessions: MAX_SESSIONS, extraConfig: ['LogLevel DEBUG1'] },
-    }),
-    stubBinaryDir(),
-  ])
+  world = await startWorld({
+    hosts: { pi: { host: 'pi-box', model: 'fake/remote-m', agent: 'build' } },
+    // DEBUG1 adds one line per forwarded (direct-tcpip) channel; sessions are logged at VERBOSE already.
+    sshd: { maxSessions: MAX_SESSIONS, extraConfig: ['LogLevel DEBUG1'] },
+  })
   sshd = world.sshd
 })
 
@@ -189,10 +185,9 @@ test(`${BURSTS} bursts of ${CALLS_PER_BURST} concurrent tunnelled tool calls, no
   Object.assign(process.env, {
     HOME: home,
     XDG_CONFIG_HOME: world.local.config,
-    OPENCODE_REMOTE_STUB_DIR: stubDir,
   })
   delete process.env.SSH_AUTH_SOCK
-  const api = require('../api.js')
+  const api = require(world.pkg.api)
   const root = path.join(sshd.userHome, 'load')
   const place = { host: 'box', workspace: 'load', root: '~/load', options: { hosts: { box: 'pi-box' } } }
 

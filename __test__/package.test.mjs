@@ -4,20 +4,22 @@
 // npm cache that `npm install` of this repo filled.
 //
 // Two install layouts:
-//   - "as packed": the repository's `npm pack` tarball, which carries the root .node of the work tree;
+//   - "as packed": the test package's `npm pack` tarball (support/package.mjs: the work tree's files with
+//     the stubs), which carries the root .node of the work tree;
 //   - "as published" (when scripts/build-dist.sh has put the glibc 2.17 addon in npm/linux-x64-gnu/): the
 //     root tarball without any .node plus `optionalDependencies` (what `napi prepublish` adds), installed
 //     together with the packed npm/linux-x64-gnu platform package. The loader must then take the addon
 //     from the platform package.
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
-import { accessSync, constants, existsSync, readdirSync } from 'node:fs'
+import { accessSync, constants, existsSync } from 'node:fs'
 import { copyFile, mkdir, mkdtemp, readFile, readdir, realpath, rm, stat, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { makeOpencodeHome, opencodeBinDir, rgDir, runOpencode, startServe } from './harness/opencode.mjs'
 import { exec } from './harness/proc.mjs'
+import { packTestPackage } from './support/package.mjs'
 
 const repoRoot = path.resolve(import.meta.dirname, '..')
 const pkgJson = JSON.parse(await readFile(path.join(repoRoot, 'package.json'), 'utf8'))
@@ -75,8 +77,9 @@ const sha256 = async (file) =>
     .update(await readFile(file))
     .digest('hex')
 
+/** `npm pack` of a staged or platform package (prepack is the repository's, see the prepack tests). */
 async function npmPack(dir, dest, env) {
-  const { stdout } = await exec('npm', ['pack', '--json', '--pack-destination', dest], {
+  const { stdout } = await exec('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', dest], {
     cwd: dir,
     env,
     timeoutMs: 60_000,
@@ -196,7 +199,7 @@ describe('npm pack', { timeout: 180_000 }, () => {
     npmCache = (await exec('npm', ['config', 'get', 'cache'], { cwd: repoRoot })).stdout.trim()
     env = noRustEnv(npmCache)
     await mkdir(path.join(root, 'packs'))
-    packed = await npmPack(repoRoot, path.join(root, 'packs'), env)
+    packed = await packTestPackage(path.join(root, 'packs'), { env })
   })
   after(async () => {
     if (root) await rm(root, { recursive: true, force: true })
@@ -227,10 +230,8 @@ describe('npm pack', { timeout: 180_000 }, () => {
   })
 
   test('the tarball carries the static stubs for x86_64 and aarch64 Linux', async (t) => {
-    const stubDist = path.join(repoRoot, 'stub', 'dist')
-    const built = existsSync(stubDist) ? readdirSync(stubDist) : []
-    if (!built.some((f) => /-x86_64-linux$/.test(f))) {
-      t.skip('stub/dist not built (scripts/build-dist.sh or stub/build.sh)')
+    if (!packed.arches.includes('aarch64')) {
+      t.skip('stub/dist has no current release build (scripts/build-dist.sh or stub/build.sh)')
       return
     }
     for (const arch of ['x86_64', 'aarch64']) {
@@ -257,7 +258,7 @@ describe('npm pack', { timeout: 180_000 }, () => {
     const stubs = path.join(dir, 'stub', 'dist')
     if (existsSync(stubs)) {
       const sums = (await readFile(path.join(stubs, 'SHA256SUMS'), 'utf8')).trim().split('\n')
-      assert.equal(sums.length, 2)
+      assert.equal(sums.length, packed.arches.length)
       for (const line of sums) {
         const [sum, file] = line.split(/\s+\*?/)
         const st = await stat(path.join(stubs, file))
@@ -353,4 +354,61 @@ describe('npm pack', { timeout: 180_000 }, () => {
       copyTarball: true,
       npmForServe: true,
     }))
+})
+
+// `prepack` (scripts/check-stubs.mjs) on a copy of the package: packing without the stubs, or with a stub
+// that is not what SHA256SUMS says, fails and says what to run; with both stubs and their sums it packs.
+describe('prepack', { timeout: 60_000 }, () => {
+  let dir
+  const stubs = () => path.join(dir, 'stub', 'dist')
+  const name = (arch) => `opencode-remote-stub-${VERSION}-${arch}-linux`
+  const pack = () =>
+    exec('npm', ['pack', '--dry-run', '--json'], { cwd: dir, timeoutMs: 30_000 }).then(
+      ({ stdout }) => ({ code: 0, files: JSON.parse(stdout)[0].files.map((f) => f.path) }),
+      (error) => ({ code: error.code, stderr: String(error.stderr ?? error.message) }),
+    )
+
+  before(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'ocr-prepack-'))
+    await mkdir(path.join(dir, 'scripts'))
+    await copyFile(path.join(repoRoot, 'package.json'), path.join(dir, 'package.json'))
+    await copyFile(
+      path.join(repoRoot, 'scripts', 'check-stubs.mjs'),
+      path.join(dir, 'scripts', 'check-stubs.mjs'),
+    )
+  })
+  after(async () => {
+    if (dir) await rm(dir, { recursive: true, force: true })
+  })
+
+  test('without stub/dist, npm pack fails, naming the missing files and the build command', async () => {
+    const out = await pack()
+    assert.notEqual(out.code, 0, 'npm pack refused')
+    for (const missing of [name('x86_64'), name('aarch64'), 'SHA256SUMS']) {
+      assert.ok(out.stderr.includes(`stub/dist/${missing} is missing`), out.stderr)
+    }
+    assert.match(out.stderr, /npm run build:dist/)
+  })
+
+  test('with both stubs and their SHA256SUMS it packs them; a stub that does not match its sum fails', async () => {
+    await mkdir(stubs(), { recursive: true })
+    const sums = []
+    for (const arch of ['x86_64', 'aarch64']) {
+      await writeFile(path.join(stubs(), name(arch)), `stub for ${arch}\n`, { mode: 0o755 })
+      sums.push(`${await sha256(path.join(stubs(), name(arch)))}  ${name(arch)}`)
+    }
+    await writeFile(path.join(stubs(), 'SHA256SUMS'), sums.join('\n') + '\n')
+    const ok = await pack()
+    assert.equal(ok.code, 0, ok.stderr)
+    for (const f of [name('x86_64'), name('aarch64'), 'SHA256SUMS'])
+      assert.ok(ok.files.includes(`stub/dist/${f}`))
+
+    await writeFile(path.join(stubs(), name('aarch64')), 'rebuilt, sums not updated\n', { mode: 0o755 })
+    const stale = await pack()
+    assert.notEqual(stale.code, 0, 'npm pack refused a stale SHA256SUMS')
+    assert.ok(
+      stale.stderr.includes(`stub/dist/${name('aarch64')} does not match its sum in SHA256SUMS`),
+      stale.stderr,
+    )
+  })
 })

@@ -10,14 +10,14 @@ import os from 'node:os'
 import path from 'node:path'
 import { after, before, test } from 'node:test'
 import { startSshd } from './harness/sshd.mjs'
-import { stubBinaryDir } from './support/stub.mjs'
+import { installPackedPackage } from './support/package.mjs'
 
 const require = createRequire(import.meta.url)
 
 let sshd, home, api, place
 
 before(async () => {
-  const stubDir = await stubBinaryDir()
+  const pkg = await installPackedPackage()
   sshd = await startSshd()
   home = await mkdtemp(path.join(os.tmpdir(), 'ocr-backend-'))
   await sshd.writeClientSshFiles(home, { alias: 'box' })
@@ -25,10 +25,10 @@ before(async () => {
   Object.assign(process.env, {
     HOME: home,
     XDG_CONFIG_HOME: path.join(home, 'config'),
-    OPENCODE_REMOTE_STUB_DIR: stubDir,
   })
   delete process.env.SSH_AUTH_SOCK
-  api = require('../api.js')
+  // The installed package's API: the stub it bootstraps is the one inside that package.
+  api = require(pkg.api)
   place = { host: 'box', workspace: 'ws-one', root: '~/project', options: { hosts: { box: 'box' } } }
 })
 

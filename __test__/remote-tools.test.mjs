@@ -3,19 +3,16 @@
 // locally. Outputs are compared with the OpenCode 1.18.33 built-ins' formats, and paths outside the
 // workspace root go through OpenCode's permission prompts (answered over the HTTP API).
 import assert from 'node:assert/strict'
-import { execFile } from 'node:child_process'
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
-import { copyFile, mkdtemp, readFile, realpath } from 'node:fs/promises'
+import { mkdtemp, readFile, realpath } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { promisify } from 'node:util'
 import { messageText, startFakeLlm } from './harness/fake-llm.mjs'
 import { makeOpencodeHome, startServe } from './harness/opencode.mjs'
 import { startSshd } from './harness/sshd.mjs'
-import { installPackedPackage, repoRoot } from './support/package.mjs'
+import { installPackedPackage } from './support/package.mjs'
 
-const run = promisify(execFile)
 const HOST = 'box'
 const WORKSPACE = 't1'
 const LOCAL_MODEL = { providerID: 'fake', modelID: 'local-m' }
@@ -25,25 +22,8 @@ const TURN_TIMEOUT_MS = 30_000
 
 let llm, sshd, local, serve, remoteRoot, sessionID
 
-/** The stub binary the addon uploads: the packaged one, else a debug build. */
-async function stubDir() {
-  const version = JSON.parse(await readFile(path.join(repoRoot, 'package.json'), 'utf8')).version
-  const name = `opencode-remote-stub-${version}-x86_64-linux`
-  const packaged = path.join(repoRoot, 'stub', 'dist')
-  if (existsSync(path.join(packaged, name))) return packaged
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'ocr-stub-'))
-  await run('cargo', ['build', '-p', 'opencode-remote-stub'], { cwd: repoRoot })
-  await copyFile(path.join(repoRoot, 'target', 'debug', 'opencode-remote-stub'), path.join(dir, name))
-  return dir
-}
-
 before(async () => {
-  const [fake, server, pkg, stubs] = await Promise.all([
-    startFakeLlm(),
-    startSshd(),
-    installPackedPackage(),
-    stubDir(),
-  ])
+  const [fake, server, pkg] = await Promise.all([startFakeLlm(), startSshd(), installPackedPackage()])
   ;[llm, sshd] = [fake, server]
   const options = { hosts: { [HOST]: HOST }, remote: { host: HOST, root: '~/proj', workspace: WORKSPACE } }
   const fakeModel = { name: 'Fake GPT', tool_call: true, limit: { context: 100_000, output: 4096 } }
@@ -55,7 +35,6 @@ before(async () => {
       permission: { external_directory: 'ask' },
       provider: { fake: { models: { 'gpt-5-fake': fakeModel } } },
     },
-    env: { OPENCODE_REMOTE_STUB_DIR: stubs },
   })
   await sshd.writeClientSshFiles(local.home, { alias: HOST })
   serve = await startServe(local.env, local.projectDir)
@@ -296,12 +275,56 @@ describe('remote tools mode', () => {
     await until(() => remoteSleeps().length === 0, 'the aborted command to be killed on the host')
   })
 
+  test('bash asks for the paths outside the root that a command names, as the built-in does', async () => {
+    for (const [command, patterns] of [
+      ['cat /etc/hostname', ['/etc/hostname']],
+      ['ls ~/.ssh', [`${await realpath(sshd.userHome)}/.ssh/*`]],
+      ['ls ../..', [`${path.dirname(path.dirname(remoteRoot))}/*`]],
+      ['echo leak > /tmp/ocr-redirect.txt', ['/tmp/ocr-redirect.txt']],
+      ['cd /var && ls', ['/var/*']],
+    ]) {
+      const { asked } = await callWithoutPrompt('bash', { command })
+      assert.equal(asked?.permission, 'external_directory', command)
+      assert.deepEqual(asked.patterns, patterns, command)
+    }
+    assert.ok(!existsSync('/tmp/ocr-redirect.txt'), 'a refused command does not run')
+    // Inside the root, and /dev/null, need nothing.
+    const inside = await callWithoutPrompt('bash', {
+      command: 'echo ok > inside.txt 2>/dev/null; cat ./inside.txt',
+    })
+    assert.equal(inside.asked, undefined)
+    assert.match(inside.seen, /^ok/)
+  })
+
+  test('bash keeps a huge output bounded and saves it whole, readable only by the user', async () => {
+    // About 12 MB: far more than the addon keeps in memory.
+    const seen = await callTool('bash', {
+      command: 'yes 0123456789abcdefghijklmnopqrstuvwxyz | head -n 320000; echo the-end',
+    })
+    const saved = /^\.\.\.output truncated\.\.\.\n\nFull output saved to: (\S+)\n\n/.exec(seen)
+    assert.ok(saved, seen.slice(0, 200))
+    assert.match(seen, /the-end\n?$/)
+    const file = saved[1]
+    assert.equal(statSync(file).size, 320000 * 37 + 'the-end\n'.length)
+    assert.equal(statSync(file).mode & 0o777, 0o600)
+    assert.equal(statSync(path.dirname(file)).mode & 0o777, 0o700)
+    const part = (await toolParts('bash')).at(-1)
+    assert.ok(part.state.metadata.output.length <= 40_000, 'the UI preview stays small')
+    // A shorter output cut for the model is saved by the plugin, 0600 too.
+    const long = await callTool('bash', { command: 'seq 1 3000' })
+    const small = /Full output saved to: (\S+)/.exec(long)[1]
+    assert.equal(statSync(small).mode & 0o777, 0o600)
+  })
+
   test('a path outside the root asks first: once, then always (remembered), then reject', async () => {
     const outside = '/etc/hostname'
     const expected = await readFile(outside, 'utf8')
     const first = await callWithPrompt('read', { filePath: outside }, 'once')
     assert.equal(first.asked.permission, 'external_directory')
-    assert.deepEqual(first.asked.patterns, ['/etc/*'])
+    // The prompt names exactly what an `always` would approve: this file, for reading.
+    assert.deepEqual(first.asked.patterns, ['/etc/hostname'])
+    assert.deepEqual(first.asked.always, ['/etc/hostname'])
+    assert.equal(first.asked.metadata.operation, 'read')
     assert.equal(first.asked.metadata.host, HOST)
     assert.match(first.seen, new RegExp(`<path>/etc/hostname</path>[\\s\\S]*1: ${expected.trim()}`))
 
@@ -309,13 +332,26 @@ describe('remote tools mode', () => {
     const second = await callWithPrompt('read', { filePath: outside }, 'always')
     assert.match(second.seen, /<type>file<\/type>/)
     const approvals = path.join(sshd.userHome, '.opencode-remote', 'state', 'approvals', `${WORKSPACE}.json`)
-    assert.match(await readFile(approvals, 'utf8'), /"\/etc\/\*"/, 'the stub keeps the always approval')
+    const saved = JSON.parse(await readFile(approvals, 'utf8'))
+    assert.deepEqual(
+      saved.always.map(({ access, pattern }) => ({ access, pattern })),
+      [{ access: 'read', pattern: '/etc/hostname' }],
+      'the stub keeps the always approval: that file, for reading',
+    )
     const third = await callWithoutPrompt('read', { filePath: outside })
     assert.equal(third.asked, undefined, 'no prompt the third time')
     assert.match(third.seen, /<path>\/etc\/hostname<\/path>/)
 
+    // That `always` is no licence for a sibling, a write, or a command elsewhere.
+    const sibling = await callWithoutPrompt('write', { filePath: '/etc/ocr-sibling.txt', content: 'x' })
+    assert.deepEqual(sibling.asked?.patterns, ['/etc/ocr-sibling.txt'])
+    assert.equal(sibling.asked.metadata.operation, 'write')
+    const elsewhere = await callWithoutPrompt('bash', { command: 'ls', workdir: '/usr' })
+    assert.deepEqual(elsewhere.asked?.patterns, ['/usr/*'])
+    assert.equal(elsewhere.asked.metadata.operation, 'exec')
+
     const refused = await callWithPrompt('read', { filePath: '/usr/share/ocr-secret.txt' }, 'reject')
-    assert.deepEqual(refused.asked.patterns, ['/usr/share/*'])
+    assert.deepEqual(refused.asked.patterns, ['/usr/share/ocr-secret.txt'])
     const part = (await toolParts('read')).at(-1)
     assert.equal(part.state.status, 'error')
     assert.match(part.state.error, /rejected permission[\s\S]*\/usr\/share\/ocr-secret\.txt on host box/)

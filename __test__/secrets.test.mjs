@@ -17,17 +17,15 @@ import { promisify } from 'node:util'
 import { messageText as chatText, startFakeLlm } from './harness/fake-llm.mjs'
 import { makeClient, makeOpencodeHome, opencodeBin, opencodePath } from './harness/opencode.mjs'
 import { startSshd } from './harness/sshd.mjs'
-import { installPackedPackage, repoRoot } from './support/package.mjs'
-import { stubBinaryDir } from './support/stub.mjs'
+import { installPackedPackage } from './support/package.mjs'
 import { recordSummary } from './support/summary.mjs'
 
 const run = promisify(execFile)
 const require = createRequire(import.meta.url)
-const BIN = path.join(repoRoot, 'bin', 'opencode-remote.js')
 const SAMPLER = fileURLToPath(new URL('./support/proc-sampler.mjs', import.meta.url))
 const LOCAL_MODEL = { providerID: 'fake', modelID: 'local-m' }
 
-let llm, sshd, local, stubDir, pkg, api, workspace, wsClient
+let llm, sshd, local, pkg, api, workspace, wsClient
 
 /** Tool calls in one turn: a read, what a command on the host can see of its processes and
  * environment, a search, and a read outside the root (the stub asks for permission first). */
@@ -116,7 +114,7 @@ const readToken = async () => (await readFile(remoteState('run', 'stub.token'), 
 const modeOf = async (p) => (await stat(p)).mode & 0o777
 
 before(async () => {
-  ;[llm, sshd, pkg, stubDir] = await Promise.all([
+  ;[llm, sshd, pkg] = await Promise.all([
     startFakeLlm({
       responder: (body) =>
         body.tools?.length && chatText(body.messages.at(-1)) === 'SECRETS_TOOLS'
@@ -125,12 +123,10 @@ before(async () => {
     }),
     startSshd(),
     installPackedPackage(),
-    stubBinaryDir(),
   ])
   local = await makeOpencodeHome(path.join(await mkdtemp(path.join(os.tmpdir(), 'ocr-secrets-')), 'local'), {
     llm,
     plugins: [`file://${pkg.packageDir}`],
-    env: { OPENCODE_REMOTE_STUB_DIR: stubDir },
   })
   await sshd.writeClientSshFiles(local.home, { alias: 'box' })
   await writeFile(
@@ -145,7 +141,7 @@ before(async () => {
   // starts inherits this environment, as it would inherit OpenCode's.
   Object.assign(process.env, local.env)
   delete process.env.SSH_AUTH_SOCK
-  api = require('../api.js')
+  api = require(pkg.api)
 })
 
 after(async () => {
@@ -174,7 +170,7 @@ describe('the stub token', () => {
         pluginSpec: `file://${pkg.packageDir}`,
         projectDir: local.projectDir,
       })
-      wsClient = makeClient(workspace.url, 60_000)
+      wsClient = makeClient(workspace.url, 60_000, workspace.headers)
       const session = await wsClient.post(`/session?directory=${encodeURIComponent(local.projectDir)}`, {})
       // Two turns: the write, then four calls at once (the fake LLM answers `SECRETS_TOOLS` so).
       const steps = ['CALL_TOOL:write {"filePath":"notes.txt","content":"hello\\n"}', 'SECRETS_TOOLS']
@@ -413,7 +409,6 @@ describe('a password-only host', () => {
         HOME: home,
         XDG_CONFIG_HOME: path.join(home, 'config'),
         XDG_STATE_HOME: path.join(home, 'state'),
-        OPENCODE_REMOTE_STUB_DIR: stubDir,
         ...(process.env.NAPI_RS_NATIVE_LIBRARY_PATH
           ? { NAPI_RS_NATIVE_LIBRARY_PATH: process.env.NAPI_RS_NATIVE_LIBRARY_PATH }
           : {}),
@@ -422,7 +417,7 @@ describe('a password-only host', () => {
         new Promise((resolve) => {
           const child = execFile(
             process.execPath,
-            [BIN, 'setup', 'pw', '--json', '--password-stdin'],
+            [pkg.bin, 'setup', 'pw', '--json', '--password-stdin'],
             { env },
             (error, stdout, stderr) => resolve({ code: error?.code ?? 0, stdout, stderr }),
           )
@@ -439,7 +434,7 @@ describe('a password-only host', () => {
       assert.equal(first.code, 0, first.stderr)
       assert.match(first.stderr, /installed a new key for pw/)
       assert.ok(
-        seen.cmdlines.some((c) => c.includes(`${BIN}\0setup\0pw`)),
+        seen.cmdlines.some((c) => c.includes(`${pkg.bin}\0setup\0pw`)),
         'the sampler saw setup run',
       )
 

@@ -10,13 +10,12 @@ import { after, before, test } from 'node:test'
 import { promisify } from 'node:util'
 import { opencodePath } from './harness/opencode.mjs'
 import { startSshd } from './harness/sshd.mjs'
-import { repoRoot } from './support/package.mjs'
-import { stubBinaryDir } from './support/stub.mjs'
+import { installPackedPackage } from './support/package.mjs'
 
 const run = promisify(execFile)
-const BIN = path.join(repoRoot, 'bin', 'opencode-remote.js')
 
-let sshd, home, env, stubDir
+// The installed package's CLI: it uploads the stub that ships inside that package.
+let sshd, home, env, BIN
 
 async function setup(...extra) {
   try {
@@ -28,7 +27,7 @@ async function setup(...extra) {
 }
 
 before(async () => {
-  stubDir = await stubBinaryDir()
+  BIN = (await installPackedPackage()).bin
   sshd = await startSshd()
   home = await mkdtemp(path.join(os.tmpdir(), 'ocr-setup-'))
   await sshd.writeClientSshFiles(home, { alias: 'box' })
@@ -41,7 +40,6 @@ before(async () => {
     PATH: opencodePath(),
     HOME: home,
     XDG_CONFIG_HOME: path.join(home, 'config'),
-    OPENCODE_REMOTE_STUB_DIR: stubDir,
     ...(process.env.NAPI_RS_NATIVE_LIBRARY_PATH
       ? { NAPI_RS_NATIVE_LIBRARY_PATH: process.env.NAPI_RS_NATIVE_LIBRARY_PATH }
       : {}),
@@ -50,6 +48,12 @@ before(async () => {
 
 after(async () => {
   await sshd?.stop()
+})
+
+test('setup needs no stub directory: --stub-dir is an optional override', async () => {
+  const { stdout } = await run(process.execPath, [BIN, 'setup', '--help'], { env })
+  assert.match(stdout, /Usage: opencode-remote setup \[OPTIONS\] <HOST>/)
+  assert.match(stdout, /--stub-dir <DIR>/)
 })
 
 test('a cold setup installs the stub in a versioned path and starts it', async () => {

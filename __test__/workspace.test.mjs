@@ -1,10 +1,13 @@
 // SSH workspaces through the real OpenCode control plane (OPENCODE_EXPERIMENTAL_WORKSPACES=1): the
 // ssh-provider adaptor creates a workspace on a real sshd's remote user, OpenCode connects to it, and
-// sessions created in it run their tools on the host.
+// sessions created in it run their tools on the host. The plugin is the installed package, and the stub it
+// uploads to the fresh host is the one inside that package: nothing tells it where the stub is.
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
+import { createHash } from 'node:crypto'
 import { existsSync, readFileSync, readdirSync } from 'node:fs'
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises'
+import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
@@ -13,10 +16,10 @@ import { startFakeLlm } from './harness/fake-llm.mjs'
 import { makeOpencodeHome, startServe, waitForMessages } from './harness/opencode.mjs'
 import { startSshd } from './harness/sshd.mjs'
 import { installPackedPackage } from './support/package.mjs'
-import { stubBinaryDir } from './support/stub.mjs'
+import { hostArch } from './support/stub.mjs'
 
 const run = promisify(execFile)
-let llm, sshd, local, serve, stubDir
+let llm, sshd, local, serve, pkg
 
 async function waitForStatus(id, wanted, timeoutMs = 30_000) {
   const deadline = Date.now() + timeoutMs
@@ -40,17 +43,11 @@ async function createWorkspace(extra) {
 }
 
 before(async () => {
-  let pkg
-  ;[llm, sshd, pkg, stubDir] = await Promise.all([
-    startFakeLlm(),
-    startSshd(),
-    installPackedPackage(),
-    stubBinaryDir(),
-  ])
+  ;[llm, sshd, pkg] = await Promise.all([startFakeLlm(), startSshd(), installPackedPackage()])
   local = await makeOpencodeHome(path.join(await mkdtemp(path.join(os.tmpdir(), 'ocr-ws-')), 'local'), {
     llm,
     plugins: [`file://${pkg.packageDir}`],
-    env: { OPENCODE_EXPERIMENTAL_WORKSPACES: '1', OPENCODE_REMOTE_STUB_DIR: stubDir },
+    env: { OPENCODE_EXPERIMENTAL_WORKSPACES: '1' },
   })
   await sshd.writeClientSshFiles(local.home, { alias: 'box' })
   await writeFile(
@@ -60,6 +57,11 @@ before(async () => {
         default: {
           strategy: 'first_available',
           hosts: [{ name: 'prod-1', aliases: ['p1'], ssh: { host: 'box' }, labels: ['linux'] }],
+        },
+        // A host whose port refuses connections.
+        down: {
+          strategy: 'first_available',
+          hosts: [{ name: 'lab-box', ssh: { host: '127.0.0.1', user: 'lab', port: await closedPort() } }],
         },
       },
     }),
@@ -92,6 +94,18 @@ describe('ssh-provider workspaces', () => {
 
     const stubInfo = path.join(sshd.userHome, '.opencode-remote', 'run', 'stub.json')
     const pid = JSON.parse(await readFile(stubInfo, 'utf8')).pid
+    // The fresh host got the stub from the installed package (no environment variable points at one).
+    assert.ok(!Object.keys(local.env).some((k) => k.includes('STUB')), Object.keys(local.env).join(' '))
+    const version = JSON.parse(await readFile(path.join(pkg.packageDir, 'package.json'), 'utf8')).version
+    const sha = async (f) =>
+      createHash('sha256')
+        .update(await readFile(f))
+        .digest('hex')
+    assert.equal(
+      await sha(path.join(sshd.userHome, '.opencode-remote', 'bin', version, 'opencode-remote-stub')),
+      await sha(path.join(pkg.stubDir, `opencode-remote-stub-${version}-${hostArch}-linux`)),
+      'the installed stub is the packaged one',
+    )
     assert.ok(
       existsSync(path.join(sshd.userHome, 'opencode-workspaces', first.id)),
       'the default root was created',
@@ -110,6 +124,33 @@ describe('ssh-provider workspaces', () => {
     await serve.client.delete(
       `/experimental/workspace/${second.id}?directory=${encodeURIComponent(local.projectDir)}`,
     )
+  })
+
+  test('a create on a host that refuses connections fails with its name and leaves nothing behind', async () => {
+    const serversBefore = allWorkspaceServers().length
+    const failed = await createWorkspace({ provider: 'down', host: 'lab-box' }).then(
+      () => assert.fail('the create succeeded'),
+      (error) => error,
+    )
+    assert.ok(failed.status >= 400, failed.message)
+    assert.match(failed.message, /Creating workspace on 'lab-box' failed: Host 'lab-box' is unreachable/)
+    assert.doesNotMatch(failed.message, /remote run|reinstall|127\.0\.0\.1/)
+    const listed = await serve.client.get(
+      `/experimental/workspace?directory=${encodeURIComponent(local.projectDir)}`,
+    )
+    assert.deepEqual(
+      listed.filter((w) => w.extra?.host === 'lab-box'),
+      [],
+      'OpenCode lists no workspace for the failed create',
+    )
+    const leases = path.join(local.env.XDG_STATE_HOME, 'opencode-remote', 'leases.json')
+    const held = existsSync(leases) ? Object.values(JSON.parse(await readFile(leases, 'utf8'))) : []
+    assert.deepEqual(
+      held.filter((l) => l.host === 'lab-box'),
+      [],
+      'no lease is held',
+    )
+    assert.equal(allWorkspaceServers().length, serversBefore, 'no workspace server was left running')
   })
 
   test('a session in the workspace writes, reads and greps files on the host, not locally', async () => {
@@ -148,6 +189,17 @@ describe('ssh-provider workspaces', () => {
         ['grep', 'completed'],
       ],
     )
+    // The workspace's own server works through OpenCode (above), but not for another local user who
+    // finds its port: it has a password only the control plane knows.
+    const log = await readFile(
+      path.join(local.env.XDG_STATE_HOME, 'opencode-remote', 'workspaces', ws.id, 'serve.log'),
+      'utf8',
+    )
+    const url = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(log)?.[1]
+    assert.ok(url, log)
+    assert.doesNotMatch(log, /server is unsecured/)
+    const direct = await fetch(`${url}/session`, { signal: AbortSignal.timeout(10_000) })
+    assert.equal(direct.status, 401)
     assert.equal(tools[1].state.output.trim(), marker, 'bash cat ran on the host')
     assert.match(tools[2].state.output, /Found 1 match/)
     assert.equal(
@@ -203,7 +255,19 @@ describe('ssh-provider workspaces', () => {
       )
     await say('CALL_TOOL:write {"filePath":"before.txt","content":"written before the restart\\n"}')
     const serversBefore = workspaceServers(ws.id)
-    assert.equal(serversBefore.length, 1, 'one server runs the workspace')
+    assert.equal(
+      serversBefore.length,
+      1,
+      'one server runs the workspace ' +
+        serversBefore
+          .map(
+            (pid) =>
+              readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ') +
+              ' ppid=' +
+              readFileSync(`/proc/${pid}/stat`, 'utf8').split(' ')[3],
+          )
+          .join(' | '),
+    )
 
     // OpenCode dies without cleaning up (SIGKILL of its main process only): its workspace server must
     // not be left running.
@@ -255,6 +319,32 @@ function workspaceServers(id) {
         return false
       }
     })
+}
+
+/** Pids of every running per-workspace server. */
+function allWorkspaceServers() {
+  return readdirSync('/proc')
+    .filter((p) => /^\d+$/.test(p))
+    .filter((pid) => {
+      try {
+        const env = readFileSync(`/proc/${pid}/environ`, 'utf8')
+        return (
+          env.includes('OPENCODE_WORKSPACE_ID=') &&
+          readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('serve')
+        )
+      } catch {
+        return false
+      }
+    })
+}
+
+/** A loopback port nothing listens on (bound, then closed). */
+async function closedPort() {
+  const server = net.createServer()
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address()
+  await new Promise((resolve) => server.close(resolve))
+  return port
 }
 
 async function until(check, what, timeoutMs = 20_000) {

@@ -42,7 +42,7 @@ const HOST = 'bench'
 const LOCAL_MODEL = { providerID: 'fake', modelID: 'local-m' }
 /** The seed's options for every ssh/scp (no ControlMaster: every step is a new connection). */
 const SEED_SSH_OPTIONS = ['-o', 'BatchMode=yes', '-o', 'ConnectTimeout=10']
-const TARGETS = { dispatch0: 0.5, dispatch50: 0.35, verifiedMs: 300 }
+const TARGETS = { dispatch0: 0.5, dispatch50: 0.35, verifiedMs: 300, visibleMs: 1500 }
 
 const epochMs = () => performance.timeOrigin + performance.now()
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
@@ -491,6 +491,19 @@ async function main() {
     })
   }
 
+  // What the user waits for: the round trip case of the TUI end-to-end test (the real TUI in tmux) prints
+  // remote finished -> the text on screen. BENCH_TUI=0 skips it (it needs tmux and ~2 min).
+  if (process.env.BENCH_TUI !== '0') {
+    const visible = await tuiVisibleMs()
+    lines.push({ case: 'round-trip finished->visible in the TUI rtt=0ms', ours_ms: visible ?? null })
+    summary.push([
+      'ours finished->visible in the TUI, rtt=0ms',
+      `<= ${TARGETS.visibleMs} ms`,
+      visible ?? 'not measured',
+      visible !== undefined && visible <= TARGETS.visibleMs,
+    ])
+  }
+
   for (const l of lines) process.stdout.write(`BENCH ${JSON.stringify(l)}\n`)
   process.stdout.write(`\nSummary (median of ${SAMPLES}; total ${((Date.now() - t0) / 1000).toFixed(0)} s)\n`)
   const rows = [
@@ -499,6 +512,19 @@ async function main() {
   ]
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)))
   for (const r of rows) process.stdout.write(`  ${r.map((c, i) => c.padEnd(widths[i])).join('  ')}\n`)
+}
+
+/** Run the TUI test's round trip case and read the figure it prints (undefined when it did not run). */
+async function tuiVisibleMs() {
+  log('TUI: remote finished -> visible (node --test __test__/tui.test.mjs, round trip case)')
+  const test = path.join(repoRoot, '__test__', 'tui.test.mjs')
+  const out = await exec(process.execPath, ['--test', '--test-name-pattern=round trip', test], {
+    cwd: repoRoot,
+    timeoutMs: 600_000,
+  }).catch((error) => ({ stdout: String(error.stdout ?? ''), failed: error.message }))
+  if (out.failed) log(`TUI case failed: ${out.failed.slice(0, 2000)}`)
+  const m = /TUI_VISIBLE remote finished -> visible in the TUI: (\d+) ms/.exec(out.stdout)
+  return m ? Number(m[1]) : undefined
 }
 
 let exitCode = 0

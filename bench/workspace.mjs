@@ -92,6 +92,7 @@ const cleanups = []
 
 async function setup() {
   version = JSON.parse(await readFile(path.join(REPO, 'package.json'), 'utf8')).version
+  // The repository's api.js uploads its own stub/dist (the release build), as an installed package does.
   stubDir = path.join(REPO, 'stub', 'dist')
   stubBinary = path.join(stubDir, `opencode-remote-stub-${version}-x86_64-linux`)
   if (!existsSync(stubBinary)) throw new Error(`${stubBinary} is missing: run bash stub/build.sh first`)
@@ -140,7 +141,6 @@ async function setup() {
     PATH: process.env.PATH,
     HOME: home,
     XDG_CONFIG_HOME: path.join(home, 'config'),
-    OPENCODE_REMOTE_STUB_DIR: stubDir,
     ...(addonPath ? { NAPI_RS_NATIVE_LIBRARY_PATH: addonPath } : {}),
   }
   await makeTrees()

@@ -235,7 +235,9 @@ function hostCalls(env, ctx) {
       permitted((grant) => env.api.remoteCall(env.place, operation, withGrant(body, grant))),
     /** A command; resolves to {stdout, stderr, exitCode, signal, timedOut, cancelled}. */
     exec: (request, requestId) =>
-      permitted((grant) => env.api.remoteExec(env.place, withGrant(request, grant), requestId)),
+      permitted((grant) =>
+        env.api.remoteExec(env.place, withGrant(request, grant), requestId, toolOutputDir()),
+      ),
   }
 }
 
@@ -252,6 +254,8 @@ async function approve(env, ctx, allowed, permission) {
   let reply = 'once'
   if (!patterns.every((pattern) => allowed.has(pattern))) {
     try {
+      // The prompt names exactly what `always` approves: these paths (or `<dir>/*` subtrees) for this
+      // operation's kind of access (the stub records both), nothing wider.
       await ctx.ask({
         permission: 'external_directory',
         patterns,
@@ -260,6 +264,8 @@ async function approve(env, ctx, allowed, permission) {
           path: permission.path,
           filepath: permission.path,
           parentDir: parentOf(patterns),
+          operation: permission.operation,
+          patterns,
           host: env.host,
         },
       })
@@ -903,11 +909,15 @@ function bashTool(env) {
       await askTool(ctx, 'bash', [args.command], { command: args.command }, [`${program} *`])
       const timeoutMs = args.timeout ?? BASH_TIMEOUT_MS
       const requestId = randomUUID()
+      const cwd = hostPath(env, args.workdir)
       const request = {
         // One stream, in order, like the built-in's: the shell's stderr joins its stdout.
         command: `exec 2>&1; ${args.command}`,
-        cwd: hostPath(env, args.workdir),
+        cwd,
         timeoutMs,
+        // Paths the command names outside the working directory: the stub asks for those outside the
+        // workspace root, as OpenCode's own bash asks for external directories.
+        paths: commandPaths(args.command, cwd).map((p) => hostPath(env, p)),
       }
       const result = await abortable(runCommand(env, ctx, request, requestId), ctx.abort, () =>
         env.api.cancelRemoteExec(requestId),
@@ -959,8 +969,11 @@ async function bashOutput(env, command, timeoutMs, result) {
   const tail = tailOf(all, OUTPUT_MAX_LINES - BASH_NOTE_LINES, OUTPUT_MAX_BYTES - BASH_NOTE_BYTES)
   let output = tail.text || '(no output)'
   let outputPath
-  if (tail.cut) {
-    outputPath = await saveToolOutput(all)
+  // A long output reaches us cut to its head and tail (the addon bounds what it keeps in memory) and
+  // already saved in full; a shorter one that still does not fit is saved here.
+  const cut = tail.cut || Boolean(result.truncated)
+  if (cut) {
+    outputPath = result.outputPath ?? (await saveToolOutput(all))
     output = `...output truncated...\n\nFull output saved to: ${outputPath}\n\n${output}`
   }
   if (notes.length > 0) output += `\n\n<shell_metadata>\n${notes.join('\n')}\n</shell_metadata>`
@@ -971,7 +984,7 @@ async function bashOutput(env, command, timeoutMs, result) {
     metadata: {
       output: preview || output,
       exit: result.exitCode ?? null,
-      truncated: tail.cut,
+      truncated: cut,
       ...(outputPath ? { outputPath } : {}),
       host: env.host,
     },
@@ -999,10 +1012,118 @@ function tailOf(text, maxLines, maxBytes) {
 /** Save a full command output where OpenCode keeps truncated tool output (cleaned up by OpenCode). */
 async function saveToolOutput(text) {
   const dir = toolOutputDir()
-  await mkdir(dir, { recursive: true })
+  // Command output can hold secrets: only the user may read it (OpenCode's own files are 0600 too).
+  await mkdir(dir, { recursive: true, mode: 0o700 })
   const file = path.join(dir, `tool_remote_${Date.now().toString(36)}${randomBytes(6).toString('hex')}`)
-  await writeFile(file, text)
+  await writeFile(file, text, { mode: 0o600, flag: 'wx' })
   return file
+}
+
+/** Paths a command never needs approval for. */
+const HARMLESS_PATHS = new Set(['/dev/null', '/dev/stdin', '/dev/stdout', '/dev/stderr', '/dev/tty'])
+/** Paths of one command sent for checking at most (each outside one is asked about). */
+const COMMAND_PATHS_MAX = 32
+
+/**
+ * The paths a shell command names that may lie outside its working directory: arguments and
+ * redirection targets that are absolute, start with `~`, or climb with `..` (relative ones resolved
+ * against `cwd`), the way OpenCode's bash finds external directories (it parses with tree-sitter; this
+ * tokenizer covers the same cases: `cd`, file arguments, redirects, `--opt=/path`, `VAR=/path`). A glob
+ * stands for its directory. Words with `$` or backquotes cannot be known before they run and are left
+ * out, as OpenCode does. The command word itself (`/usr/bin/env`) is not a path the command touches.
+ * @param {string} command
+ * @param {string|undefined} cwd the command's working directory as the stub takes it
+ * @returns {string[]}
+ */
+export function commandPaths(command, cwd) {
+  const found = []
+  for (const { text, quoted, role } of shellWords(command)) {
+    if (role === 'command' || role === 'heredoc') continue
+    if (/[`$]/.test(text) && !quoted.single) continue
+    let word = text
+    const assignment = /^(?:[A-Za-z_][A-Za-z0-9_]*|--?[A-Za-z0-9][\w-]*)=(.*)$/s.exec(word)
+    if (assignment && !quoted.any) word = assignment[1]
+    if (!quoted.any) {
+      const glob = /[*?[]/.exec(word)
+      if (glob) word = word.slice(0, glob.index).replace(/[^/]*$/, '') || (glob.index === 0 ? '' : '.')
+    }
+    if (!word) continue
+    const climbs = word.split('/').includes('..')
+    if (!word.startsWith('/') && word !== '~' && !word.startsWith('~/') && !climbs) continue
+    if (HARMLESS_PATHS.has(word) || word.startsWith('/dev/fd/')) continue
+    const joined = word.startsWith('/') || word.startsWith('~') || !cwd ? word : path.posix.join(cwd, word)
+    const resolved = joined.length > 1 ? joined.replace(/\/+$/, '') : joined
+    if (!found.includes(resolved)) found.push(resolved)
+    if (found.length >= COMMAND_PATHS_MAX) break
+  }
+  return found
+}
+
+/**
+ * The words of a shell command line with quotes removed, each with its role: `command` (first word of a
+ * simple command, after any assignments), `redirect` (the target of `>`, `<`, `>>`, `&>`, …), `heredoc`
+ * (a here-document delimiter or here-string) or `arg`.
+ */
+function shellWords(line) {
+  const words = []
+  let i = 0
+  let expect = 'command'
+  const ops = ['&&', '||', ';;', '|&', ';', '|', '&', '(', ')', '\n']
+  while (i < line.length) {
+    const c = line[i]
+    if (c === ' ' || c === '\t') {
+      i++
+      continue
+    }
+    if (c === '#') {
+      while (i < line.length && line[i] !== '\n') i++
+      continue
+    }
+    const op = ops.find((o) => line.startsWith(o, i))
+    if (op) {
+      i += op.length
+      expect = 'command'
+      continue
+    }
+    const redirect = /^(?:\d*|&)(?:<<<|<<-?|>>|>\||<>|>&|<&|>|<)/.exec(line.slice(i))
+    if (redirect) {
+      i += redirect[0].length
+      expect = /<</.test(redirect[0]) ? 'heredoc' : /&$/.test(redirect[0]) ? 'fd' : 'redirect'
+      continue
+    }
+    let text = ''
+    const quoted = { any: false, single: false }
+    while (i < line.length && !/[\s;&|()<>]/.test(line[i])) {
+      const ch = line[i]
+      if (ch === "'") {
+        const end = line.indexOf("'", i + 1)
+        const stop = end === -1 ? line.length : end
+        text += line.slice(i + 1, stop)
+        quoted.any = quoted.single = true
+        i = stop + 1
+      } else if (ch === '"') {
+        i++
+        while (i < line.length && line[i] !== '"') {
+          if (line[i] === '\\' && i + 1 < line.length) i++
+          text += line[i++]
+        }
+        quoted.any = true
+        i++
+      } else if (ch === '\\' && i + 1 < line.length) {
+        text += line[i + 1]
+        quoted.any = true
+        i += 2
+      } else {
+        text += ch
+        i++
+      }
+    }
+    let role = expect === 'command' && /^[A-Za-z_][A-Za-z0-9_]*=/.test(text) ? 'arg' : expect
+    if (expect === 'fd') role = /^\d+$|^-$/.test(text) ? 'heredoc' : 'redirect'
+    words.push({ text, quoted, role })
+    if (!(expect === 'command' && role === 'arg')) expect = 'arg'
+  }
+  return words
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-// The OpenCode server plugin: the `remote_login` tool and the hook that wakes the local agent after a
-// round trip. All work happens in the native addon; this file only adapts OpenCode's plugin API to it.
+// The OpenCode server plugin: the `remote_login` tool. All work happens in the native addon; this file only
+// adapts OpenCode's plugin API to it.
 // OpenCode requires a plugin module to export nothing but the plugin, so helpers stay module-private.
 import { randomUUID } from 'node:crypto'
 import { createRequire } from 'node:module'
@@ -41,6 +41,81 @@ async function readSession(client, sessionID, directory) {
   return JSON.stringify({ info: info.data, messages: messages.data })
 }
 
+/**
+ * Write a round trip's text parts (JSON `TextPart`s from the addon) into the assistant message that made
+ * the call, through OpenCode's own part API: it stores them and emits the bus events the running TUI
+ * renders. The v1 client has no method for this route, so its underlying HTTP client is used.
+ */
+async function writeParts(client, sessionID, messageID, parts, directory) {
+  const http = client.session?._client ?? client._client
+  for (const json of parts) {
+    const part = JSON.parse(json)
+    const response = await http.patch({
+      url: '/session/{sessionID}/message/{messageID}/part/{partID}',
+      path: { sessionID, messageID, partID: part.id },
+      query: directory ? { directory } : undefined,
+      body: part,
+      headers: { 'Content-Type': 'application/json' },
+    })
+    if (response?.error)
+      throw new Error(`writing the remote's work failed: ${JSON.stringify(response.error)}`)
+  }
+}
+
+/** `m:ss` for a progress line. */
+function clock(ms) {
+  const seconds = Math.floor(ms / 1000)
+  return `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, '0')}`
+}
+
+/** One line of progress, e.g. `pi · waiting 0:42 · bash: uname -a`. */
+function progressLine(progress) {
+  const step = progress.remoteStep ? ` · ${progress.remoteStep}` : ''
+  return `${progress.host} · ${progress.phase} ${clock(progress.elapsedMs)}${step}`
+}
+
+/**
+ * A toast in the running TUI. The TUI shows a tool only as its name and arguments (not its title or
+ * output), so progress, failures and hand-overs would otherwise reach the user only through the model.
+ * Best effort: without a TUI (`opencode run`, serve) the call fails and nothing else changes.
+ */
+async function toast(client, directory, message, variant = 'info', title = 'remote_login') {
+  try {
+    await client.tui?.showToast({
+      body: { title, message, variant, duration: variant === 'info' ? 3000 : 10000 },
+      query: directory ? { directory } : undefined,
+    })
+  } catch {
+    // no TUI attached
+  }
+}
+
+/**
+ * While a call runs, show where it is once a second: as the tool's title (web and API clients) and as a
+ * toast (the TUI). Returns the function that stops it.
+ */
+function watchProgress(client, directory, ctx, requestId) {
+  let last = ''
+  const timer = setInterval(() => {
+    const progress = api.loginProgress(requestId)
+    if (!progress) return
+    const line = progressLine(progress)
+    if (line === last) return
+    last = line
+    ctx.metadata?.({ title: line, metadata: { ...progress } })
+    toast(client, directory, line)
+  }, 1000)
+  return () => clearInterval(timer)
+}
+
+/** Stop the local agent after a one-way hand-over; waits at most `ms` (the abort may wait on this hook). */
+async function endLocalTurn(client, sessionID, directory, ms = 2000) {
+  const abort = client.session
+    .abort({ path: { id: sessionID }, query: directory ? { directory } : undefined })
+    .catch(() => {})
+  await Promise.race([abort, new Promise((resolve) => setTimeout(resolve, ms).unref?.())])
+}
+
 async function hostNames(directory, options) {
   try {
     return await api.listHosts(directory, options ?? null)
@@ -56,8 +131,9 @@ export default {
     registerSshProvider(input, options, api)
     // Remote tools mode (options.remote): read, write, edit, … run on the host instead of here.
     const remote = remoteToolHooks(input, options, api)
-    /** Round trips that finished and still owe the local agent a wake-up, by call id. */
-    const returned = new Map()
+
+    // Calls that handed their session over: the local agent must not take another turn after them.
+    const handedOver = new Set()
 
     const remoteLogin = {
       description: describe(await hostNames(directory, options)),
@@ -84,6 +160,7 @@ export default {
         const requestId = randomUUID()
         const cancel = () => api.cancelRemoteLogin(requestId)
         ctx.abort?.addEventListener('abort', cancel, { once: true })
+        const stopWatching = watchProgress(client, directory, ctx, requestId)
         try {
           // Connect while the session is read: the handshake and the read overlap.
           api.warmHost(args.host, directory, options ?? null).catch(() => {})
@@ -95,31 +172,54 @@ export default {
             directory: args.directory,
             message: args.message,
             callId: ctx.callID,
+            messageId: ctx.messageID,
             requestId,
             exportJson,
             opencodeBin: opencodeBinary(),
             projectDir: directory,
             options: options ?? null,
           })
-          if (result.mode === 'round-trip' && result.continuation) {
-            returned.set(ctx.callID ?? ctx.sessionID, {
-              text: result.continuation,
-              agent: result.restoreAgent ?? undefined,
-              model: result.restoreModel ?? undefined,
-            })
+          stopWatching()
+          if (result.parts.length > 0) {
+            await writeParts(client, ctx.sessionID, ctx.messageID, result.parts, directory)
+          }
+          const oneWay = result.mode === 'one-way'
+          const title = oneWay ? `Handed over to ${args.host}` : result.title
+          if (oneWay) {
+            handedOver.add(ctx.callID)
+            await toast(client, directory, result.output, 'success', title)
+          } else if (result.earlier) {
+            await toast(client, directory, result.output, 'warning', result.title)
+          } else {
+            await toast(client, directory, result.title, 'success')
           }
           return {
-            title: result.title,
+            title,
             output: result.output,
             metadata: {
               host: args.host,
               mode: result.mode,
               jobId: result.jobId,
+              earlier: result.earlier,
+              dropped: result.dropped,
               reconnects: result.timings.reconnects,
               dispatchMs: Math.round(result.timings.dispatchMs),
             },
           }
+        } catch (error) {
+          // The model gets the error as the tool result; the user sees the same text at once.
+          const cancelled = error?.code === 'CANCELLED' || ctx.abort?.aborted
+          const text = String(error?.message ?? error)
+          await toast(
+            client,
+            directory,
+            text,
+            cancelled ? 'warning' : 'error',
+            cancelled ? `remote_login to ${args.host} cancelled` : `remote_login to ${args.host} failed`,
+          )
+          throw error
         } finally {
+          stopWatching()
           ctx.abort?.removeEventListener('abort', cancel)
         }
       },
@@ -128,21 +228,15 @@ export default {
     return {
       tool: { ...remote?.tool, [TOOL]: remoteLogin },
       ...(remote && { event: remote.event }),
+      // After a one-way hand-over the session lives on the host: end the local turn, so the local model is
+      // not asked again. OpenCode still records the tool result when the turn is aborted in this hook.
+      'tool.execute.after': async (input) => {
+        if (input.tool !== TOOL || !handedOver.delete(input.callID)) return
+        await endLocalTurn(client, input.sessionID, directory)
+      },
       // Hosts are read at call time, so the list the model sees follows edits to hosts.json.
       'tool.definition': async ({ toolID }, output) => {
         if (toolID === TOOL) output.description = describe(await hostNames(directory, options))
-      },
-      // After a round trip the imported messages end the local turn; a new prompt (fire-and-forget, with
-      // the original agent and model) lets the local agent continue. Never a blocking prompt in a hook.
-      'tool.execute.after': async ({ tool, sessionID, callID }) => {
-        if (tool !== TOOL) return
-        const wake = returned.get(callID ?? sessionID)
-        if (!wake) return
-        returned.delete(callID ?? sessionID)
-        const body = { parts: [{ type: 'text', text: wake.text }] }
-        if (wake.agent) body.agent = wake.agent
-        if (wake.model) body.model = wake.model
-        client.session.promptAsync({ path: { id: sessionID }, body }).catch(() => {})
       },
     }
   },

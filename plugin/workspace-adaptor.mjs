@@ -14,6 +14,24 @@ function opencodeBinary() {
 }
 
 /**
+ * Delete OpenCode's own record of a workspace (`DELETE /experimental/workspace/{id}`, which also calls our
+ * `remove`). The plugin's client is OpenCode's v1 SDK, which has no workspace methods, so the request goes
+ * through its underlying HTTP client: same server, directory and headers as every other plugin call.
+ */
+async function removeEntry(input, id) {
+  const http = input.client?._client
+  try {
+    if (http?.delete) await http.delete({ url: '/experimental/workspace/{id}', path: { id } })
+    else
+      await fetch(new URL(`/experimental/workspace/${encodeURIComponent(id)}`, input.serverUrl), {
+        method: 'DELETE',
+      })
+  } catch {
+    // The create's own error is what the user needs to see; a leftover entry can still be removed by hand.
+  }
+}
+
+/**
  * Register the adaptor when OpenCode offers workspaces (and this process is not itself a workspace).
  * @param {object} input the plugin input
  * @param {object|undefined} options the plugin options
@@ -37,21 +55,29 @@ export function registerSshProvider(input, options, api) {
     },
     async create(info, env) {
       const extra = info.extra ?? {}
-      await api.createWorkspace({
-        id: info.id,
-        provider: extra.provider,
-        host: extra.host,
-        labels: extra.labels,
-        directory: extra.directory,
-        env: Object.fromEntries(Object.entries(env ?? {}).filter(([, v]) => typeof v === 'string')),
-        ...launch,
-      })
+      try {
+        await api.createWorkspace({
+          id: info.id,
+          provider: extra.provider,
+          host: extra.host,
+          labels: extra.labels,
+          directory: extra.directory,
+          env: Object.fromEntries(Object.entries(env ?? {}).filter(([, v]) => typeof v === 'string')),
+          ...launch,
+        })
+      } catch (error) {
+        // OpenCode stored the workspace before calling us and keeps it when we fail: a dead entry in
+        // the workspace list. The addon already let go of everything it held; drop the entry too.
+        await removeEntry(input, info.id)
+        throw error
+      }
     },
     // After an OpenCode restart the workspace's lease is still on disk: its server is started again here.
     async target(info) {
       const running = await api.workspaceTarget(info.id, launch)
       if (!running) throw new Error(`workspace ${info.id} has no lease on any host; create it again`)
-      return { type: 'remote', url: running.url }
+      // The workspace server has a per-start password; OpenCode sends these headers with every request.
+      return { type: 'remote', url: running.url, headers: running.headers }
     },
     async remove(info) {
       await api.removeWorkspace(info.id)

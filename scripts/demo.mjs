@@ -16,12 +16,14 @@ function script(body) {
   if (last?.role === 'tool' && body.model === 'remote-m') {
     return { text: `On pi I ran uname/whoami/pwd:\n${chatText(last).trim()}` }
   }
-  if (lastUser.includes('[Back from pi]')) {
+  // Back here: the remote's work came back as text in the message holding the remote_login call.
+  if (last?.role === 'tool' && body.model === 'local-m') {
     const remote = messages
       .filter((m) => m.role === 'assistant')
       .map(chatText)
-      .findLast((t) => t.startsWith('On pi'))
-    return { text: `Back on the local machine. Host pi answered:\n${remote ?? '(nothing)'}` }
+      .findLast((t) => t.includes('On pi I ran'))
+    const answer = remote?.slice(remote.indexOf('On pi I ran')).trim()
+    return { text: `Back on the local machine. Host pi answered:\n${answer ?? '(nothing)'}` }
   }
   if (lastUser.includes('[Environment]')) {
     return {
@@ -41,8 +43,7 @@ function summarize(message) {
   const who =
     message.info.role === 'user' ? 'user' : `assistant (${message.info.providerID}/${message.info.modelID})`
   const lines = []
-  const text = messageText(message).trim()
-  if (text) lines.push(text)
+  for (const part of message.parts.filter((p) => p.type === 'text')) lines.push(part.text.trim())
   for (const part of message.parts.filter((p) => p.type === 'tool')) {
     const result = part.state?.output ?? part.state?.error ?? ''
     lines.push(

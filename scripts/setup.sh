@@ -13,6 +13,8 @@ command -v ssh-keygen > /dev/null || missing+=(openssh-client)
 command -v rg > /dev/null || missing+=(ripgrep)
 command -v git > /dev/null || missing+=(git)
 command -v tar > /dev/null || missing+=(tar)
+# The TUI tests drive the real OpenCode TUI in a detached tmux.
+command -v tmux > /dev/null || missing+=(tmux)
 # The fault tests make a link lossy inside their own network namespaces (iptables -m statistic).
 command -v iptables > /dev/null || missing+=(iptables)
 # The quoting property tests (src/ssh/quote.rs) run command lines through every login shell a remote

@@ -1,5 +1,6 @@
 // Prints the robustness summary table from the JSON lines the tests appended to $OCR_SUMMARY_FILE
-// (see __test__/support/summary.mjs). Exit code 1 when any recorded case failed or lost data.
+// (see __test__/support/summary.mjs), plus one failure row per failed test (scripts/summary-reporter.mjs).
+// Exit code 1 when any case failed or lost data; the verdict then says how many and which.
 import { existsSync, readFileSync } from 'node:fs'
 
 const file = process.argv[2] ?? process.env.OCR_SUMMARY_FILE
@@ -12,8 +13,10 @@ const rows = readFileSync(file, 'utf8')
   .filter(Boolean)
   .map((line) => JSON.parse(line))
 
-const kinds = ['fault', 'hostile', 'secret', 'load', 'fuzz']
+const kinds = ['fault', 'hostile', 'secret', 'load', 'fuzz', 'test']
 const sum = (list, key) => list.reduce((n, r) => n + (r[key] ?? 0), 0)
+/** A case held when its test passed and it lost or duplicated nothing. */
+const held = (r) => r.ok === true && !(r.lost > 0) && !(r.duplicated > 0)
 const pad = (s, n) => String(s).padEnd(n)
 
 console.log('\n== robustness summary')
@@ -36,7 +39,7 @@ for (const kind of kinds) {
     [
       pad(kind, 8),
       pad(list.length, 6),
-      pad(list.filter((r) => r.ok).length, 6),
+      pad(list.filter(held).length, 6),
       pad(sum(list, 'inputs'), 8),
       pad(sum(list, 'sessionsCompared'), 9),
       pad(sum(list, 'messagesCompared'), 9),
@@ -48,10 +51,19 @@ for (const kind of kinds) {
 console.log('\ncases:')
 for (const r of rows) {
   const extra = r.userSees ? ` — user sees: ${r.userSees}` : ''
-  console.log(`  ${r.ok ? 'ok  ' : 'FAIL'} [${r.kind}] ${r.name}${extra}`)
+  console.log(`  ${held(r) ? 'ok  ' : 'FAIL'} [${r.kind}] ${r.name}${extra}`)
 }
-const bad = rows.filter((r) => !r.ok || (r.lost ?? 0) > 0 || (r.duplicated ?? 0) > 0)
-console.log(
-  bad.length === 0 ? '\nnothing lost, nothing duplicated, every case held' : `\n${bad.length} case(s) failed`,
-)
+const bad = rows.filter((r) => !held(r))
+if (bad.length === 0) {
+  console.log('\nnothing lost, nothing duplicated, every case held')
+} else {
+  const lost = sum(rows, 'lost')
+  const duplicated = sum(rows, 'duplicated')
+  console.log(
+    `\nFAILED: ${bad.length} case(s) did not hold` +
+      (lost || duplicated ? ` (${lost} message(s) lost, ${duplicated} duplicated)` : '') +
+      ':\n' +
+      bad.map((r) => `  [${r.kind}] ${r.name}`).join('\n'),
+  )
+}
 process.exit(bad.length === 0 ? 0 : 1)

@@ -19,7 +19,11 @@ FUZZ_SECONDS="${FUZZ_SECONDS:-15}" bash scripts/fuzz.sh
 
 echo "== node --test"
 status=0
-node --test --test-concurrency=2 --test-timeout=600000 __test__/ || status=$?
+# The second reporter adds a failure row to the summary for every failed test.
+node --test --test-concurrency=2 --test-timeout=600000 \
+  --test-reporter=spec --test-reporter-destination=stdout \
+  --test-reporter=./scripts/summary-reporter.mjs --test-reporter-destination=/dev/null \
+  __test__/ || status=$?
 # The robustness table (faults, hostile inputs, secrets, load, fuzz), also after a failure.
 node scripts/summary.mjs "$OCR_SUMMARY_FILE" || status=1
 exit "$status"

@@ -47,9 +47,9 @@ enum Command {
     /// Install (or find) the remote stub on a host and check it answers through an SSH tunnel.
     Setup {
         host: String,
-        /// Where the stub binaries are (default: the package's stub/dist).
-        #[arg(long, value_name = "DIR", env = "OPENCODE_REMOTE_STUB_DIR")]
-        stub_dir: PathBuf,
+        /// Upload the stub binaries from DIR instead of this package's stub/dist.
+        #[arg(long, value_name = "DIR")]
+        stub_dir: Option<PathBuf>,
         /// For a host without our key: read its password from stdin (first line), install a generated
         /// key, and never need the password again. On a terminal the password is asked for instead.
         #[arg(long)]
@@ -128,9 +128,11 @@ enum PolicyArg {
     AcceptNew,
 }
 
-/// Run the CLI with `args` (without the program name); returns the exit code.
+/// Run the CLI with `args` (without the program name); returns the exit code. `package_stubs` is the
+/// package's own stub directory, used unless `setup --stub-dir` names another.
 pub async fn run(
     args: Vec<String>,
+    package_stubs: Option<PathBuf>,
     out: &mut (dyn Write + Send),
     err: &mut (dyn Write + Send),
 ) -> i32 {
@@ -152,7 +154,12 @@ pub async fn run(
     let inline = match edit::read_plugin_options(&existing_or_first(&global, "opencode"), PACKAGE) {
         Ok(inline) => inline,
         Err(error) => {
-            let _ = writeln!(err, "error [{}]: {error}", error.code());
+            let _ = writeln!(
+                err,
+                "error [{}]: {}",
+                error.code(),
+                printable(&error.to_string())
+            );
             return 1;
         }
     };
@@ -167,25 +174,36 @@ pub async fn run(
             host,
             stub_dir,
             password_stdin,
-        } => match setup_command(&sources, &host, &stub_dir, cli.json, out).await {
-            Err(Error::AuthFailed { accepted, .. })
-                if accepted.iter().any(|m| m == "password")
-                    && (password_stdin || std::io::IsTerminal::is_terminal(&std::io::stdin())) =>
-            {
-                match install_key(&sources, &host, password_stdin).await {
-                    Ok(key) => {
-                        let _ = writeln!(
-                            err,
-                            "installed a new key for {host}: {}",
-                            display_path(&key)
-                        );
-                        setup_command(&sources, &host, &stub_dir, cli.json, out).await
+        } => {
+            let Some(stub_dir) = stub_dir.or(package_stubs) else {
+                let _ = writeln!(
+                    err,
+                    "error: no stub directory: pass --stub-dir DIR (the package's bin/opencode-remote passes its own)"
+                );
+                return 2;
+            };
+            match setup_command(&sources, &host, &stub_dir, cli.json, out).await {
+                Err(error)
+                    if matches!(error.cause(), Error::AuthFailed { accepted, .. }
+                        if accepted.iter().any(|m| m == "password"))
+                        && (password_stdin
+                            || std::io::IsTerminal::is_terminal(&std::io::stdin())) =>
+                {
+                    match install_key(&sources, &host, password_stdin).await {
+                        Ok(key) => {
+                            let _ = writeln!(
+                                err,
+                                "installed a new key for {host}: {}",
+                                display_path(&key)
+                            );
+                            setup_command(&sources, &host, &stub_dir, cli.json, out).await
+                        }
+                        Err(error) => Err(error),
                     }
-                    Err(error) => Err(error),
                 }
+                other => other,
             }
-            other => other,
-        },
+        }
         Command::Doctor { host } => {
             return doctor_command(&sources, host.as_deref(), cli.json, out).await
         }
@@ -205,9 +223,14 @@ pub async fn run(
     match result {
         Ok(()) => 0,
         Err(error) => {
-            let _ = writeln!(err, "error [{}]: {error}", error.code());
-            if let Error::Config { fix, .. } = &error {
-                let _ = writeln!(err, "fix: {fix}");
+            let _ = writeln!(
+                err,
+                "error [{}]: {}",
+                error.code(),
+                printable(&error.to_string())
+            );
+            if let Error::Config { fix, .. } = error.cause() {
+                let _ = writeln!(err, "fix: {}", printable(fix));
             }
             1
         }
@@ -262,6 +285,9 @@ fn hosts_list(
             row["source"].as_str().unwrap_or_default()
         )
         .map_err(io)?;
+    }
+    for warning in hosts.warnings() {
+        writeln!(out, "warning: {}", printable(warning)).map_err(io)?;
     }
     Ok(())
 }
@@ -401,7 +427,7 @@ async fn doctor_command(
         );
     } else {
         for report in &reports {
-            let _ = writeln!(out, "{}", report.host);
+            let _ = writeln!(out, "{}", printable(&report.host));
             for check in &report.checks {
                 let mark = match check.status {
                     Status::Ok => "ok  ",
@@ -409,9 +435,14 @@ async fn doctor_command(
                     Status::Fail => "FAIL",
                     Status::Skip => "skip",
                 };
-                let _ = writeln!(out, "  {mark} {:<9} {}", check.name, check.detail);
+                let _ = writeln!(
+                    out,
+                    "  {mark} {:<9} {}",
+                    check.name,
+                    printable(&check.detail)
+                );
                 if let Some(fix) = check.fix.as_ref().filter(|_| check.status != Status::Ok) {
-                    let _ = writeln!(out, "       fix: {fix}");
+                    let _ = writeln!(out, "       fix: {}", printable(fix));
                 }
             }
         }
@@ -485,11 +516,12 @@ async fn setup_command(
             Started => "stub started".to_string(),
             Healthy => "stub healthy through the tunnel".to_string(),
         };
+        let message = printable(&message);
         if lines {
             eprintln!("[{:>5.1}s] {message}", started.elapsed().as_secs_f64());
         } else {
             bar.set_style(indicatif::ProgressStyle::default_spinner());
-            bar.set_message(message);
+            bar.set_message(message.into_owned());
             bar.tick();
         }
     };
@@ -505,6 +537,30 @@ async fn setup_command(
         .map_err(io)
     } else {
         let how = if report.reused { "reused" } else { "installed" };
-        writeln!(out, "{host}: stub {} ready ({how})", report.version).map_err(io)
+        writeln!(
+            out,
+            "{host}: stub {} ready ({how})",
+            printable(&report.version)
+        )
+        .map_err(io)
     }
+}
+
+/// Text that came from a remote host (its `uname`, versions, error details, log tails) printed to a
+/// terminal: control characters, which could move the cursor, rewrite earlier lines or set the window
+/// title, are shown escaped (`\u{1b}`). Line breaks and tabs stay.
+fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| c.is_control() && c != '\n' && c != '\t';
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }

@@ -108,7 +108,19 @@ pub async fn doctor(
                     .source(&entry.name)
                     .map(display_path)
                     .unwrap_or_default();
-                checks.push(Check::ok("config", format!("defined in {source}")));
+                let detail = if entry.project {
+                    format!("defined in {source} (a project's: its host key must already be known)")
+                } else {
+                    format!("defined in {source}")
+                };
+                checks.push(Check::ok("config", detail));
+                // A project that tried to take this name over: the user's entry is used, but say so.
+                for warning in hosts.warnings() {
+                    if warning.contains(&format!(" '{}' ", entry.name)) {
+                        let fix = "Rename or remove that entry in the project's file.";
+                        checks.push(Check::warn("config", warning.clone(), fix));
+                    }
+                }
                 check_host(entry, local_version.as_deref(), &mut checks).await;
             }
             Err(error) => checks.push(Check::fail(

@@ -89,11 +89,9 @@ pub enum Error {
     #[error("session data is invalid: {0}")]
     Session(String),
 
-    #[error("local import failed: {detail}")]
-    Import {
-        detail: String,
-        kept_at: Option<PathBuf>,
-    },
+    /// The host entry names a model the remote's OpenCode does not offer.
+    #[error("host '{host}' has no model '{model}'")]
+    RemoteModelMissing { host: String, model: String },
 
     #[error("timed out after {secs} s while {what} on '{host}'")]
     Timeout {
@@ -104,6 +102,15 @@ pub enum Error {
 
     #[error("cancelled")]
     Cancelled,
+
+    /// A `remote_login` was cancelled after its remote run was dispatched; `stopped` says whether the
+    /// run was stopped or is left for the next round trip to collect.
+    #[error("cancelled; the remote run on '{host}' was {}", if *stopped { "stopped" } else { "left running" })]
+    LoginCancelled {
+        host: String,
+        stopped: bool,
+        pending: bool,
+    },
 
     /// sshd refuses port forwarding (`AllowTcpForwarding no`), which the workspace tunnel needs.
     #[error("'{host}' refuses SSH port forwarding (its sshd has AllowTcpForwarding no)")]
@@ -117,6 +124,16 @@ pub enum Error {
     #[error("ssh to '{host}' failed: {detail}")]
     Ssh { host: String, detail: String },
 
+    /// An operation the user asked for (creating a workspace, setting up a host) ended with `source`;
+    /// the message names the operation, so a failed create never reads like a failed remote run.
+    #[error("{}: {}", op.failed(host.as_deref()), cause_detail(source))]
+    Failed {
+        op: Operation,
+        /// The host it ran on, once one was picked.
+        host: Option<String>,
+        source: Box<Error>,
+    },
+
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -124,7 +141,51 @@ pub enum Error {
     },
 }
 
+/// An operation named in [`Error::Failed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    CreateWorkspace,
+    /// Bringing a workspace's server back after an OpenCode restart.
+    StartWorkspace,
+    Setup,
+}
+
+impl Operation {
+    /// "Creating workspace on 'lab-box' failed", or without a host when none was picked yet.
+    fn failed(self, host: Option<&str>) -> String {
+        let what = match self {
+            Operation::CreateWorkspace => "Creating workspace",
+            Operation::StartWorkspace => "Starting workspace",
+            Operation::Setup => "Setting up the stub",
+        };
+        match host {
+            Some(host) => format!("{what} on '{host}' failed"),
+            None => format!("{what} failed"),
+        }
+    }
+
+    /// Wrap `error` (once) so its message names this operation; its code stays the cause's.
+    pub fn wrap(self, host: Option<&str>, error: Error) -> Error {
+        match error {
+            already @ Error::Failed { .. } | already @ Error::Cancelled => already,
+            error => Error::Failed {
+                op: self,
+                host: host.map(str::to_string),
+                source: Box::new(error),
+            },
+        }
+    }
+}
+
 impl Error {
+    /// The error that ended the operation, under any [`Error::Failed`] naming it.
+    pub fn cause(&self) -> &Error {
+        match self {
+            Error::Failed { source, .. } => source.cause(),
+            other => other,
+        }
+    }
+
     /// A stable code for scripts and the JS `err.code`.
     pub fn code(&self) -> &'static str {
         match self {
@@ -139,12 +200,13 @@ impl Error {
             Error::RemoteRunFailed { .. } => "REMOTE_RUN_FAILED",
             Error::Remote { kind, .. } => remote_code(*kind),
             Error::Session(_) => "SESSION_INVALID",
-            Error::Import { .. } => "IMPORT_FAILED",
+            Error::RemoteModelMissing { .. } => "REMOTE_MODEL_MISSING",
             Error::Timeout { .. } => "TIMEOUT",
-            Error::Cancelled => "CANCELLED",
+            Error::Cancelled | Error::LoginCancelled { .. } => "CANCELLED",
             Error::ForwardingRefused { .. } => "FORWARDING_REFUSED",
             Error::InvalidArgument { .. } => "INVALID_ARGUMENT",
             Error::Ssh { .. } => "SSH_FAILED",
+            Error::Failed { source, .. } => source.code(),
             Error::Io { .. } => "IO",
         }
     }
@@ -178,8 +240,9 @@ impl Error {
                 display_path(file)
             ),
             Error::HostKeyUnknown { host, fingerprint, .. } => format!(
-                "The host key of '{host}' is not known (offered {fingerprint}). Connect once with `ssh {host}` to \
-                 verify and record it, or set \"hostKeyPolicy\": \"accept-new\" for this host."
+                "The host key of '{host}' is not known (offered {fingerprint}). Connect once with `ssh` to \
+                 verify and record it, or define the host in your own hosts file (~/.config/opencode/hosts.json, \
+                 not a project's) and set \"hostKeyPolicy\": \"accept-new\" there."
             ),
             Error::RemoteNoOpencode { host } => format!(
                 "Host '{host}' has no `opencode` command. Install it there (`npm i -g opencode-ai` or \
@@ -196,20 +259,47 @@ impl Error {
             // The stub's own words: about paths inside the workspace, which the model named itself.
             Error::Remote { message, .. } => message.clone(),
             Error::Session(problem) => format!("The session data is invalid: {problem}."),
-            Error::Import { detail, .. } => {
-                format!("Importing the returned session failed ({detail}); the local session was left unchanged.")
-            }
+            Error::RemoteModelMissing { host, model } => format!(
+                "Host '{host}' has no model '{model}' (its `opencode models` does not list it). Edit `model` for \
+                 '{host}' in hosts.json (or remove it to use the host's default model), or configure that provider \
+                 on the host."
+            ),
             Error::Timeout { host, what, secs } => format!(
                 "Timed out after {secs} s while {what} on '{host}'. The remote job keeps running; call remote_login \
                  with the same host and mode=round-trip to collect it."
             ),
             Error::Cancelled => "Cancelled.".to_string(),
+            Error::LoginCancelled { host, stopped: true, .. } => {
+                format!("Cancelled. The remote run on '{host}' was stopped.")
+            }
+            Error::LoginCancelled { host, pending: true, .. } => format!(
+                "Cancelled. The remote run on '{host}' could not be stopped and was left running; the next round \
+                 trip to {host} collects it."
+            ),
+            Error::LoginCancelled { host, .. } => {
+                format!("Cancelled. The remote run on '{host}' could not be stopped and was left running.")
+            }
             Error::ForwardingRefused { host } => format!(
                 "Host '{host}' refuses SSH port forwarding, which workspaces need to reach their stub. Ask its \
                  admin to allow local forwarding for your user (sshd_config: `AllowTcpForwarding local`)."
             ),
             Error::InvalidArgument { field, problem } => format!("Invalid `{field}`: {problem}."),
             Error::Ssh { host, .. } => format!("The SSH connection to '{host}' failed. Retry; if it persists run `opencode-remote doctor {host}`."),
+            Error::Failed { op, host, source } => {
+                // A remote command's failure is told by its detail: "the remote run" is not what failed.
+                let cause = match source.as_ref() {
+                    Error::RemoteRunFailed { detail, log_tail, .. } => {
+                        let mut text = format!("{detail}.");
+                        if !log_tail.is_empty() {
+                            text.push_str("\nLast log lines:\n");
+                            text.push_str(log_tail);
+                        }
+                        text
+                    }
+                    other => other.public_message(),
+                };
+                format!("{}: {cause}", op.failed(host.as_deref()))
+            }
             Error::Io { context, .. } => format!("Local I/O failed while {context}."),
         }
     }
@@ -250,6 +340,14 @@ pub fn display_path(path: &Path) -> String {
     path.display().to_string()
 }
 
+/// How a cause reads after "… failed: ": a remote command's own detail, not "the remote run failed".
+fn cause_detail(source: &Error) -> String {
+    match source {
+        Error::RemoteRunFailed { detail, .. } => detail.clone(),
+        other => other.to_string(),
+    }
+}
+
 fn list_or_none(items: &[String]) -> String {
     if items.is_empty() {
         "(none)".to_string()
@@ -267,6 +365,44 @@ fn sanitize_name(name: &str) -> String {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn failed_create_should_name_the_operation_and_keep_the_code() {
+        let stub = Operation::CreateWorkspace.wrap(
+            Some("lab-box"),
+            Error::RemoteRunFailed {
+                host: "lab-box".into(),
+                detail: "the stub did not start".into(),
+                log_tail: String::new(),
+            },
+        );
+        assert_eq!(stub.code(), "REMOTE_RUN_FAILED");
+        assert_eq!(
+            stub.public_message(),
+            "Creating workspace on 'lab-box' failed: the stub did not start."
+        );
+        assert_eq!(
+            stub.to_string(),
+            "Creating workspace on 'lab-box' failed: the stub did not start"
+        );
+        let down = Operation::CreateWorkspace.wrap(
+            Some("lab-box"),
+            Error::Unreachable {
+                host: "lab-box".into(),
+                address: "10.0.0.9:22".into(),
+                detail: "connection refused".into(),
+            },
+        );
+        assert_eq!(down.code(), "HOST_UNREACHABLE");
+        assert!(matches!(down.cause(), Error::Unreachable { .. }));
+        let text = down.public_message();
+        assert!(text
+            .starts_with("Creating workspace on 'lab-box' failed: Host 'lab-box' is unreachable."));
+        assert!(!text.contains("10.0.0.9"), "{text}");
+        // Wrapping twice names the operation once.
+        let twice = Operation::StartWorkspace.wrap(Some("lab-box"), down);
+        assert!(twice.public_message().starts_with("Creating workspace on"));
+    }
 
     proptest! {
         #![proptest_config(crate::ssh::quote::oracle::cases(256))]

@@ -53,7 +53,10 @@ pub struct RemoteLoginOptions {
     pub message: Option<String>,
     /// The tool call's id, to find it in the session.
     pub call_id: Option<String>,
-    /// An id for `cancelRemoteLogin`.
+    /// The assistant message holding the call (`ctx.messageID`): a round trip's `parts` are made for it.
+    /// Without it the remote's work comes back inside `output`.
+    pub message_id: Option<String>,
+    /// An id for `cancelRemoteLogin` and `loginProgress`.
     pub request_id: Option<String>,
     /// The session export as JSON (`{info, messages}`); when absent, `opencode export` is run.
     pub export_json: Option<String>,
@@ -66,18 +69,10 @@ pub struct RemoteLoginOptions {
 }
 
 #[napi(object)]
-pub struct ModelRef {
-    #[napi(js_name = "providerID")]
-    pub provider_id: String,
-    #[napi(js_name = "modelID")]
-    pub model_id: String,
-}
-
-#[napi(object)]
 pub struct LoginTimings {
     pub dispatch_ms: f64,
     pub total_ms: f64,
-    /// Remote run finished → returned session verified on local disk (ms).
+    /// Remote run finished → its back-file read and checked here (ms).
     pub finished_to_verified_ms: Option<f64>,
     /// Remote run finished → this call returned (ms).
     pub finished_to_return_ms: Option<f64>,
@@ -91,14 +86,32 @@ pub struct RemoteLoginResult {
     #[napi(ts_type = "'one-way' | 'round-trip'")]
     pub mode: String,
     pub job_id: String,
-    /// Round trip: the agent the local session continues with.
-    pub restore_agent: Option<String>,
-    /// Round trip: the model the local session continues with.
-    pub restore_model: Option<ModelRef>,
-    /// Round trip: the prompt that wakes the local agent (sent by the plugin's `tool.execute.after`).
-    pub continuation: Option<String>,
+    /// Round trip: the remote's work as text parts, each a JSON `TextPart` object ready for
+    /// `PATCH /session/{sessionID}/message/{messageID}/part/{partID}`, in order. Empty for one-way.
+    pub parts: Vec<String>,
+    /// What the back-file held that was left out, e.g. `1 user message`, `2 file parts`.
+    pub dropped: Vec<String>,
+    /// An earlier round trip of this session to this host was collected first (its parts come first).
+    pub earlier: bool,
     pub timings: LoginTimings,
 }
+
+/// Where a running `remoteLogin` is.
+#[napi(object)]
+pub struct LoginProgress {
+    /// The host name as configured.
+    pub host: String,
+    #[napi(ts_type = "'connecting' | 'dispatching' | 'waiting' | 'collecting' | 'writing'")]
+    pub phase: String,
+    /// Since the call started.
+    pub elapsed_ms: f64,
+    /// While waiting: the remote's latest step or tool, e.g. `bash: uname -a` or `writing answer`.
+    pub remote_step: Option<String>,
+}
+
+/// Progress of running `remoteLogin` calls by `requestId`.
+static PROGRESS: LazyLock<Mutex<HashMap<String, login::progress::Progress>>> =
+    LazyLock::new(Default::default);
 
 /// Cancellation of running calls by the `requestId` their caller chose (remote_login, remote commands).
 static CANCELS: LazyLock<Mutex<HashMap<String, CancellationToken>>> =
@@ -143,7 +156,7 @@ fn cancel_request(request_id: &str) -> bool {
 
 /// Dispatch a session to a host. A failure resolves to an `Error` whose `code` is one of UNKNOWN_HOST,
 /// CONFIG_INVALID, HOST_UNREACHABLE, AUTH_FAILED, KEY_ENCRYPTED, HOST_KEY_CHANGED, HOST_KEY_UNKNOWN,
-/// REMOTE_NO_OPENCODE, REMOTE_RUN_FAILED, SESSION_INVALID, IMPORT_FAILED, TIMEOUT, CANCELLED, SSH_FAILED,
+/// REMOTE_NO_OPENCODE, REMOTE_MODEL_MISSING, REMOTE_RUN_FAILED, SESSION_INVALID, TIMEOUT, CANCELLED, SSH_FAILED,
 /// INVALID_ARGUMENT, IO (`api.js` throws it).
 #[napi(ts_return_type = "Promise<RemoteLoginResult | Error>")]
 pub async fn remote_login(options: RemoteLoginOptions) -> Outcome<RemoteLoginResult> {
@@ -158,6 +171,13 @@ pub async fn remote_login(options: RemoteLoginOptions) -> Outcome<RemoteLoginRes
         }
     };
     let project_dir = options.project_dir.map(PathBuf::from);
+    let progress = login::progress::Progress::new(&options.host);
+    if let Some(id) = &options.request_id {
+        PROGRESS
+            .lock()
+            .expect("progress registry")
+            .insert(id.clone(), progress.clone());
+    }
     let request = login::LoginRequest {
         session_id: options.session_id,
         host: options.host,
@@ -165,29 +185,30 @@ pub async fn remote_login(options: RemoteLoginOptions) -> Outcome<RemoteLoginRes
         directory: options.directory.filter(|d| !d.is_empty()),
         message: options.message.filter(|m| !m.trim().is_empty()),
         call_id: options.call_id,
+        message_id: options.message_id,
         export_json: options.export_json.map(String::into_bytes),
         opencode_bin: options.opencode_bin.unwrap_or_else(|| "opencode".into()),
         sources: ConfigSources::from_env(project_dir, options.options),
+        progress,
     };
-    let cancel = Cancellable::new(options.request_id);
+    let cancel = Cancellable::new(options.request_id.clone());
     let result = login::remote_login(request, cancel.token.clone()).await;
     drop(cancel);
+    if let Some(id) = &options.request_id {
+        PROGRESS.lock().expect("progress registry").remove(id);
+    }
     let outcome = match result {
         Ok(outcome) => outcome,
         Err(error) => return failed(error),
     };
-    let restore = outcome.restore.unwrap_or_default();
     Either::A(RemoteLoginResult {
         title: outcome.title,
         output: outcome.output,
         mode: mode.as_str().to_string(),
         job_id: outcome.job_id,
-        restore_agent: restore.agent,
-        restore_model: restore.model.map(|(provider_id, model_id)| ModelRef {
-            provider_id,
-            model_id,
-        }),
-        continuation: outcome.continuation,
+        parts: outcome.parts,
+        dropped: outcome.dropped,
+        earlier: outcome.earlier,
         timings: LoginTimings {
             dispatch_ms: outcome.timings.dispatch_ms,
             total_ms: outcome.timings.total_ms,
@@ -216,6 +237,22 @@ pub fn cancel_remote_login(request_id: String) -> bool {
     cancel_request(&request_id)
 }
 
+/// Where the running `remoteLogin` with this `requestId` is; null when none is running.
+#[napi]
+pub fn login_progress(request_id: String) -> Option<LoginProgress> {
+    let progress = PROGRESS
+        .lock()
+        .expect("progress registry")
+        .get(&request_id)?
+        .snapshot();
+    Some(LoginProgress {
+        host: progress.host,
+        phase: progress.phase.as_str().to_string(),
+        elapsed_ms: progress.elapsed_ms,
+        remote_step: progress.remote_step,
+    })
+}
+
 /// Stop a running `remoteExec` by its `requestId`: the command's whole process group on the host.
 /// Returns whether one was running.
 #[napi]
@@ -237,11 +274,12 @@ pub async fn list_hosts(
 }
 
 /// Run the `opencode-remote` command line (`args` without the program name); resolves to the exit code.
+/// `stubDir` is this package's stub binaries (api.js passes it); `setup --stub-dir` overrides it.
 #[napi]
-pub async fn run_cli(args: Vec<String>) -> i32 {
+pub async fn run_cli(args: Vec<String>, stub_dir: Option<String>) -> i32 {
     let mut out = std::io::stdout();
     let mut err = std::io::stderr();
-    let code = cli::run(args, &mut out, &mut err).await;
+    let code = cli::run(args, stub_dir.map(PathBuf::from), &mut out, &mut err).await;
     let _ = std::io::Write::flush(&mut out);
     code
 }
@@ -258,6 +296,8 @@ pub struct RemotePlace {
     pub project_dir: Option<String>,
     /// The plugin options (may hold `hosts`).
     pub options: Option<serde_json::Value>,
+    /// This package's stub binaries (`<package>/stub/dist`); api.js fills it in.
+    pub stub_dir: Option<String>,
 }
 
 impl RemotePlace {
@@ -268,6 +308,7 @@ impl RemotePlace {
                 host: self.host,
                 workspace: self.workspace,
                 root: self.root,
+                stub_dir: self.stub_dir.map(PathBuf::from),
             },
             sources,
         )
@@ -313,12 +354,14 @@ pub async fn remote_attach(place: RemotePlace) -> Outcome<bool> {
 }
 
 /// Run a command on the host through the stub (`request` is the protocol's ExecRequest);
-/// `requestId` lets `cancelRemoteExec` stop it.
+/// `requestId` lets `cancelRemoteExec` stop it. A long output is cut to its head and tail; with
+/// `outputDir`, its full text is saved there (0600, the directory 0700) and named by `outputPath`.
 #[napi(ts_return_type = "Promise<{ result?: any; permission?: any } | Error>")]
 pub async fn remote_exec(
     place: RemotePlace,
     request: serde_json::Value,
     request_id: Option<String>,
+    output_dir: Option<String>,
 ) -> Outcome<serde_json::Value> {
     let (place, sources) = place.split();
     let request = match serde_json::from_value(request) {
@@ -331,7 +374,15 @@ pub async fn remote_exec(
         }
     };
     let cancel = Cancellable::new(request_id);
-    remote_outcome(workspace::remote::exec(&place, &sources, &request, &cancel.token).await)
+    let output_dir = output_dir.map(PathBuf::from);
+    let exec = workspace::remote::exec(
+        &place,
+        &sources,
+        &request,
+        output_dir.as_deref(),
+        &cancel.token,
+    );
+    remote_outcome(exec.await)
 }
 
 /// Answer a permission request of the stub: `{requestId, reply: 'once' | 'always' | 'reject'}`.
@@ -377,6 +428,8 @@ pub struct CreateWorkspaceOptions {
     pub project_dir: Option<String>,
     /// The plugin options (hosts, providers), passed on to the workspace server.
     pub options: Option<serde_json::Value>,
+    /// This package's stub binaries (`<package>/stub/dist`); api.js fills it in.
+    pub stub_dir: Option<String>,
 }
 
 #[napi(object)]
@@ -386,6 +439,8 @@ pub struct WorkspaceTarget {
     pub root: String,
     /// The workspace server's URL (OpenCode's `target`).
     pub url: String,
+    /// Headers to send with every request to `url` (the server's basic-auth credentials).
+    pub headers: HashMap<String, String>,
 }
 
 impl From<workspace::CreatedWorkspace> for WorkspaceTarget {
@@ -395,6 +450,10 @@ impl From<workspace::CreatedWorkspace> for WorkspaceTarget {
             host: created.host,
             root: created.root,
             url: created.url,
+            headers: HashMap::from([(
+                "authorization".to_string(),
+                created.authorization.expose().to_string(),
+            )]),
         }
     }
 }
@@ -412,6 +471,7 @@ pub async fn create_workspace(options: CreateWorkspaceOptions) -> Outcome<Worksp
         host: options.host,
         labels: options.labels.unwrap_or_default(),
         directory: options.directory,
+        stub_dir: options.stub_dir.map(PathBuf::from),
         launch: workspace::ServerLaunch {
             env: options.env.unwrap_or_default().into_iter().collect(),
             opencode_bin: options.opencode_bin.unwrap_or_else(|| "opencode".into()),

@@ -645,3 +645,22 @@ async fn sftp_should_overwrite_files_concurrently_at_the_channel_cap() {
         );
     }
 }
+
+/// A key path from config may come with a cloned repository: a device or FIFO is skipped, not read
+/// forever (`/dev/zero`) or waited on (a FIFO blocks `open` until a writer appears).
+#[tokio::test(flavor = "multi_thread")]
+async fn authenticate_should_skip_key_files_that_are_devices_or_fifos() {
+    let sshd = sshd();
+    let fifo = sshd.dir.path().join("id_fifo");
+    let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    let mut target = sshd.target();
+    target.identity_files = vec!["/dev/zero".into(), fifo];
+    // The guard only turns a hang into a failure; the assertion is on the error.
+    let result = tokio::time::timeout(Duration::from_secs(60), connect(&target))
+        .await
+        .expect("a device or FIFO key file must not hang the login");
+    let (code, error) = expect_err(result);
+    assert_eq!(code, "AUTH_FAILED", "{error}");
+}

@@ -305,7 +305,7 @@ export async function startServe(env, cwd, opts = {}) {
  * @param {string} baseUrl
  * @param {number} defaultTimeoutMs
  */
-export function makeClient(baseUrl, defaultTimeoutMs = 60_000) {
+export function makeClient(baseUrl, defaultTimeoutMs = 60_000, defaultHeaders = {}) {
   /**
    * @param {string} method
    * @param {string} p path, e.g. `/session`
@@ -323,6 +323,7 @@ export function makeClient(baseUrl, defaultTimeoutMs = 60_000) {
           headers: {
             accept: 'application/json',
             ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+            ...defaultHeaders,
             ...headers,
           },
           body: body === undefined ? undefined : JSON.stringify(body),

@@ -4,10 +4,21 @@
 import { spawn, spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { closeSync, openSync } from 'node:fs'
-import { appendFile, chmod, chown, mkdir, mkdtemp, readFile, stat, writeFile } from 'node:fs/promises'
+import {
+  appendFile,
+  chmod,
+  chown,
+  copyFile,
+  mkdir,
+  mkdtemp,
+  readFile,
+  stat,
+  writeFile,
+} from 'node:fs/promises'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
+import { opencodeBin, opencodeBinDir } from './opencode.mjs'
 import { descendants, exec, killUid, onExit, rmrf, signalAll, track } from './proc.mjs'
 
 const SSHD = '/usr/sbin/sshd'
@@ -103,6 +114,23 @@ function renderConfig(o) {
 }
 
 /**
+ * Install a copy of the pinned opencode for a remote user the way OpenCode's installer does: the binary in
+ * `~/.opencode/bin`, owned by the user, and a ~/.profile line that puts it on a login shell's PATH.
+ * @returns {Promise<string>} the installed binary
+ */
+async function installOpencodeFor(home, uid, gid) {
+  const bin = path.join(home, '.opencode', 'bin')
+  await mkdir(bin, { recursive: true })
+  const installed = path.join(bin, 'opencode')
+  await copyFile(opencodeBin, installed)
+  await chmod(installed, 0o755)
+  const profile = path.join(home, '.profile')
+  await appendFile(profile, '# opencode\nexport PATH="$HOME/.opencode/bin:$PATH"\n')
+  for (const p of [path.join(home, '.opencode'), bin, installed, profile]) await chown(p, uid, gid)
+  return installed
+}
+
+/**
  * Start a throw-away sshd on 127.0.0.1, or with `opts.netns` (see netns.mjs) inside that namespace on its
  * address (`host` is then that address; clients reach it over the veth link the namespace's helpers cut).
  *
@@ -112,6 +140,9 @@ function renderConfig(o) {
  * ignored). sshd 9.2 applies SetEnv after its own defaults, so a `PATH` given here replaces the default PATH of
  * exec sessions (`ssh host cmd`, with or without `-tt`: `sh -c` reads no profile). Verified by the tests. An
  * interactive login shell (`ssh host` with no command) sources /etc/profile, which resets PATH on Debian.
+ * A remote user whose `opts.env.PATH` names the checkout's opencode (remoteOpencodeEnv) gets its own copy
+ * instead, as OpenCode's installer lays it out (`~/.opencode/bin/opencode`, owned by the user, on PATH through
+ * SetEnv and ~/.profile): the checkout may sit in a directory other users cannot enter (a 0700 clone).
  * `opts.extraConfig`: sshd_config lines put BEFORE the defaults so they win (sshd keeps the first value it
  * reads for a keyword); no `Match` blocks.
  * The user's other processes, the user and `dir` are removed by `stop()`, at process exit, and by a detached
@@ -122,7 +153,8 @@ function renderConfig(o) {
  * @returns {Promise<Sshd>}
  */
 export async function startSshd(opts = {}) {
-  const { user: userMode = 'remote', env = {}, maxSessions = 10, maxStartups = '100:30:200' } = opts
+  const { user: userMode = 'remote', maxSessions = 10, maxStartups = '100:30:200' } = opts
+  const env = { ...opts.env }
   const extraConfig = opts.extraConfig ?? []
   const netns = opts.netns ?? null
   const host = netns ? netns.address : '127.0.0.1'
@@ -144,6 +176,7 @@ export async function startSshd(opts = {}) {
 
   let user
   let userHome
+  let remoteOpencode = null
   let uid = 0
   let teardownDone = false
   let child = null
@@ -197,6 +230,13 @@ export async function startSshd(opts = {}) {
       }
       await chmod(userHome, 0o755)
       await chmod(path.join(userHome, '.ssh'), 0o700)
+      if ((env.PATH ?? '').split(':').includes(opencodeBinDir)) {
+        remoteOpencode = await installOpencodeFor(userHome, uid, gid)
+        const own = path.dirname(remoteOpencode)
+        env.PATH = env.PATH.split(':')
+          .map((d) => (d === opencodeBinDir ? own : d))
+          .join(':')
+      }
     } else {
       user = os.userInfo().username
       userHome = os.userInfo().homedir
@@ -269,6 +309,8 @@ export async function startSshd(opts = {}) {
       user,
       uid,
       userHome,
+      remoteEnv: env,
+      opencodeBin: remoteOpencode,
       hostKeyPub,
       knownHostsLine,
       knownHostsPath,
@@ -449,6 +491,8 @@ export async function writeClientSshFiles(sshd, home, opts = {}) {
  * @property {string} user login name (`ocrXXXXXX` or the current user)
  * @property {number} uid
  * @property {string} userHome passwd home of `user`
+ * @property {Record<string,string>} remoteEnv the SetEnv environment of its sessions (PATH with its own opencode)
+ * @property {string|null} opencodeBin the remote user's own opencode (`~/.opencode/bin/opencode`), if installed
  * @property {string} hostKeyPub `ssh-ed25519 AAAA...`
  * @property {string} knownHostsLine `[<host>]:<port> <hostKeyPub>`
  * @property {string} knownHostsPath `<dir>/known_hosts` holding that line

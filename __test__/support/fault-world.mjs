@@ -10,7 +10,6 @@ import { createNetns } from '../harness/netns.mjs'
 import {
   makeOpencodeHome,
   offlineEnvVars,
-  opencodeBin,
   opencodeConfig,
   opencodePath,
   remoteOpencodeEnv,
@@ -91,9 +90,9 @@ async function configureRemoteOpencode(sshd, gid, baseURL) {
  * @returns {Promise<{info: object, messages: Array<{info: object, parts: object[]}>}>}
  */
 function remoteExport(sshd, gid, sessionID) {
-  const env = { ...remoteOpencodeEnv(), HOME: sshd.userHome, USER: sshd.user, PWD: sshd.userHome }
+  const env = { ...sshd.remoteEnv, HOME: sshd.userHome, USER: sshd.user, PWD: sshd.userHome }
   return new Promise((resolve, reject) => {
-    const child = spawn(opencodeBin, ['export', sessionID], {
+    const child = spawn(sshd.opencodeBin, ['export', sessionID], {
       env,
       cwd: sshd.userHome,
       uid: sshd.uid,

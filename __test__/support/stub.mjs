@@ -1,13 +1,14 @@
-// Where the tests find the stub for this machine's arch: the static dist build (stub/build.sh) when it
-// is newer than every stub and protocol source, else a dev build of the stub crate copied under the name
-// the addon looks for (a stale dist binary would test yesterday's stub).
+// The stubs the test package ships, as a user's package does (stub/dist with SHA256SUMS): the release
+// stubs in stub/dist when they are complete and newer than every stub and protocol source, else a dev build
+// of the stub crate for this machine's arch, under the name the addon looks for (a stale dist binary would
+// test yesterday's stub). Written into the staged package, never into the work tree's stub/dist.
 import { execFile } from 'node:child_process'
+import { createHash } from 'node:crypto'
 import { existsSync, readdirSync, statSync } from 'node:fs'
-import { copyFile, mkdtemp, readFile } from 'node:fs/promises'
-import os from 'node:os'
+import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { promisify } from 'node:util'
-import { repoRoot } from './package.mjs'
+import { SHIPPED_ARCHES, SUMS, stubName, stubProblems } from '../../scripts/check-stubs.mjs'
 
 const run = promisify(execFile)
 
@@ -21,19 +22,41 @@ function newestMtime(dir) {
   return newest
 }
 
-/** @returns {Promise<string>} a directory to use as OPENCODE_REMOTE_STUB_DIR */
-export async function stubBinaryDir() {
+/** This machine's arch as the stub names it (`uname -m`). */
+export const hostArch = { x64: 'x86_64', arm64: 'aarch64' }[process.arch] ?? process.arch
+
+/**
+ * Fill `dist` (a staged package's stub/dist) with stubs and their SHA256SUMS.
+ * @returns {Promise<string[]>} the arches it holds
+ */
+export async function writeTestStubs(repoRoot, dist) {
   const version = JSON.parse(await readFile(path.join(repoRoot, 'package.json'), 'utf8')).version
-  const name = `opencode-remote-stub-${version}-x86_64-linux`
-  const dist = path.join(repoRoot, 'stub', 'dist')
-  const built = path.join(dist, name)
+  const release = path.join(repoRoot, 'stub', 'dist')
   const sources = ['stub/src', 'stub/Cargo.toml', 'protocol/src'].map((p) => path.join(repoRoot, p))
   const sourcesChanged = Math.max(
     ...sources.map((p) => (statSync(p).isDirectory() ? newestMtime(p) : statSync(p).mtimeMs)),
   )
-  if (existsSync(built) && statSync(built).mtimeMs > sourcesChanged) return dist
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'ocr-stub-'))
+  await mkdir(dist, { recursive: true })
+  const releaseStub = path.join(release, stubName(version, hostArch))
+  if (
+    stubProblems(release, version, SHIPPED_ARCHES).length === 0 &&
+    statSync(releaseStub).mtimeMs > sourcesChanged
+  ) {
+    for (const arch of SHIPPED_ARCHES) {
+      await copyFile(path.join(release, stubName(version, arch)), path.join(dist, stubName(version, arch)))
+    }
+    await copyFile(path.join(release, SUMS), path.join(dist, SUMS))
+    return SHIPPED_ARCHES
+  }
   await run('cargo', ['build', '-p', 'opencode-remote-stub'], { cwd: repoRoot })
-  await copyFile(path.join(repoRoot, 'target', 'debug', 'opencode-remote-stub'), path.join(dir, name))
-  return dir
+  const name = stubName(version, hostArch)
+  await copyFile(path.join(repoRoot, 'target', 'debug', 'opencode-remote-stub'), path.join(dist, name))
+  const sum = createHash('sha256')
+    .update(await readFile(path.join(dist, name)))
+    .digest('hex')
+  await writeFile(path.join(dist, SUMS), `${sum}  ${name}\n`)
+  return [hostArch]
 }
+
+/** Whether `dist` exists with a stub for this machine (for tests that read the binary itself). */
+export const hasHostStub = (dist, version) => existsSync(path.join(dist, stubName(version, hostArch)))

@@ -50,6 +50,8 @@ export async function startWorld(opts = {}) {
     local,
     serve,
     hostsFile,
+    /** The installed package (its api.js, CLI and stubs). */
+    pkg,
     async newSession() {
       return (await serve.client.post('/session', {})).id
     },

@@ -16,6 +16,7 @@ fuzz_target!(|data: &[u8]| {
         config_dir: dir.path().join("none"),
         project_dir: None,
         inline: Some(options),
+        inline_from_project: None,
     };
     if let Err(error) = load_hosts(&sources) {
         assert_eq!(error.code(), "CONFIG_INVALID", "{error}");

@@ -265,9 +265,10 @@ pub struct PermissionRequest {
     pub path: String,
     /// Every refused path of the request, resolved.
     pub paths: Vec<String>,
-    /// What an `always` reply approves: `<dir>/*` for each refused path, where `<dir>` is the path
-    /// itself for a directory operation and its parent for a file. `<dir>/*` approves `<dir>` and
-    /// everything below it.
+    /// What an `always` reply approves, for this request's kind of access only (read: read, stat,
+    /// list, glob, grep; write: write, remove, rename; exec): each refused path itself, or `<dir>/*`
+    /// for a directory operation (a listing, a command's working directory), which approves `<dir>`
+    /// and everything below it.
     pub patterns: Vec<String>,
     /// When it was created, ms since the Unix epoch.
     pub created_at: u64,

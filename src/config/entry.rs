@@ -34,7 +34,15 @@ pub struct HostEntry {
     pub opencode: Option<String>,
     /// Round-trip wait timeout.
     pub timeout_secs: Option<u64>,
+    /// Defined by a project's hosts file (or plugin options from a project's opencode.json), which
+    /// came with a repository rather than from the user: such a host is only connected to when its
+    /// key is already in known_hosts, whatever ~/.ssh/config says (see `crate::ssh::config`).
+    pub project: bool,
 }
+
+/// Longest round-trip timeout (7 days): larger values would overflow the clock (`Instant + Duration`
+/// panics) and no round trip is meant to wait longer. The schema says the same (`model.rs`).
+pub const MAX_TIMEOUT_SECS: u64 = 7 * 24 * 60 * 60;
 
 const NAME_FIX: &str = "Use 1 to 64 letters, digits, '.', '_' or '-', not starting with '-'.";
 const ADDRESS_FIX: &str =
@@ -118,13 +126,16 @@ fn from_object(file: &Path, field: &str, name: &str, object: &HostObject) -> Res
         let fix = "Use the absolute path of opencode on the remote host, or leave it out to use the remote PATH.";
         check_word(file, &at("opencode"), opencode, "opencode path", fix)?;
     }
-    if object.timeout_secs == Some(0) {
-        let fix = "Use a number of seconds greater than 0, or leave it out.";
+    if let Some(secs) = object
+        .timeout_secs
+        .filter(|s| *s == 0 || *s > MAX_TIMEOUT_SECS)
+    {
+        let fix = format!("Use a number of seconds from 1 to {MAX_TIMEOUT_SECS}, or leave it out.");
         return Err(config_error(
             file,
             &at("timeoutSecs"),
-            "the timeout is 0",
-            fix,
+            format!("the timeout {secs} is out of range"),
+            &fix,
         ));
     }
     Ok(HostEntry {
@@ -141,6 +152,7 @@ fn from_object(file: &Path, field: &str, name: &str, object: &HostObject) -> Res
         host_key_policy: object.host_key_policy.unwrap_or_default(),
         opencode: object.opencode.clone(),
         timeout_secs: object.timeout_secs,
+        project: false,
     })
 }
 

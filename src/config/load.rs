@@ -7,6 +7,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::entry::{config_error, from_provider_host, from_spec};
+use super::file::read_regular;
 use super::model::{HostSpec, HostsFile, PluginOptions, ProviderSpec};
 use super::{ConfigSources, HostEntry, HostKeyPolicy, Hosts};
 use crate::error::{display_path, Error, Result};
@@ -15,23 +16,66 @@ use crate::error::{display_path, Error, Result};
 /// only the value, not its path.
 pub const INLINE_SOURCE: &str = "opencode.json (plugin options)";
 
-/// Loads and merges every source, in the order of [`ConfigSources::files`], then the inline options. A
-/// later source replaces a whole host of the same name (fields are not merged), so a project can redefine
-/// a host without inheriting settings it cannot see.
+/// Whose config a source is. The user's own (the global config dir, the user's plugin options) defines
+/// hosts; a project's (hosts files in the project, plugin options from a project's opencode.json) may
+/// only add names the user has not defined, because a cloned repository is not the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Level {
+    User,
+    Project,
+}
+
+/// Loads and merges every source: the user's hosts files and plugin options first, then the project's.
+/// Within one level a later source replaces a whole host of the same name (fields are not merged); a
+/// project source never replaces, shadows (by alias) or re-routes (by provider) a name of the user's:
+/// that entry is skipped with a warning naming the file and the host.
 pub fn load_hosts(sources: &ConfigSources) -> Result<Hosts> {
     let mut hosts = Hosts::default();
-    for path in sources.files() {
+    let inline = sources.inline.as_ref().filter(|v| !v.is_null());
+    let inline_level = match sources.inline_from_project {
+        Some(_) => Level::Project,
+        None => Level::User,
+    };
+    for path in sources.user_files() {
         if let Some(file) = read_hosts_file(&path)? {
-            let trusted = path.starts_with(&sources.config_dir);
-            merge(&mut hosts, &path, &file.hosts, &file.providers, trusted)?;
+            merge(&mut hosts, &path, &file.hosts, &file.providers, Level::User)?;
         }
     }
-    if let Some(inline) = sources.inline.as_ref().filter(|v| !v.is_null()) {
-        let path = PathBuf::from(INLINE_SOURCE);
-        let options: PluginOptions = deserialize(&path, inline.clone())?;
-        merge(&mut hosts, &path, &options.hosts, &options.providers, true)?;
+    if let Some(inline) = inline.filter(|_| inline_level == Level::User) {
+        merge_inline(&mut hosts, sources, inline, Level::User)?;
+    }
+    for path in sources.project_files() {
+        if let Some(file) = read_hosts_file(&path)? {
+            merge(
+                &mut hosts,
+                &path,
+                &file.hosts,
+                &file.providers,
+                Level::Project,
+            )?;
+        }
+    }
+    if let Some(inline) = inline.filter(|_| inline_level == Level::Project) {
+        merge_inline(&mut hosts, sources, inline, Level::Project)?;
+    }
+    for warning in &hosts.warnings {
+        log::warn!("{warning}");
     }
     Ok(hosts)
+}
+
+fn merge_inline(
+    hosts: &mut Hosts,
+    sources: &ConfigSources,
+    inline: &Value,
+    level: Level,
+) -> Result<()> {
+    let path = match &sources.inline_from_project {
+        Some(file) => PathBuf::from(format!("{} (plugin options)", display_path(file))),
+        None => PathBuf::from(INLINE_SOURCE),
+    };
+    let options: PluginOptions = deserialize(&path, inline.clone())?;
+    merge(hosts, &path, &options.hosts, &options.providers, level)
 }
 
 /// Check every entry of a hosts file (or plugin options) the way loading would, without loading the rest.
@@ -40,7 +84,7 @@ pub fn validate_hosts(
     hosts: &BTreeMap<String, HostSpec>,
     providers: &BTreeMap<String, ProviderSpec>,
 ) -> Result<()> {
-    merge(&mut Hosts::default(), file, hosts, providers, true)
+    merge(&mut Hosts::default(), file, hosts, providers, Level::User)
 }
 
 /// Largest hosts file we read. Files are read at every call, so a huge one (a mistaken path, a log
@@ -49,23 +93,26 @@ pub const MAX_HOSTS_FILE_BYTES: u64 = 1024 * 1024;
 
 /// `Ok(None)` when the file does not exist; an empty file is an empty hosts file.
 pub fn read_hosts_file(path: &Path) -> Result<Option<HostsFile>> {
-    use std::io::Read;
-    let reading = |err| Error::io(format!("reading {}", display_path(path)), err);
-    let file = match std::fs::File::open(path) {
-        Ok(file) => file,
+    let bytes = match read_regular(path, MAX_HOSTS_FILE_BYTES) {
+        Ok(bytes) => bytes,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(err) => return Err(reading(err)),
+        Err(err) if err.kind() == std::io::ErrorKind::FileTooLarge => {
+            let problem = format!("the file is larger than {MAX_HOSTS_FILE_BYTES} bytes");
+            let fix =
+                "Check that this is the hosts file you meant; it only needs a few lines per host.";
+            return Err(config_error(path, "(file)", problem, fix));
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::InvalidInput => {
+            let fix = "Make it a plain JSON file, or remove it.";
+            return Err(config_error(
+                path,
+                "(file)",
+                "it is not a regular file",
+                fix,
+            ));
+        }
+        Err(err) => return Err(Error::io(format!("reading {}", display_path(path)), err)),
     };
-    let mut bytes = Vec::new();
-    file.take(MAX_HOSTS_FILE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(reading)?;
-    if bytes.len() as u64 > MAX_HOSTS_FILE_BYTES {
-        let problem = format!("the file is larger than {MAX_HOSTS_FILE_BYTES} bytes");
-        let fix =
-            "Check that this is the hosts file you meant; it only needs a few lines per host.";
-        return Err(config_error(path, "(file)", problem, fix));
-    }
     let text = String::from_utf8(bytes).map_err(|err| {
         let problem = format!("byte {} is not UTF-8 text", err.utf8_error().valid_up_to());
         config_error(path, "(file)", problem, "Save the file as UTF-8.")
@@ -168,15 +215,28 @@ fn check_project_entry(file: &Path, field: &str, entry: &HostEntry) -> Result<()
     Ok(())
 }
 
+/// The warning for a project entry that names something of the user's; the entry is skipped.
+fn shadowed(hosts: &Hosts, file: &Path, field: &str, name: &str, what: &str) -> String {
+    let owner = hosts
+        .source(name)
+        .map_or_else(|| "your own config".to_string(), display_path);
+    format!(
+        "{}: {field}: ignored: the {what} '{name}' is defined in {owner}, and a project's config may not \
+         redefine or shadow it. Rename it in the project file, or remove it.",
+        display_path(file)
+    )
+}
+
 /// Adds one source's hosts. Within one source a name may be defined once (as a host, provider host or
-/// alias); across sources the later one wins.
+/// alias); across sources the later one wins, except that a project source never replaces a user's name.
 fn merge(
     hosts: &mut Hosts,
     file: &Path,
     specs: &BTreeMap<String, HostSpec>,
     providers: &BTreeMap<String, ProviderSpec>,
-    trusted: bool,
+    level: Level,
 ) -> Result<()> {
+    let project = level == Level::Project;
     let mut claimed = BTreeSet::new();
     let mut claim = |name: &str, field: &str| -> Result<()> {
         if claimed.insert(name.to_string()) {
@@ -191,27 +251,63 @@ fn merge(
         ))
     };
     for (name, spec) in specs {
-        let entry = from_spec(file, name, spec)?;
-        if !trusted {
-            check_project_entry(file, &format!("hosts.{name}"), &entry)?;
+        let field = format!("hosts.{name}");
+        let mut entry = from_spec(file, name, spec)?;
+        claim(name, &field)?;
+        if project {
+            check_project_entry(file, &field, &entry)?;
+            if hosts.user_owns(name) {
+                let warning = shadowed(hosts, file, &field, name, "host");
+                hosts.warnings.push(warning);
+                continue;
+            }
+            entry.project = true;
         }
-        claim(name, &format!("hosts.{name}"))?;
         hosts.insert(entry, file);
     }
     for (provider, spec) in providers {
+        if project && hosts.user_providers.contains(provider) {
+            let field = format!("providers.{provider}");
+            let warning = shadowed(hosts, file, &field, provider, "provider");
+            hosts.warnings.push(warning);
+            continue;
+        }
+        let mut kept = spec.clone();
+        kept.hosts.clear();
         for (i, host) in spec.hosts.iter().enumerate() {
             let field = format!("providers.{provider}.hosts[{i}]");
-            let entry = from_provider_host(file, &field, host)?;
+            let mut entry = from_provider_host(file, &field, host)?;
             claim(&host.name, &format!("{field}.name"))?;
             for (j, alias) in host.aliases.iter().enumerate() {
                 claim(alias, &format!("{field}.aliases[{j}]"))?;
             }
-            hosts.insert(entry, file);
-            for alias in &host.aliases {
-                hosts.insert_alias(alias, &host.name);
+            if project {
+                if hosts.user_owns(&host.name) {
+                    let warning =
+                        shadowed(hosts, file, &format!("{field}.name"), &host.name, "host");
+                    hosts.warnings.push(warning);
+                    continue;
+                }
+                entry.project = true;
             }
+            hosts.insert(entry, file);
+            let mut host = host.clone();
+            for (j, alias) in std::mem::take(&mut host.aliases).into_iter().enumerate() {
+                if project && hosts.user_owns(&alias) {
+                    let field = format!("{field}.aliases[{j}]");
+                    let warning = shadowed(hosts, file, &field, &alias, "host");
+                    hosts.warnings.push(warning);
+                    continue;
+                }
+                hosts.insert_alias(&alias, &host.name);
+                host.aliases.push(alias);
+            }
+            kept.hosts.push(host);
         }
-        hosts.providers.insert(provider.clone(), spec.clone());
+        if !project {
+            hosts.user_providers.insert(provider.clone());
+        }
+        hosts.providers.insert(provider.clone(), kept);
     }
     Ok(())
 }

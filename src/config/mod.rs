@@ -4,7 +4,7 @@
 //! provider format `{"providers": {name: {"hosts": [...]}}}` reserved for SSH workspaces. Both end up as
 //! [`HostEntry`] values looked up by name (or, for provider hosts, by alias).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
@@ -14,8 +14,10 @@ use crate::error::{Error, Result};
 pub mod address;
 pub mod edit;
 mod entry;
+pub mod file;
 mod load;
 pub mod model;
+mod trust;
 
 pub use entry::HostEntry;
 pub use load::{
@@ -31,8 +33,11 @@ pub struct ConfigSources {
     pub config_dir: PathBuf,
     /// The project OpenCode runs in; its `hosts.json(c)` and `.opencode/hosts.json(c)` apply.
     pub project_dir: Option<PathBuf>,
-    /// The plugin options from opencode.json, merged last.
+    /// The plugin options from opencode.json.
     pub inline: Option<Value>,
+    /// The project's opencode.json that names this plugin, when there is one: OpenCode lets a project's
+    /// plugin entry win, so the options then came with the repository and get a project's rights.
+    pub inline_from_project: Option<PathBuf>,
 }
 
 impl ConfigSources {
@@ -56,24 +61,44 @@ impl ConfigSources {
                     .join(".config")
                     .join("opencode")
             });
+        let inline_from_project = project_dir.as_deref().and_then(|project| {
+            trust::project_plugin_config(project, &config_dir, var("HOME").as_deref())
+        });
         ConfigSources {
             config_dir,
             project_dir,
             inline,
+            inline_from_project,
         }
     }
 
     /// The files read, lowest precedence first. Also the list to watch for reloading.
     pub fn files(&self) -> Vec<PathBuf> {
-        let mut dirs = vec![self.config_dir.clone()];
-        if let Some(project) = &self.project_dir {
-            dirs.push(project.clone());
-            dirs.push(project.join(".opencode"));
-        }
-        dirs.iter()
-            .flat_map(|dir| [dir.join("hosts.jsonc"), dir.join("hosts.json")])
-            .collect()
+        let mut files = self.user_files();
+        files.extend(self.project_files());
+        files
     }
+
+    /// The user's own hosts files (OpenCode's global config dir).
+    pub fn user_files(&self) -> Vec<PathBuf> {
+        hosts_files_in(&self.config_dir)
+    }
+
+    /// Hosts files that come with the project (`<project>/` and `<project>/.opencode/`).
+    pub fn project_files(&self) -> Vec<PathBuf> {
+        let Some(project) = &self.project_dir else {
+            return Vec::new();
+        };
+        let mut files = hosts_files_in(project);
+        files.extend(hosts_files_in(&project.join(".opencode")));
+        // A project inside the config dir (or the config dir itself) adds nothing of its own.
+        files.retain(|file| !file.starts_with(&self.config_dir));
+        files
+    }
+}
+
+fn hosts_files_in(dir: &Path) -> Vec<PathBuf> {
+    vec![dir.join("hosts.jsonc"), dir.join("hosts.json")]
 }
 
 /// All configured hosts, by name.
@@ -85,9 +110,26 @@ pub struct Hosts {
     /// Which file each host came from, so the CLI can edit or name the right one.
     sources: BTreeMap<String, PathBuf>,
     providers: BTreeMap<String, ProviderSpec>,
+    /// Provider names the user's own config defines: a project may not replace them.
+    user_providers: BTreeSet<String>,
+    /// What was ignored while loading (a project shadowing a user's host), for the CLI and the log.
+    warnings: Vec<String>,
 }
 
 impl Hosts {
+    /// Problems that did not stop loading, e.g. a project file that tried to redefine a user's host.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// Whether `name` (a host or alias) is defined by the user's own config, not by a project.
+    fn user_owns(&self, name: &str) -> bool {
+        let canonical = self.aliases.get(name).map_or(name, String::as_str);
+        self.entries
+            .get(canonical)
+            .is_some_and(|entry| !entry.project)
+    }
+
     /// Host names, sorted (aliases not included).
     pub fn names(&self) -> Vec<String> {
         self.entries.keys().cloned().collect()

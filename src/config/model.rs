@@ -115,9 +115,9 @@ pub struct HostObject {
     /// Path of the `opencode` command on the remote host (default: found on the remote PATH).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub opencode: Option<String>,
-    /// How long a round trip may wait for the remote run, in seconds.
+    /// How long a round trip may wait for the remote run, in seconds (at most 604800, 7 days).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = 604800))]
     pub timeout_secs: Option<u64>,
 }
 

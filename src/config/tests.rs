@@ -41,7 +41,7 @@ fn load_hosts_should_merge_sources_later_wins_per_host() {
     let project = tempfile::tempdir().unwrap();
     write(
         &config.path().join("hosts.jsonc"),
-        r#"{"hosts": {"a": "a1", "b": "b1", "c": "c1", "d": "d1"}}"#,
+        r#"{"hosts": {"a": "a1", "b": "b1"}}"#,
     );
     write(
         &config.path().join("hosts.json"),
@@ -49,7 +49,7 @@ fn load_hosts_should_merge_sources_later_wins_per_host() {
     );
     write(
         &project.path().join("hosts.jsonc"),
-        r#"{"hosts": {"c": {"host": "c3", "agent": "plan"}}}"#,
+        r#"{"hosts": {"c": {"host": "c3", "agent": "plan"}, "d": "d3"}}"#,
     );
     write(
         &project.path().join(".opencode/hosts.json"),
@@ -59,6 +59,7 @@ fn load_hosts_should_merge_sources_later_wins_per_host() {
         config_dir: config.path().to_path_buf(),
         project_dir: Some(project.path().to_path_buf()),
         inline: Some(json!({"hosts": {"a": "a9"}, "remote": {"host": "a"}})),
+        inline_from_project: None,
     };
     let hosts = load_hosts(&sources).unwrap();
     let addresses: Vec<_> = hosts.iter().map(|e| e.address.as_str()).collect();
@@ -69,6 +70,128 @@ fn load_hosts_should_merge_sources_later_wins_per_host() {
         hosts.source("d"),
         Some(project.path().join(".opencode/hosts.json").as_path())
     );
+    let project_defined: Vec<_> = hosts.iter().map(|e| e.project).collect();
+    assert_eq!(project_defined, [false, false, true, true]);
+    assert!(hosts.warnings().is_empty(), "{:?}", hosts.warnings());
+}
+
+/// A cloned repository's hosts.json may not send the user's `pi` to its own server.
+#[test]
+fn load_hosts_should_keep_the_users_host_when_a_project_redefines_it() {
+    let config = tempfile::tempdir().unwrap();
+    let project = tempfile::tempdir().unwrap();
+    write(
+        &config.path().join("hosts.json"),
+        r#"{"hosts": {"pi": {"host": "me@pi.lan", "identityFile": "~/.ssh/pi"}},
+            "providers": {"lab": {"hosts": [{"name": "gpu", "aliases": ["g"], "ssh": {"host": "gpu.lan"}}]}}}"#,
+    );
+    write(
+        &project.path().join("hosts.json"),
+        r#"{"hosts": {"pi": {"host": "evil.example", "port": 2222, "proxyJump": "evil2"}}}"#,
+    );
+    write(
+        &project.path().join(".opencode/hosts.jsonc"),
+        r#"{"providers": {
+              "lab": {"hosts": [{"name": "evil", "ssh": {"host": "evil.example"}}]},
+              "other": {"hosts": [{"name": "box", "aliases": ["g", "pi"], "ssh": {"host": "box.example"}},
+                                  {"name": "gpu", "ssh": {"host": "evil.example"}}]}}}"#,
+    );
+    let sources = ConfigSources {
+        config_dir: config.path().to_path_buf(),
+        project_dir: Some(project.path().to_path_buf()),
+        ..Default::default()
+    };
+    let hosts = load_hosts(&sources).unwrap();
+    let pi = hosts.get("pi").unwrap();
+    assert_eq!(
+        (pi.address.as_str(), pi.port, pi.project),
+        ("me@pi.lan", None, false)
+    );
+    assert!(pi.proxy_jump.is_none());
+    assert_eq!(hosts.get("g").unwrap().address, "gpu.lan");
+    assert_eq!(hosts.get("gpu").unwrap().address, "gpu.lan");
+    assert_eq!(hosts.providers()["lab"].hosts[0].name, "gpu");
+    // What the project may add is kept, marked as the project's.
+    assert!(hosts.get("box").unwrap().project);
+    assert_eq!(hosts.providers()["other"].hosts.len(), 1);
+    let warnings = hosts.warnings().join("\n");
+    for (field, name) in [
+        ("hosts.pi", "pi"),
+        ("providers.lab", "lab"),
+        ("providers.other.hosts[0].aliases[0]", "g"),
+        ("providers.other.hosts[0].aliases[1]", "pi"),
+        ("providers.other.hosts[1].name", "gpu"),
+    ] {
+        assert!(
+            warnings.contains(&format!("{field}: ignored: the ")),
+            "{field}: {warnings}"
+        );
+        assert!(
+            warnings.contains(&format!("'{name}'")),
+            "{name}: {warnings}"
+        );
+    }
+    assert!(warnings.contains("hosts.json"), "{warnings}");
+}
+
+/// Plugin options from a project's opencode.json are the project's, not the user's.
+#[test]
+fn load_hosts_should_treat_plugin_options_from_a_project_as_the_projects() {
+    let config = tempfile::tempdir().unwrap();
+    let project = tempfile::tempdir().unwrap();
+    write(
+        &config.path().join("hosts.json"),
+        r#"{"hosts": {"pi": "me@pi.lan"}}"#,
+    );
+    let opencode_json = project.path().join("opencode.json");
+    let sources = ConfigSources {
+        config_dir: config.path().to_path_buf(),
+        project_dir: Some(project.path().to_path_buf()),
+        inline: Some(json!({"hosts": {"pi": "evil.example", "new": "new.example"}})),
+        inline_from_project: Some(opencode_json.clone()),
+    };
+    let hosts = load_hosts(&sources).unwrap();
+    assert_eq!(hosts.get("pi").unwrap().address, "me@pi.lan");
+    assert!(hosts.get("new").unwrap().project);
+    assert!(hosts.warnings()[0].contains("opencode.json (plugin options): hosts.pi: ignored"));
+    let weakened = ConfigSources {
+        inline: Some(json!({"hosts": {"x": {"host": "x", "hostKeyPolicy": "accept-new"}}})),
+        ..sources
+    };
+    let (field, _) = config_err(load_hosts(&weakened));
+    assert_eq!(field, "hosts.x.hostKeyPolicy");
+}
+
+#[test]
+fn load_hosts_should_refuse_a_fifo_or_device_as_hosts_file_without_blocking() {
+    let config = tempfile::tempdir().unwrap();
+    let fifo = config.path().join("hosts.json");
+    let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    let sources = ConfigSources {
+        config_dir: config.path().to_path_buf(),
+        ..Default::default()
+    };
+    let (field, problem) = config_err(load_hosts(&sources));
+    assert_eq!(
+        (field.as_str(), problem.as_str()),
+        ("(file)", "it is not a regular file")
+    );
+    fs::remove_file(&fifo).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &fifo).unwrap();
+    let (_, problem) = config_err(load_hosts(&sources));
+    assert_eq!(problem, "it is not a regular file");
+}
+
+#[test]
+fn load_hosts_should_refuse_a_timeout_the_clock_cannot_hold() {
+    let (field, _) = config_err(parse(
+        r#"{"hosts": {"a": {"host": "a", "timeoutSecs": 18446744073709551615}}}"#,
+    ));
+    assert_eq!(field, "hosts.a.timeoutSecs");
+    let ok = parse(r#"{"hosts": {"a": {"host": "a", "timeoutSecs": 604800}}}"#).unwrap();
+    assert_eq!(ok.get("a").unwrap().timeout_secs, Some(604_800));
 }
 
 #[test]
@@ -247,6 +370,7 @@ fn load_hosts_should_report_inline_options_as_opencode_json() {
         config_dir: dir.path().to_path_buf(),
         project_dir: None,
         inline: Some(json!({"hosts": {"pi": {"host": "pi", "port": "22"}}})),
+        inline_from_project: None,
     };
     match load_hosts(&sources) {
         Err(Error::Config { file, field, .. }) => {

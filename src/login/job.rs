@@ -17,6 +17,10 @@ pub const JOBS_DIR: &str = ".opencode-remote/jobs";
 
 /// Exit codes of dispatch.sh / wait.sh, fixed so the client can tell them from a crash.
 pub mod exit {
+    /// The configured model is not among those the remote's `opencode models` lists.
+    pub const MODEL_MISSING: u32 = 87;
+    /// The round trip was cancelled while it was being dispatched: nothing was started.
+    pub const CANCELLED: u32 = 88;
     /// The job directory could not be created or the bundle not unpacked (a full disk, typically).
     pub const UNPACK_FAILED: u32 = 89;
     pub const NO_OPENCODE: u32 = 90;
@@ -100,7 +104,9 @@ pub fn dispatch_command(job_id: &str) -> String {
     let dir = format!("{JOBS_DIR}/{job_id}");
     let script = format!(
         "umask 077; if mkdir -p \"$1\" && cd \"$1\" && tar -xf -; then sh ./dispatch.sh; s=$?; else s={unpack}; fi; \
-         case $s in {unpack}|{first}|{second}|{third}) cd && rm -rf \"$1\" ;; esac; exit $s",
+         case $s in {model}|{cancelled}|{unpack}|{first}|{second}|{third}) cd && rm -rf \"$1\" ;; esac; exit $s",
+        model = exit::MODEL_MISSING,
+        cancelled = exit::CANCELLED,
         unpack = exit::UNPACK_FAILED,
         first = exit::NO_OPENCODE,
         second = exit::BAD_DIRECTORY,
@@ -120,6 +126,34 @@ pub fn wait_command(job_id: &str, deadline_secs: u64) -> String {
     )
 }
 
+/// Stop the job's run (its whole session on the host: `opencode run` and the tools it started) and
+/// remove the job. A run still being dispatched is told not to start (`cancelled`), and given a few
+/// seconds to show its pid. Prints `stopped` once nothing of the job is left running.
+pub fn stop_command(job_id: &str) -> String {
+    let dir = format!("{JOBS_DIR}/{job_id}");
+    let script = [
+        r#"cd "$HOME/$1" 2>/dev/null || { echo stopped; exit 0; }"#,
+        ": > cancelled",
+        "i=0",
+        "while [ ! -f pid ] && [ ! -f dispatched ] && [ $i -lt 15 ]; do sleep 0.1; i=$((i+1)); done",
+        "p=",
+        "[ -f pid ] && p=$(cat pid)",
+        "case $p in *[!0-9]*) p= ;; esac",
+        r#"alive() { pgrep -s "$p" > /dev/null 2>&1 || kill -0 "$p" 2> /dev/null; }"#,
+        r#"if [ -n "$p" ]; then for sig in TERM KILL KILL; do alive || break; pkill -$sig -s "$p" 2> /dev/null; kill -s $sig -- -"$p" 2> /dev/null || kill -s $sig "$p" 2> /dev/null; i=0; while alive && [ $i -lt 10 ]; do sleep 0.1; i=$((i+1)); done; done; if alive; then exit 1; fi; fi"#,
+        r#"cd && rm -rf "$1""#,
+        "echo stopped",
+    ]
+    .join("; ");
+    format!("sh -c {} sh {}", quote(&script), quote(&dir))
+}
+
+/// Remove a collected job: its directory holds the whole conversation.
+pub fn remove_command(job_id: &str) -> String {
+    let dir = format!("{JOBS_DIR}/{job_id}");
+    format!("sh -c {} sh {}", quote("cd && rm -rf \"$1\""), quote(&dir))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,7 +163,7 @@ mod tests {
         assert_eq!(
             dispatch_command("00ff"),
             "sh -c 'umask 077; if mkdir -p \"$1\" && cd \"$1\" && tar -xf -; then sh ./dispatch.sh; s=$?; else \
-             s=89; fi; case $s in 89|90|91|92) cd && rm -rf \"$1\" ;; esac; exit $s' sh '.opencode-remote/jobs/00ff'"
+             s=89; fi; case $s in 87|88|89|90|91|92) cd && rm -rf \"$1\" ;; esac; exit $s' sh '.opencode-remote/jobs/00ff'"
         );
     }
 

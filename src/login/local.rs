@@ -1,5 +1,5 @@
-//! The local side of a round trip: reading the session when the plugin could not, importing the returned
-//! session, and remembering unfinished round trips so they can be collected later.
+//! The local side of a round trip: reading the session when the plugin could not, and remembering
+//! unfinished round trips so they can be collected later.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -22,19 +22,6 @@ pub async fn export_session(
         )));
     }
     Ok(output.stdout)
-}
-
-/// `opencode import <file>` from the session's own directory: import re-homes a session to the
-/// importing process's directory, so any other cwd would move it to another project.
-pub async fn import_session(opencode_bin: &str, file: &Path, cwd: Option<&Path>) -> Result<()> {
-    let output = run_opencode(opencode_bin, &["import".as_ref(), file.as_os_str()], cwd).await?;
-    if !output.status.success() {
-        return Err(Error::Import {
-            detail: last_line(&output.stderr),
-            kept_at: Some(file.to_path_buf()),
-        });
-    }
-    Ok(())
 }
 
 /// Run the local `opencode` with `args` in `cwd` (no stdin; killed if the call is dropped).
@@ -119,13 +106,19 @@ fn create_private_dir(dir: &Path) -> Result<()> {
         .map_err(|e| Error::io("creating the state directory", e))
 }
 
-/// A round trip that was dispatched but not yet brought back.
+/// A round trip that was dispatched but not yet brought back. Saved before the dispatch is sent, so a
+/// call that is cancelled or dies mid-way still leaves the job findable.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PendingJob {
     pub job_id: String,
     pub host: String,
     pub session_id: String,
-    pub synthetic_parts: Vec<String>,
+    /// When it was dispatched (local clock, ms since the epoch).
+    #[serde(default)]
+    pub started_at_ms: u64,
+    /// The prompt the remote run got: its first message, expected in the back-file.
+    #[serde(default)]
+    pub prompt: String,
 }
 
 impl PendingJob {

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::job::{exit, wait_command};
+use super::progress::{EventLines, Progress};
 use crate::error::{Error, Result};
+use crate::session::back::MAX_BACK_FILE_BYTES;
 use crate::ssh::config::SshTarget;
 use crate::ssh::connect::reconnect_backoff;
 use crate::ssh::pool::POOL;
@@ -31,6 +33,7 @@ pub async fn wait_for_job(
     job_id: &str,
     timeout: Duration,
     cancel: &CancellationToken,
+    progress: &Progress,
 ) -> Result<Finished> {
     let deadline = Instant::now() + timeout;
     let timed_out = || Error::Timeout {
@@ -46,8 +49,17 @@ pub async fn wait_for_job(
         }
         let attempt = async {
             let connection = POOL.get(target).await?;
+            let mut lines = EventLines::default();
+            let mut on_stderr =
+                |bytes: &[u8]| lines.feed(bytes, &mut |step| progress.set_step(step));
+            // Past the back-file's own limit the waiter's output is refused while it arrives, not after.
             connection
-                .exec(&wait_command(job_id, remaining.as_secs().max(1)), None)
+                .exec_observed(
+                    &wait_command(job_id, remaining.as_secs().max(1)),
+                    None,
+                    MAX_BACK_FILE_BYTES + 64 * 1024,
+                    &mut on_stderr,
+                )
                 .await
         };
         let result = tokio::select! {
@@ -150,6 +162,8 @@ fn run_failed(host: &str, status: Option<u32>, log_tail: String) -> Error {
     };
     let detail = if disk_full(&log_tail) {
         format!("the remote disk is full ({ended})")
+    } else if let Some(cause) = real_cause(&log_tail) {
+        format!("{ended}: {cause}")
     } else {
         ended
     };
@@ -158,6 +172,20 @@ fn run_failed(host: &str, status: Option<u32>, log_tail: String) -> Error {
         detail,
         log_tail,
     }
+}
+
+/// The cause OpenCode's error log names (`error="ProviderModelNotFoundError: Model not found: x/y."`):
+/// `opencode run` itself only says "Unexpected server error".
+fn real_cause(log: &str) -> Option<String> {
+    let line = log.lines().rev().find(|l| l.contains(" error=\""))?;
+    let start = line.find(" error=\"")? + " error=\"".len();
+    let rest = &line[start..];
+    let end = rest
+        .find("\" ")
+        .or_else(|| rest.rfind('"'))
+        .unwrap_or(rest.len());
+    let cause: String = rest[..end].chars().take(300).collect();
+    Some(cause.trim_end_matches('.').to_string()).filter(|c| !c.is_empty())
 }
 
 /// Whether remote output says the disk (or OpenCode's database on it) is full.
@@ -177,8 +205,15 @@ pub(super) fn disk_full(text: &str) -> bool {
 /// characters are dropped, since the text goes to the model.
 pub(super) fn clean_log(stderr: &[u8]) -> String {
     let text = String::from_utf8_lossy(stderr);
+    // Progress lines (`@<event>`) are for the progress display only.
+    // Heartbeat dots precede whatever the waiter prints next, on the same line.
+    let text: String = text
+        .split_inclusive('\n')
+        .filter(|line| !line.starts_with('@'))
+        .map(|line| line.trim_start_matches('.'))
+        .collect();
     let mut out = String::with_capacity(text.len());
-    let mut chars = text.trim_start_matches('.').chars().peekable();
+    let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
         if c == '\u{1b}' {
             // CSI sequence: ESC [ parameters final-byte
@@ -242,8 +277,25 @@ mod tests {
     }
 
     #[test]
-    fn clean_log_should_drop_heartbeats() {
+    fn clean_log_should_drop_heartbeats_and_progress() {
         assert_eq!(clean_log(b"...\nerror: boom\n"), "error: boom");
+        assert_eq!(
+            clean_log(b"\n@{\"type\":\"text\"}\n...\nerror: boom\n"),
+            "error: boom"
+        );
+    }
+
+    #[test]
+    fn run_failed_should_name_the_cause_from_the_server_log() {
+        let log = "timestamp=2026 level=ERROR run=1 message=failed ref=err_1 error=\"ProviderModelNotFoundError: \
+                   Model not found: fake/nope.\" cause=\"ProviderModelNotFoundError: x\"";
+        match run_failed("pi", Some(1), log.into()) {
+            Error::RemoteRunFailed { detail, .. } => assert_eq!(
+                detail,
+                "`opencode run` exited with status 1: ProviderModelNotFoundError: Model not found: fake/nope"
+            ),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

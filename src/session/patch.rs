@@ -118,13 +118,19 @@ fn find_call(export: &Export, call_id: Option<&str>) -> Option<(usize, usize)> {
     fallback
 }
 
-/// An id in OpenCode's ascending format (`prt_` + 12 hex digits of time·4096+counter + 14 base62), so
-/// it sorts after everything created before it.
+/// An id in OpenCode's ascending format (`prt_`, 12 hex digits of time·4096+counter cut to 48 bits,
+/// then 14 base62; `Identifier.ascending` in OpenCode), so it sorts after everything created before it.
+/// Ids made by this process are strictly ascending, even hundreds within one millisecond.
 pub fn new_id(prefix: &str) -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    static LAST: AtomicU64 = AtomicU64::new(0);
     const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    let counter = COUNTER.fetch_add(1, Ordering::Relaxed) % 0x1000;
-    let stamp = (now_ms() * 0x1000 + counter) & 0xffff_ffff_ffff;
+    let now = now_ms() * 0x1000;
+    let value = LAST
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| {
+            Some(now.max(last + 1))
+        })
+        .map_or(now, |last| now.max(last + 1));
+    let stamp = value & 0xffff_ffff_ffff;
     let mut rng = rand::rng();
     let random: String = (0..14)
         .map(|_| BASE62[rng.random_range(0..BASE62.len())] as char)

@@ -108,12 +108,15 @@ fn identity_files(target: &SshTarget) -> Vec<PathBuf> {
         .collect()
 }
 
+/// Largest key file read: a 16384-bit RSA key in OpenSSH format is about 13 KiB.
+const MAX_KEY_FILE_BYTES: u64 = 64 * 1024;
+
 /// The public half of an identity file, from `<file>.pub` (readable even when the key is encrypted).
 fn public_key_of(path: &Path) -> Option<PublicKey> {
     let mut pub_path = path.as_os_str().to_owned();
     pub_path.push(".pub");
-    let text = std::fs::read_to_string(pub_path).ok()?;
-    PublicKey::from_openssh(text.trim()).ok()
+    let text = crate::config::file::read_regular(Path::new(&pub_path), MAX_KEY_FILE_BYTES).ok()?;
+    PublicKey::from_openssh(String::from_utf8_lossy(&text).trim()).ok()
 }
 
 async fn try_agent(
@@ -167,7 +170,11 @@ async fn try_key_file(
     rsa_hash: Option<HashAlg>,
     attempts: &mut Attempts,
 ) -> Result<Option<String>> {
-    let key = match russh::keys::load_secret_key(path, None) {
+    // Config may come from a cloned repository: `identityFile: "/dev/zero"` must not hang or fill memory.
+    let Ok(text) = crate::config::file::read_regular(path, MAX_KEY_FILE_BYTES) else {
+        return Ok(None);
+    };
+    let key = match russh::keys::decode_secret_key(&String::from_utf8_lossy(&text), None) {
         Ok(key) => key,
         Err(russh::keys::Error::KeyIsEncrypted) => {
             attempts

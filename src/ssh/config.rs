@@ -106,7 +106,16 @@ fn resolve_in(entry: &HostEntry, ssh_config: Option<&Path>, env: &Env) -> Result
         policy: (entry.host_key_policy == HostKeyPolicy::AcceptNew)
             .then_some(HostKeyPolicy::AcceptNew),
     };
-    let target = resolver.target(&hop, None, &mut Vec::new())?;
+    let mut target = resolver.target(&hop, None, &mut Vec::new())?;
+    if entry.project {
+        // A cloned repository names this host: learning an unknown key (accept-new from
+        // ~/.ssh/config) would let it send the session to any server it likes, so the whole chain
+        // is strict.
+        target.host_key_policy = HostKeyPolicy::Strict;
+        for jump in &mut target.proxy_jump {
+            jump.host_key_policy = HostKeyPolicy::Strict;
+        }
+    }
     log::debug!(
         "host '{}' resolved to {} via {} jump(s)",
         target.name,
@@ -624,6 +633,29 @@ Host j3
         };
         let config = "Host pi\n  StrictHostKeyChecking yes\n";
         let target = fx.resolve(&accept_new, Some(config)).unwrap();
+        assert_eq!(target.host_key_policy, HostKeyPolicy::AcceptNew);
+    }
+
+    /// A host a project defined never learns a key, even where ~/.ssh/config says accept-new.
+    #[test]
+    fn resolve_should_keep_a_project_host_strict_through_its_jumps() {
+        let fx = fixture();
+        let config = "Host *\n  User me\n  StrictHostKeyChecking accept-new\n";
+        let entry = HostEntry {
+            name: "evil".into(),
+            address: "evil.example".into(),
+            proxy_jump: Some("jump.example".into()),
+            project: true,
+            ..HostEntry::default()
+        };
+        let target = fx.resolve(&entry, Some(config)).unwrap();
+        assert_eq!(target.host_key_policy, HostKeyPolicy::Strict);
+        assert_eq!(target.proxy_jump[0].host_key_policy, HostKeyPolicy::Strict);
+        let users = HostEntry {
+            project: false,
+            ..entry
+        };
+        let target = fx.resolve(&users, Some(config)).unwrap();
         assert_eq!(target.host_key_policy, HostKeyPolicy::AcceptNew);
     }
 

@@ -53,7 +53,22 @@ impl Connection {
         max_stdout: usize,
     ) -> Result<ExecOutput> {
         let (channel, _slot) = self.open_session(1).await?;
-        self.read_output(channel, command, stdin, max_stdout).await
+        self.read_output(channel, command, stdin, max_stdout, &mut |_| {})
+            .await
+    }
+
+    /// [`Connection::exec_capped`] that also hands each piece of stderr to `on_stderr` as it arrives
+    /// (a long-running command's progress), besides collecting it.
+    pub async fn exec_observed(
+        &self,
+        command: &str,
+        stdin: Option<&[u8]>,
+        max_stdout: usize,
+        on_stderr: &mut (dyn FnMut(&[u8]) + Send),
+    ) -> Result<ExecOutput> {
+        let (channel, _slot) = self.open_session(1).await?;
+        self.read_output(channel, command, stdin, max_stdout, on_stderr)
+            .await
     }
 
     /// Run `command` on an already opened channel (whose slot the caller holds).
@@ -63,7 +78,7 @@ impl Connection {
         command: &str,
         stdin: Option<&[u8]>,
     ) -> Result<ExecOutput> {
-        self.read_output(channel, command, stdin, MAX_STDOUT_BYTES)
+        self.read_output(channel, command, stdin, MAX_STDOUT_BYTES, &mut |_| {})
             .await
     }
 
@@ -73,6 +88,7 @@ impl Connection {
         command: &str,
         stdin: Option<&[u8]>,
         max_stdout: usize,
+        on_stderr: &mut (dyn FnMut(&[u8]) + Send),
     ) -> Result<ExecOutput> {
         // The remote login shell parses `command` first and may be csh, which ends a command at a
         // newline even inside quotes: the rest of a quoted value would run as a command of its own. And
@@ -126,6 +142,7 @@ impl Connection {
                     output.stdout.extend_from_slice(&data)
                 }
                 ChannelMsg::ExtendedData { data, ext: 1 } => {
+                    on_stderr(&data);
                     let room = MAX_STDERR_BYTES.saturating_sub(output.stderr.len());
                     output
                         .stderr

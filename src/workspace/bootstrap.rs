@@ -77,6 +77,9 @@ pub fn stub_binary(dir: &Path, arch: &str) -> PathBuf {
     dir.join(format!("{STUB_BINARY_NAME}-{STUB_VERSION}-{arch}-linux"))
 }
 
+/// The checksums of the shipped stubs, next to them (`sha256sum` format).
+const SUMS_FILE: &str = "SHA256SUMS";
+
 fn remote_binary() -> String {
     format!(
         "{}/{}/{STUB_VERSION}/{STUB_BINARY_NAME}",
@@ -90,7 +93,7 @@ fn remote_binary() -> String {
 /// workspace then costs the handshake and one exec, and its tunnel is checked by the first request.
 pub async fn ensure_stub(
     target: &SshTarget,
-    stub_dir: &Path,
+    stub_dir: Option<&Path>,
     progress: &(dyn Fn(Step) + Send + Sync),
     attach: Option<&RegisterWorkspace>,
 ) -> Result<Stub> {
@@ -144,17 +147,17 @@ pub async fn ensure_stub(
     let bytes = if probe.installed {
         None
     } else {
+        let Some(stub_dir) = stub_dir else {
+            return Err(Error::InvalidArgument {
+                field: "stubDir".into(),
+                problem:
+                    "no stub directory was passed (call the addon through the package's api.js)"
+                        .into(),
+            });
+        };
         let local = stub_binary(stub_dir, &probe.arch);
-        let bytes = std::fs::read(&local).map_err(|_| {
-            unsupported(
-                target,
-                &format!(
-                    "this opencode-remote package has no stub for {} (looked for {}); reinstall it",
-                    probe.arch,
-                    crate::error::display_path(&local)
-                ),
-            )
-        })?;
+        let bytes =
+            std::fs::read(&local).map_err(|_| missing_stub(target, stub_dir, &probe.arch))?;
         progress(Step::Uploading {
             done: 0,
             total: bytes.len() as u64,
@@ -397,6 +400,36 @@ fn unsupported(target: &SshTarget, detail: &str) -> Error {
     }
 }
 
+/// Why there is no stub to upload for `arch`: a host this package has no build for, or a package packed
+/// without its stubs. Reinstalling the same package fixes neither, so neither message suggests it.
+fn missing_stub(target: &SshTarget, dir: &Path, arch: &str) -> Error {
+    unsupported(target, &missing_stub_detail(dir, arch))
+}
+
+fn missing_stub_detail(dir: &Path, arch: &str) -> String {
+    let sums = std::fs::read_to_string(dir.join(SUMS_FILE)).unwrap_or_default();
+    let shipped: Vec<String> = sums
+        .lines()
+        .filter_map(|line| line.split_whitespace().nth(1))
+        .filter_map(|name| {
+            let rest = name.strip_prefix(&format!("{STUB_BINARY_NAME}-{STUB_VERSION}-"))?;
+            Some(rest.strip_suffix("-linux")?.to_string())
+        })
+        .collect();
+    if shipped.is_empty() {
+        format!(
+            "this opencode-remote package holds no stub binaries ({} has no {SUMS_FILE}): it was packed \
+             without `npm run build:dist`. Install a published release, or run `npm run build:dist` in it",
+            crate::error::display_path(dir)
+        )
+    } else {
+        format!(
+            "its CPU is {arch}, and opencode-remote has a stub for {} Linux only",
+            shipped.join(" and ")
+        )
+    }
+}
+
 fn connection_error(connection: &Connection, detail: &str) -> Error {
     Error::Ssh {
         host: connection.target().name.clone(),
@@ -450,6 +483,31 @@ mod tests {
         assert!(!probe.installed && !probe.has_sha256sum);
         assert_eq!(probe.running, None);
         assert_eq!(probe.token, None);
+    }
+
+    #[test]
+    fn missing_stub_should_name_the_cause_without_suggesting_a_reinstall() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = missing_stub_detail(dir.path(), "x86_64");
+        assert!(
+            empty.contains("packed without `npm run build:dist`"),
+            "{empty}"
+        );
+        std::fs::write(
+            dir.path().join(SUMS_FILE),
+            format!(
+                "00  {STUB_BINARY_NAME}-{STUB_VERSION}-x86_64-linux\n00  {STUB_BINARY_NAME}-{STUB_VERSION}-aarch64-linux\n"
+            ),
+        )
+        .unwrap();
+        let other = missing_stub_detail(dir.path(), "riscv64");
+        assert_eq!(
+            other,
+            "its CPU is riscv64, and opencode-remote has a stub for x86_64 and aarch64 Linux only"
+        );
+        for text in [empty, other] {
+            assert!(!text.contains("reinstall"), "{text}");
+        }
     }
 
     #[test]

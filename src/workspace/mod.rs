@@ -1,13 +1,14 @@
 //! SSH workspaces: a stub on the host (bootstrap), a tunnel to it, and the client the remote tools use.
 
 pub mod bootstrap;
+mod capped;
 pub mod remote;
 pub mod stub_client;
 
 use std::path::{Path, PathBuf};
 
 use crate::config::{self, ConfigSources};
-use crate::error::{Error, Result};
+use crate::error::{Error, Operation, Result};
 use crate::ssh::config::resolve;
 use bootstrap::{ensure_stub, Step};
 
@@ -56,9 +57,16 @@ pub async fn setup(
     stub_dir: &Path,
     progress: &(dyn Fn(Step) + Send + Sync),
 ) -> Result<SetupReport> {
-    let hosts = config::load_hosts(sources)?;
-    let target = resolve(hosts.get(host)?)?;
-    let stub = ensure_stub(&target, stub_dir, progress, None).await?;
+    let setup = async {
+        let hosts = config::load_hosts(sources)?;
+        let target = resolve(hosts.get(host)?)?;
+        ensure_stub(&target, Some(stub_dir), progress, None)
+            .await
+            .map(|stub| (target, stub))
+    };
+    let (target, stub) = setup
+        .await
+        .map_err(|e| Operation::Setup.wrap(Some(host), e))?;
     Ok(SetupReport {
         host: target.name.clone(),
         version: stub.info.version.clone(),
@@ -102,6 +110,8 @@ pub struct CreateSpec {
     pub labels: Vec<String>,
     /// Root on the host; default `~/opencode-workspaces/<id>`.
     pub directory: Option<String>,
+    /// This package's stub binaries, uploaded when the host has none of our version.
+    pub stub_dir: Option<PathBuf>,
     pub launch: ServerLaunch,
 }
 
@@ -113,6 +123,9 @@ pub struct CreatedWorkspace {
     pub host: String,
     pub root: String,
     pub url: String,
+    /// The `authorization` header the control plane must send to the server: never logged.
+    #[serde(skip)]
+    pub authorization: server::Authorization,
 }
 
 struct Running {
@@ -124,17 +137,40 @@ static RUNNING: LazyLock<tokio::sync::Mutex<HashMap<String, Running>>> =
     LazyLock::new(Default::default);
 
 /// Select a host, lease it, make sure its stub serves this workspace's root, and start the workspace's
-/// own `opencode serve` in remote tools mode.
+/// own `opencode serve` in remote tools mode. A create that fails leaves nothing behind: no lease, no
+/// server, and no tunnel that no other workspace uses. Its error names the operation and the host.
 pub async fn create(spec: CreateSpec) -> Result<CreatedWorkspace> {
     // The id names local state directories and stub routes: check it before anything is recorded.
     if !opencode_remote_protocol::is_valid_workspace_id(&spec.id) {
-        return Err(Error::InvalidArgument {
-            field: "id".into(),
-            problem: "a workspace id is 1-128 of [A-Za-z0-9._-], not starting with '.'".into(),
-        });
+        return Err(Operation::CreateWorkspace.wrap(
+            None,
+            Error::InvalidArgument {
+                field: "id".into(),
+                problem: "a workspace id is 1-128 of [A-Za-z0-9._-], not starting with '.'".into(),
+            },
+        ));
     }
-    let hosts = config::load_hosts(&spec.launch.sources)?;
-    let host = leases::select_host(&hosts, &spec.provider, spec.host.as_deref(), &spec.labels)?;
+    let host = config::load_hosts(&spec.launch.sources).and_then(|hosts| {
+        leases::select_host(&hosts, &spec.provider, spec.host.as_deref(), &spec.labels)
+    });
+    let host = host.map_err(|e| Operation::CreateWorkspace.wrap(spec.host.as_deref(), e))?;
+    let result = create_on(&spec, &host).await;
+    if result.is_err() {
+        // A workspace that never came up holds no host, and its tunnel goes unless another uses it.
+        let _ = leases::release(&spec.id);
+        if !RUNNING
+            .lock()
+            .await
+            .values()
+            .any(|other| other.created.host == host)
+        {
+            remote::forget_host(&host);
+        }
+    }
+    result.map_err(|e| Operation::CreateWorkspace.wrap(Some(&host), e))
+}
+
+async fn create_on(spec: &CreateSpec, host: &str) -> Result<CreatedWorkspace> {
     let root = spec
         .directory
         .clone()
@@ -142,7 +178,7 @@ pub async fn create(spec: CreateSpec) -> Result<CreatedWorkspace> {
     leases::record(leases::Lease {
         workspace: spec.id.clone(),
         provider: spec.provider.clone(),
-        host: host.clone(),
+        host: host.to_string(),
         root: root.clone(),
         since_ms: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -150,21 +186,14 @@ pub async fn create(spec: CreateSpec) -> Result<CreatedWorkspace> {
             .unwrap_or(0),
     })?;
     let place = Place {
-        host: host.clone(),
+        host: host.to_string(),
         workspace: spec.id.clone(),
-        root: root.clone(),
+        root,
+        stub_dir: spec.stub_dir.clone(),
     };
-    let started = async {
-        // Bootstraps the stub when needed and registers the workspace root.
-        remote::attach(&place, &spec.launch.sources).await?;
-        start_server(&spec.id, &spec.launch, place.clone()).await
-    };
-    let result = started.await;
-    if result.is_err() {
-        // A workspace that never came up holds no host.
-        let _ = leases::release(&spec.id);
-    }
-    result
+    // Bootstraps the stub when needed and registers the workspace root.
+    remote::attach(&place, &spec.launch.sources).await?;
+    start_server(&spec.id, &spec.launch, place).await
 }
 
 async fn start_server(id: &str, spec: &ServerLaunch, place: Place) -> Result<CreatedWorkspace> {
@@ -204,6 +233,7 @@ async fn start_server(id: &str, spec: &ServerLaunch, place: Place) -> Result<Cre
         host: place.host,
         root: place.root,
         url: server.url.clone(),
+        authorization: server.authorization(),
     };
     RUNNING.lock().await.insert(
         id.to_string(),
@@ -240,6 +270,8 @@ pub async fn target(id: &str, revive: Option<&ServerLaunch>) -> Result<Option<Cr
         host: lease.host,
         workspace: lease.workspace,
         root: lease.root,
+        // Starting the server uploads nothing; its plugin passes its own stub directory.
+        stub_dir: None,
     };
     let mut launch = launch.clone();
     for (key, value) in [
@@ -250,7 +282,11 @@ pub async fn target(id: &str, revive: Option<&ServerLaunch>) -> Result<Option<Cr
             launch.env.push((key.to_string(), value.to_string()));
         }
     }
-    start_server(id, &launch, place).await.map(Some)
+    let host = place.host.clone();
+    start_server(id, &launch, place)
+        .await
+        .map(Some)
+        .map_err(|e| Operation::StartWorkspace.wrap(Some(&host), e))
 }
 
 static REVIVING: LazyLock<std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>> =

@@ -3,7 +3,7 @@
 //! on that host in this process; a broken stub connection is set up again once, transparently.
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock};
 
 use opencode_remote_protocol::{
@@ -16,6 +16,7 @@ use tokio::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::bootstrap::{ensure_stub, Stub};
+use super::capped::CappedOutput;
 use super::stub_client::{NdjsonStream, StubError};
 use crate::config::{self, ConfigSources};
 use crate::error::{Error, Result};
@@ -39,6 +40,9 @@ pub struct Place {
     pub host: String,
     pub workspace: String,
     pub root: String,
+    /// This package's stub binaries (`<package>/stub/dist`), for a bootstrap. Passed by the caller:
+    /// OpenCode runs plugins in Bun, where an environment variable set at run time never reaches us.
+    pub stub_dir: Option<PathBuf>,
 }
 
 /// A stub answer, or the permission it asks for first.
@@ -52,8 +56,13 @@ pub enum Outcome<T> {
 #[derive(Debug, Default, Clone, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ExecResult {
+    /// The output; a long one is cut to its head and tail (see `capped`).
     pub stdout: String,
     pub stderr: String,
+    /// Whether the output was cut.
+    pub truncated: bool,
+    /// Where the full output of a cut command was saved (0600), when a directory was given.
+    pub output_path: Option<PathBuf>,
     pub exit_code: Option<i32>,
     pub signal: Option<i32>,
     pub timed_out: bool,
@@ -68,12 +77,6 @@ struct HostState {
 
 static HOSTS: LazyLock<std::sync::Mutex<HashMap<String, Arc<Mutex<HostState>>>>> =
     LazyLock::new(Default::default);
-
-fn stub_dir() -> PathBuf {
-    std::env::var_os("OPENCODE_REMOTE_STUB_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("stub/dist"))
-}
 
 /// The stub for `place`, with the workspace registered; `fresh` forces a new bootstrap. `verified`
 /// is true when this call itself just talked to the stub (bootstrap, attach or register).
@@ -112,7 +115,9 @@ async fn stub_for(
         None => {
             let hosts = config::load_hosts(sources)?;
             let target = resolve(hosts.get(&place.host)?)?;
-            let stub = Arc::new(ensure_stub(&target, &stub_dir(), &|_| {}, Some(&register)).await?);
+            let stub = Arc::new(
+                ensure_stub(&target, place.stub_dir.as_deref(), &|_| {}, Some(&register)).await?,
+            );
             if stub.attached.is_some() {
                 state.registered.insert(key.clone());
             }
@@ -237,6 +242,7 @@ pub async fn exec(
     place: &Place,
     sources: &ConfigSources,
     request: &ExecRequest,
+    spill_dir: Option<&Path>,
     cancel: &CancellationToken,
 ) -> Result<Outcome<ExecResult>> {
     let path = routes::workspace_op(&place.workspace, "exec");
@@ -254,7 +260,7 @@ pub async fn exec(
         },
         _ = cancel.cancelled() => return Err(Error::Cancelled),
     };
-    collect(place, &stub, &mut stream, cancel)
+    collect(place, &stub, &mut stream, spill_dir, cancel)
         .await
         .map(Outcome::Done)
 }
@@ -265,9 +271,19 @@ async fn collect(
     place: &Place,
     stub: &Stub,
     stream: &mut NdjsonStream,
+    spill_dir: Option<&Path>,
     cancel: &CancellationToken,
 ) -> Result<ExecResult> {
     let mut result = ExecResult::default();
+    let mut output = CappedOutput::new(spill_dir.map(Path::to_path_buf));
+    let done = |mut result: ExecResult, output: CappedOutput| {
+        let (stdout, stderr, truncated, output_path) = output.finish();
+        result.stdout = stdout;
+        result.stderr = stderr;
+        result.truncated = truncated;
+        result.output_path = output_path;
+        result
+    };
     let mut exec_id: Option<String> = None;
     let mut give_up: Option<Instant> = None;
     loop {
@@ -283,11 +299,11 @@ async fn collect(
                         continue;
                     }
                     // Not started yet: closing the stream is the cancel (the stub kills on disconnect).
-                    None => return Ok(result),
+                    None => return Ok(done(result, output)),
                 }
             }
             _ = tokio::time::sleep_until(give_up.unwrap_or_else(Instant::now)), if give_up.is_some() => {
-                return Ok(result);
+                return Ok(done(result, output));
             }
         };
         match event {
@@ -298,8 +314,8 @@ async fn collect(
                 ))
             }
             Some(ExecEvent::Start { exec_id: id, .. }) => exec_id = Some(id),
-            Some(ExecEvent::Stdout { data }) => result.stdout.push_str(&data),
-            Some(ExecEvent::Stderr { data }) => result.stderr.push_str(&data),
+            Some(ExecEvent::Stdout { data }) => output.stdout(&data),
+            Some(ExecEvent::Stderr { data }) => output.stderr(&data),
             Some(ExecEvent::Exit {
                 code,
                 signal,
@@ -311,7 +327,7 @@ async fn collect(
                 result.signal = signal;
                 result.timed_out = timed_out;
                 result.cancelled |= cancelled;
-                return Ok(result);
+                return Ok(done(result, output));
             }
             Some(ExecEvent::Error { message }) => return Err(stub_error(place, &message)),
         }

@@ -47,9 +47,34 @@ pub struct ServeSpec<'a> {
     pub env: Vec<(String, String)>,
 }
 
+/// The user name OpenCode's basic auth expects when `OPENCODE_SERVER_USERNAME` is unset.
+const SERVER_USER: &str = "opencode";
+/// Random bytes of a workspace server's password (hex-encoded in the env).
+const PASSWORD_BYTES: usize = 32;
+
+/// The value of a workspace server's `authorization` header; `Debug` does not show it.
+#[derive(Clone, Default)]
+pub struct Authorization(String);
+
+impl Authorization {
+    /// The header value, for the control plane only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Authorization {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Authorization(redacted)")
+    }
+}
+
 /// A running per-workspace server.
 pub struct WorkspaceServer {
     pub url: String,
+    /// Its `OPENCODE_SERVER_PASSWORD`: without one, any local user could drive the server (and so the
+    /// remote host). Fresh per start, kept only in memory, never logged (no `Debug`).
+    password: String,
     child: Child,
 }
 
@@ -60,6 +85,7 @@ impl WorkspaceServer {
             std::fs::create_dir_all(dir)
                 .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
         }
+        let password = random_password();
         let mut command = Command::new(spec.opencode_bin);
         command
             .args([
@@ -73,6 +99,9 @@ impl WorkspaceServer {
             .current_dir(spec.cwd)
             .env("PWD", spec.cwd)
             .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            // After the control plane's env, so its own server password never leaks into ours.
+            .env("OPENCODE_SERVER_USERNAME", SERVER_USER)
+            .env("OPENCODE_SERVER_PASSWORD", &password)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -91,7 +120,21 @@ impl WorkspaceServer {
         .await
         .map_err(|_| serve_failed(&log_file, "did not start listening in time"))?
         .ok_or_else(|| serve_failed(&log_file, "exited before listening"))?;
-        Ok(WorkspaceServer { url, child })
+        Ok(WorkspaceServer {
+            url,
+            password,
+            child,
+        })
+    }
+
+    /// The `authorization` header the control plane sends to reach this server.
+    pub fn authorization(&self) -> Authorization {
+        use base64::Engine;
+        let credentials = format!("{SERVER_USER}:{}", self.password);
+        Authorization(format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(credentials)
+        ))
     }
 
     pub fn is_running(&mut self) -> bool {
@@ -157,4 +200,11 @@ fn serve_failed(log_file: &Path, what: &str) -> Error {
         detail: format!("the workspace's opencode serve {what}"),
         log_tail: tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
     }
+}
+
+fn random_password() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; PASSWORD_BYTES];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -94,20 +94,18 @@ fn push_components(queue: &mut VecDeque<OsString>, path: &Path) {
     }
 }
 
-/// The approval pattern for a refused path: `<dir>/*`, where `<dir>` is the path itself for a
-/// directory operation and its parent otherwise. Same shape as OpenCode's own `external_directory`
-/// patterns.
+/// The approval pattern for a refused path: exactly what the prompt shows and an `always` reply
+/// approves. A directory operation (listing, a command's working directory) asks for the directory's
+/// subtree, `<dir>/*`; anything else for the path itself. Reading `/etc/hostname` never approves
+/// `/etc/*`, let alone `/*`.
 pub fn pattern_for(path: &Path, is_dir: bool) -> String {
-    let dir = if is_dir {
-        path
-    } else {
-        path.parent().unwrap_or(Path::new("/"))
-    };
-    let dir = dir.to_string_lossy();
-    if dir == "/" {
+    let text = path.to_string_lossy();
+    if !is_dir {
+        text.into_owned()
+    } else if text == "/" {
         "/*".to_string()
     } else {
-        format!("{dir}/*")
+        format!("{text}/*")
     }
 }
 
@@ -194,9 +192,10 @@ mod tests {
 
     #[test]
     fn patterns_should_cover_dir_and_below_only() {
-        assert_eq!(pattern_for(Path::new("/etc/passwd"), false), "/etc/*");
+        assert_eq!(pattern_for(Path::new("/etc/passwd"), false), "/etc/passwd");
         assert_eq!(pattern_for(Path::new("/etc"), true), "/etc/*");
-        assert_eq!(pattern_for(Path::new("/x"), false), "/*");
+        assert_eq!(pattern_for(Path::new("/"), true), "/*");
+        assert_eq!(pattern_for(Path::new("/x"), false), "/x");
         assert!(pattern_covers("/etc/*", Path::new("/etc")));
         assert!(pattern_covers("/etc/*", Path::new("/etc/ssh/sshd_config")));
         assert!(!pattern_covers("/etc/*", Path::new("/etcetera/x")));

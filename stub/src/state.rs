@@ -66,9 +66,39 @@ struct WorkspaceFile {
     created_at: u64,
 }
 
+/// What an approval allows doing at its paths: an `always` to read is no licence to write or run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Access {
+    /// read, stat, list, glob, grep
+    Read,
+    /// write, remove, rename
+    Write,
+    /// a command's working directory and the paths it names
+    Exec,
+}
+
+impl From<Operation> for Access {
+    fn from(operation: Operation) -> Self {
+        match operation {
+            Operation::Read
+            | Operation::Stat
+            | Operation::List
+            | Operation::Glob
+            | Operation::Grep => Access::Read,
+            Operation::Write | Operation::Remove | Operation::Rename => Access::Write,
+            Operation::Exec => Access::Exec,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct AlwaysApproval {
+    /// `None` in files written before approvals named their access: such an approval allows nothing
+    /// (failing closed), and the user is asked again.
+    #[serde(default)]
+    access: Option<Access>,
     pattern: String,
     request_id: String,
     created_at: u64,
@@ -99,13 +129,13 @@ struct Workspace {
 }
 
 impl Workspace {
-    fn allows(&self, path: &Path) -> bool {
+    fn allows(&self, path: &Path, access: Access) -> bool {
         path.starts_with(&self.root)
             || self
                 .approvals
                 .always
                 .iter()
-                .any(|a| pattern_covers(&a.pattern, path))
+                .any(|a| a.access == Some(access) && pattern_covers(&a.pattern, path))
     }
 
     fn prune(&mut self, now: u64) {
@@ -313,7 +343,7 @@ impl State {
         let mut map = self.lock();
         let ws = map.get_mut(ws_id).ok_or_else(|| unknown_workspace(ws_id))?;
         for (path, usage) in &resolved {
-            if !ws.allows(path) {
+            if !ws.allows(path, Access::from(operation)) {
                 let is_dir = match usage {
                     Use::Dir => true,
                     Use::File | Use::Entry => false,
@@ -426,9 +456,12 @@ impl State {
                 grant = Some(id);
             }
             Reply::Always => {
+                let access = Some(Access::from(request.operation));
                 for pattern in &request.patterns {
-                    if !ws.approvals.always.iter().any(|a| &a.pattern == pattern) {
+                    let known = |a: &AlwaysApproval| &a.pattern == pattern && a.access == access;
+                    if !ws.approvals.always.iter().any(known) {
                         ws.approvals.always.push(AlwaysApproval {
+                            access,
                             pattern: pattern.clone(),
                             request_id: request.request_id.clone(),
                             created_at: now,

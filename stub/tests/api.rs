@@ -269,7 +269,7 @@ fn outside_path_should_be_refused_until_approved_once() {
     assert_eq!(e["permission"], "external_directory");
     assert_eq!(e["operation"], "read");
     assert_eq!(e["path"], secret.to_str().unwrap());
-    assert_eq!(e["patterns"], json!([format!("{}/*", out.display())]));
+    assert_eq!(e["patterns"], json!([secret.to_str().unwrap()]));
     let id = e["requestId"].clone();
     assert!(id.as_str().unwrap().starts_with("per_") && id.as_str().unwrap().len() > 20);
     // Asking again before the user answered reuses the same request.
@@ -334,32 +334,61 @@ fn always_should_persist_across_a_stub_restart() {
     );
     let (status, answer) = reply(&stub, "w", &e["requestId"], "always");
     assert_eq!(status, 200);
-    assert_eq!(answer["patterns"], json!([format!("{}/*", out.display())]));
-    // The pattern covers the directory and everything below it.
-    stub.ok(
+    let secret = out.join("secret.txt");
+    assert_eq!(answer["patterns"], json!([secret.to_str().unwrap()]));
+    // `always` approves what was asked: reading that file. Not a sibling, not writing it, not
+    // running a command there.
+    stub.ok("/v1/workspaces/w/fs/read", json!({ "path": secret }));
+    stub.ok("/v1/workspaces/w/fs/stat", json!({ "path": secret }));
+    stub.err(
         "/v1/workspaces/w/fs/read",
         json!({ "path": out.join("other.txt") }),
+        403,
     );
-    stub.ok(
+    let e = stub.err(
+        "/v1/workspaces/w/fs/write",
+        json!({ "path": secret, "content": "x" }),
+        403,
+    );
+    assert_eq!(e["patterns"], json!([secret.to_str().unwrap()]));
+    stub.err(
         "/v1/workspaces/w/fs/write",
         json!({ "path": out.join("deeper/new.txt"), "content": "x" }),
+        403,
     );
     let file = sb.home().join("state/approvals/w.json");
     assert_eq!(
         fs::metadata(&file).unwrap().permissions().mode() & 0o777,
         0o600
     );
+    let saved: serde_json::Value = serde_json::from_slice(&fs::read(&file).unwrap()).unwrap();
+    assert_eq!(saved["always"][0]["access"], "read");
+    assert_eq!(saved["always"][0]["pattern"], secret.to_str().unwrap());
+
+    // A directory operation asks for (and approves) the directory's subtree, for that access only.
+    let e = stub.err("/v1/workspaces/w/fs/list", json!({ "path": out }), 403);
+    assert_eq!(e["patterns"], json!([format!("{}/*", out.display())]));
+    reply(&stub, "w", &e["requestId"], "always");
+    stub.ok(
+        "/v1/workspaces/w/fs/read",
+        json!({ "path": out.join("other.txt") }),
+    );
 
     // A crash, not a clean stop: nothing is saved on the way out.
     stub.kill();
     let stub = sb.start();
-    let r = stub.ok(
-        "/v1/workspaces/w/fs/read",
-        json!({ "path": out.join("secret.txt") }),
-    );
+    let r = stub.ok("/v1/workspaces/w/fs/read", json!({ "path": secret }));
     assert_eq!(r["lines"], json!(["secret"]));
     let (_, info) = stub.call("GET", "/v1/workspaces/w", None);
-    assert_eq!(info["always"], json!([format!("{}/*", out.display())]));
+    assert_eq!(
+        info["always"],
+        json!([secret.to_str().unwrap(), format!("{}/*", out.display())])
+    );
+    stub.err(
+        "/v1/workspaces/w/fs/write",
+        json!({ "path": secret, "content": "x" }),
+        403,
+    );
     // A sibling directory is not covered.
     let sibling = sb.path().join("outside2");
     fs::create_dir_all(&sibling).unwrap();

@@ -1,5 +1,6 @@
 # opencode-remote runner: continues the imported session, then (round trip) exports it for the client.
-# Usage: sh run.sh JOB_DIR. Writes started, status, back.json (atomically) and finally done.
+# Usage: sh run.sh JOB_DIR. Writes pid, started, events.jsonl, run.log, status, back.json (atomically)
+# and finally done.
 set -u
 job=$1
 read_value() {
@@ -10,8 +11,10 @@ read_value workdir; dir=$value
 read_value session_id; session=$value
 read_value agent; agent=$value
 read_value model; model=$value
+if [ -z "$model" ]; then read_value model.default; model=$value; fi
 read_value mode; mode=$value
 echo $$ > "$job/pid"
+if [ -f "$job/cancelled" ]; then exit 0; fi
 cd "$dir" || exit 1
 
 # now_ns: nanoseconds since the epoch (whole seconds where date lacks %N).
@@ -24,10 +27,13 @@ now_ns() {
 # left in the remote's copy of the session by it.
 now_ns > "$job/started"
 
+# JSON events on stdout (the waiter reports the latest step from them); the server's own error log on
+# stderr names the real cause of a failure, which the run's output reduces to "Unexpected server error".
 set -- run --session "$session"
 if [ -n "$agent" ]; then set -- "$@" --agent "$agent"; fi
 if [ -n "$model" ]; then set -- "$@" --model "$model"; fi
-"$oc" "$@" < "$job/message.txt" > "$job/run.log" 2>&1
+set -- "$@" --format json --print-logs --log-level ERROR
+"$oc" "$@" < "$job/message.txt" > "$job/events.jsonl" 2> "$job/run.log"
 status=$?
 
 if [ "$mode" = "round-trip" ]; then
