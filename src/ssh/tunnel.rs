@@ -7,6 +7,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -91,9 +92,7 @@ async fn accept_loop(
     refused: Arc<AtomicBool>,
 ) {
     loop {
-        let Ok((socket, peer)) = listener.accept().await else {
-            continue;
-        };
+        let (socket, peer) = accept_backing_off(|| listener.accept()).await;
         let _ = socket.set_nodelay(true);
         let target = target.clone();
         let port = remote_port.load(Ordering::Relaxed);
@@ -103,6 +102,36 @@ async fn accept_loop(
                 log::debug!("tunnel to {}: {error}", target.name);
             }
         });
+    }
+}
+
+/// Pause after an accept error that is not about one connection (EMFILE, ENFILE, ENOBUFS): the
+/// pending connection stays in the backlog, so retrying at once would spin a core until a
+/// descriptor frees up.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// The next accepted connection; errors are logged and retried, after [`ACCEPT_BACKOFF`] unless
+/// they concern only the connection being accepted.
+async fn accept_backing_off<T, F, Fut>(mut accept: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = std::io::Result<T>>,
+{
+    loop {
+        match accept().await {
+            Ok(accepted) => return accepted,
+            Err(error) => {
+                use std::io::ErrorKind::{ConnectionAborted, ConnectionReset, Interrupted};
+                if matches!(
+                    error.kind(),
+                    ConnectionAborted | ConnectionReset | Interrupted
+                ) {
+                    continue;
+                }
+                log::warn!("local tunnel port: accept failed: {error}; retrying");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+            }
+        }
     }
 }
 
@@ -162,4 +191,41 @@ async fn link_is_down(target: &SshTarget) -> bool {
     POOL.peek(target)
         .await
         .is_none_or(|connection| connection.is_closed())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Before: the accept loop `continue`d on any error at once, so running out of descriptors
+    /// (EMFILE) spun a core. Now each such error waits [`ACCEPT_BACKOFF`] (checked on tokio's
+    /// paused clock, so the test does not depend on real timing).
+    #[tokio::test(start_paused = true)]
+    async fn accept_errors_should_back_off_instead_of_spinning() {
+        let started = tokio::time::Instant::now();
+        let mut calls = 0;
+        let accepted = accept_backing_off(|| {
+            calls += 1;
+            let n = calls;
+            async move {
+                if n <= 5 {
+                    Err(std::io::Error::from_raw_os_error(libc_emfile()))
+                } else {
+                    Ok(n)
+                }
+            }
+        })
+        .await;
+        assert_eq!(accepted, 6);
+        assert!(
+            started.elapsed() >= ACCEPT_BACKOFF * 5,
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    /// EMFILE on Linux and the BSDs.
+    fn libc_emfile() -> i32 {
+        24
+    }
 }

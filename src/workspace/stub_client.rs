@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
 use hyper::{Method, Request, StatusCode};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
@@ -16,6 +16,15 @@ use crate::error::{Error, Result};
 
 /// How long one stub request may take before we give up (exec has its own, longer, deadline).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Largest stub answer read into memory: a read of the largest file, base64-encoded, fits well
+/// within it. A stub (or whatever answers in its place) sending more is cut off with an error.
+pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+/// Longest NDJSON line of a streamed answer; the stub caps its own output lines far below this.
+pub const MAX_LINE_BYTES: usize = 1024 * 1024;
+/// Idle pooled connections are dropped before the stub's own idle deadline (10 s) closes them, so
+/// a request is not sent on a connection the stub is closing.
+const POOL_IDLE: Duration = Duration::from_secs(5);
 
 /// A failed stub request: either the stub answered with an error body, or the transport failed.
 #[derive(Debug)]
@@ -66,7 +75,9 @@ impl StubClient {
             host: host.to_string(),
             base: format!("http://127.0.0.1:{local_port}"),
             authorization: format!("{BEARER_PREFIX}{token}"),
-            http: Client::builder(TokioExecutor::new()).build_http(),
+            http: Client::builder(TokioExecutor::new())
+                .pool_idle_timeout(POOL_IDLE)
+                .build_http(),
         }
     }
 
@@ -126,12 +137,9 @@ impl StubClient {
         timeout: Option<Duration>,
     ) -> Result<Bytes, StubError> {
         let response = self.start(method, path, body, timeout).await?;
-        response
-            .into_body()
-            .collect()
+        read_capped(response.into_body())
             .await
-            .map(|body| body.to_bytes())
-            .map_err(|e| self.transport(e.to_string()))
+            .map_err(|detail| self.transport(detail))
     }
 
     fn transport(&self, detail: String) -> StubError {
@@ -178,18 +186,25 @@ impl StubClient {
         if status == StatusCode::OK {
             return Ok(response);
         }
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| transport(e.to_string()))?
-            .to_bytes();
+        let bytes = read_capped(response.into_body()).await.map_err(transport)?;
         let error = serde_json::from_slice::<ApiError>(&bytes)
             .map_err(|_| transport(format!("stub answered {status}")))?;
         Err(StubError::Api {
             host: self.host.clone(),
             error: Box::new(error),
         })
+    }
+}
+
+/// A whole answer body, at most [`MAX_BODY_BYTES`].
+async fn read_capped(body: hyper::body::Incoming) -> std::result::Result<Bytes, String> {
+    match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        Ok(body) => Ok(body.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(format!(
+            "the stub's answer is larger than {} MiB; refused (is something other than the stub answering?)",
+            MAX_BODY_BYTES >> 20
+        )),
+        Err(e) => Err(format!("reading the stub's answer: {e}")),
     }
 }
 
@@ -218,6 +233,14 @@ impl NdjsonStream {
                     if let Ok(data) = frame.into_data() {
                         self.buffer.extend_from_slice(&data);
                     }
+                    if self.buffer.len() > MAX_LINE_BYTES
+                        && !self.buffer[..=MAX_LINE_BYTES].contains(&b'\n')
+                    {
+                        return Err(self.lost(format!(
+                            "a line of the stub's streamed answer is longer than {} MiB; refused",
+                            MAX_LINE_BYTES >> 20
+                        )));
+                    }
                 }
                 Some(Err(e)) => return Err(self.lost(format!("the stub stream broke: {e}"))),
                 None if self.buffer.iter().all(u8::is_ascii_whitespace) => return Ok(None),
@@ -231,5 +254,66 @@ impl NdjsonStream {
             host: self.host.clone(),
             detail,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Whatever answers on the stub's port may be hostile (or broken): the client must not read an
+    //! unbounded answer into memory. The "stub" here is a raw loopback server sending such answers.
+
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    /// A server that answers the first request with `head` and then `body_bytes` bytes of `fill`,
+    /// in chunked encoding; returns its port.
+    async fn hostile_server(body_bytes: usize, fill: u8) -> u16 {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut request = [0u8; 4096];
+            let _ = socket.read(&mut request).await;
+            let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n";
+            if socket.write_all(head.as_bytes()).await.is_err() {
+                return;
+            }
+            let chunk = vec![fill; 256 * 1024];
+            let mut sent = 0;
+            while sent < body_bytes {
+                let n = chunk.len().min(body_bytes - sent);
+                let frame = [format!("{n:x}\r\n").as_bytes(), &chunk[..n], b"\r\n"].concat();
+                if socket.write_all(&frame).await.is_err() {
+                    return; // the client hung up: what the cap should do
+                }
+                sent += n;
+            }
+            let _ = socket.write_all(b"0\r\n\r\n").await;
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn an_answer_larger_than_the_cap_should_be_refused() {
+        let port = hostile_server(MAX_BODY_BYTES + 1024 * 1024, b' ').await;
+        let client = StubClient::new("h", port, "secret-token");
+        let error = client.health().await.unwrap_err();
+        let text = Error::from(error).to_string();
+        assert!(text.contains("larger than 64 MiB"), "{text}");
+        assert!(!text.contains("secret-token"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn a_streamed_line_longer_than_the_cap_should_be_refused() {
+        let port = hostile_server(MAX_LINE_BYTES * 4, b'x').await;
+        let client = StubClient::new("h", port, "secret-token");
+        let mut stream = client.post_stream("/x", &()).await.unwrap();
+        let text = stream
+            .next::<serde_json::Value>()
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(text.contains("longer than 1 MiB"), "{text}");
     }
 }

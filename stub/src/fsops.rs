@@ -3,7 +3,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, Read};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use base64::Engine as _;
@@ -36,6 +36,21 @@ pub fn kind_of(ft: fs::FileType) -> FileKind {
     } else {
         FileKind::Other
     }
+}
+
+/// Open `path` for reading without ever blocking on it: `O_NONBLOCK` makes opening a FIFO with no
+/// writer (or a device that waits) return at once, so a worker thread can't hang on it. Answers the
+/// file only when it is a regular file; otherwise the kind it is, for the caller's error.
+pub fn open_regular(path: &Path) -> io::Result<Result<(File, fs::Metadata), FileKind>> {
+    let file = File::options()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Ok(Err(kind_of(meta.file_type())));
+    }
+    Ok(Ok((file, meta)))
 }
 
 /// Whether the start of a file has a NUL byte. Leaves the reader at its start.
@@ -95,16 +110,24 @@ pub fn read(state: &State, ws: &str, req: ReadRequest) -> Result<ReadResponse, A
             req.grant.as_deref(),
         )?
         .remove(0);
-    let file = File::open(&path).map_err(|e| ApiErr::io(e, "opening the file"))?;
-    let meta = file
-        .metadata()
-        .map_err(|e| ApiErr::io(e, "reading metadata"))?;
-    if meta.is_dir() {
-        return Err(ApiErr::new(
-            ErrorKind::IsDirectory,
-            format!("{} is a directory", path.display()),
-        ));
-    }
+    let (file, meta) = match open_regular(&path).map_err(|e| ApiErr::io(e, "opening the file"))? {
+        Ok(opened) => opened,
+        Err(FileKind::Dir) => {
+            return Err(ApiErr::new(
+                ErrorKind::IsDirectory,
+                format!("{} is a directory", path.display()),
+            ))
+        }
+        Err(_) => {
+            return Err(ApiErr::new(
+                ErrorKind::BadRequest,
+                format!(
+                    "{} is not a regular file (a FIFO, socket or device); only regular files can be read",
+                    path.display()
+                ),
+            ))
+        }
+    };
     let mut out = ReadResponse {
         path: display(&path),
         size: meta.len(),

@@ -90,12 +90,9 @@ fn running(home: &Path) -> Result<Running> {
         },
         Err(_) => return Ok(Running::No(format!("no {}", layout::INFO_FILE))),
     };
-    // SAFETY: kill with signal 0 only checks that the process exists.
-    if info.pid == 0 || unsafe { libc::kill(info.pid as i32, 0) } != 0 {
-        let errno = std::io::Error::last_os_error().raw_os_error();
-        if errno != Some(libc::EPERM) {
-            return Ok(Running::No(format!("process {} is gone", info.pid)));
-        }
+    // The token goes to the recorded port only once that port is proven to be our own stub's.
+    if let Err(why) = crate::owner::check(home, info.pid, info.port) {
+        return Ok(Running::No(why));
     }
     let token = read_token(&home.join(layout::TOKEN_FILE))?;
     let (code, body) = match http(

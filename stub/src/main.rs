@@ -13,7 +13,9 @@
 mod error;
 mod exec;
 mod fsops;
+mod listen;
 mod local_client;
+mod owner;
 mod paths;
 mod search;
 mod server;
@@ -21,7 +23,6 @@ mod state;
 mod util;
 
 use std::fs::{self, DirBuilder, OpenOptions};
-use std::future::IntoFuture;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
@@ -269,9 +270,7 @@ fn serve(listen: SocketAddr, home: &Path, token_file: &Path) -> Result<i32> {
             json!({ "port": port, "pid": info.pid, "version": VERSION, "workspaces": app.state.count() }),
         );
         tokio::select! {
-            r = axum::serve(listener, server::router(app.clone())).into_future() => {
-                r.context("serving")?;
-            }
+            () = listen::serve(listener, server::router(app.clone())) => {}
             signal = shutdown_signal() => {
                 log("info", "stopping", json!({ "signal": signal }));
             }

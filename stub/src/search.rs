@@ -4,7 +4,6 @@
 //! not, and symlinks are not followed (a followed link could lead outside the checked directory).
 //! Output is bounded: a result limit, a cap on collected grep matches and on visited entries.
 
-use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,7 +15,7 @@ use opencode_remote_protocol::{
 };
 
 use crate::error::ApiErr;
-use crate::fsops::{cut_chars, looks_binary, read_line_capped, MAX_LINE_BYTES};
+use crate::fsops::{cut_chars, looks_binary, open_regular, read_line_capped, MAX_LINE_BYTES};
 use crate::state::{State, Target, Use};
 use crate::util::time_ms;
 
@@ -175,8 +174,11 @@ pub fn grep(state: &State, ws: &str, req: GrepRequest) -> Result<GrepResponse, A
     let mut truncated = false;
 
     let mut search = |path: &Path, total: &mut usize| {
-        let Ok(file) = File::open(path) else { return };
-        let mtime = time_ms(file.metadata().and_then(|m| m.modified()));
+        // Not File::open: a FIFO reached through a symlink would block this worker for good.
+        let Ok(Ok((file, meta))) = open_regular(path) else {
+            return;
+        };
+        let mtime = time_ms(meta.modified());
         let mut reader = BufReader::with_capacity(64 * 1024, file);
         if looks_binary(&mut reader).unwrap_or(true) {
             return;

@@ -3,7 +3,7 @@
 //! pool, and answer JSON.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, MatchedPath, Path, Request, State};
@@ -40,6 +40,10 @@ type AppState = State<Arc<App>>;
 
 /// Largest request body: a write of the largest file, base64-encoded, plus JSON framing.
 const MAX_BODY_BYTES: usize = (limits::MAX_FILE_BYTES as usize / 3 + 1) * 4 + 64 * 1024;
+
+/// Time a client has to send a request body once its headers arrived; the largest body at a slow
+/// link's pace fits well within it, and a client that stalls can't hold a connection slot.
+const BODY_TIMEOUT: Duration = Duration::from_secs(120);
 
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
@@ -123,7 +127,17 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiErr;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiErr> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+        let body = tokio::time::timeout(BODY_TIMEOUT, Bytes::from_request(req, state));
+        let bytes = body.await.map_err(|_| {
+            ApiErr::new(
+                ErrorKind::BadRequest,
+                format!(
+                    "the request body did not arrive within {} s",
+                    BODY_TIMEOUT.as_secs()
+                ),
+            )
+        })?;
+        let bytes = bytes.map_err(|e| {
             let kind = if e.status().as_u16() == 413 {
                 ErrorKind::TooLarge
             } else {

@@ -415,3 +415,39 @@ fn size_and_idle_rss_should_be_reported() {
         assert!(kib < 64 * 1024, "idle RSS {kib} KiB");
     }
 }
+
+/// Before: `status` (and `attach`) sent the token to whatever listened on the port in
+/// run/stub.json as long as the recorded pid existed, so a process squatting that port after the
+/// stub died received the token. Now the pid must be a stub binary of ours that holds the very
+/// socket listening there; here the squatter is this test process (same user, not a stub).
+#[test]
+fn status_should_not_send_the_token_to_a_squatter_on_the_recorded_port() {
+    use std::io::Read;
+    let sb = Sandbox::new();
+    let home = sb.home();
+    sb.start().kill();
+    let squatter = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = squatter.local_addr().unwrap().port();
+    let info = json!({ "pid": std::process::id(), "port": port, "version": "0.0.1", "protocol": 1, "startedAt": 1 });
+    fs::write(home.join("run/stub.json"), info.to_string()).unwrap();
+    let heard = std::thread::spawn(move || {
+        let (mut socket, _) = squatter.accept().unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut got = Vec::new();
+        let _ = socket.read_to_end(&mut got);
+        got
+    });
+    let out = stub_command()
+        .args(["status", "--home"])
+        .arg(&home)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(EXIT_NOT_RUNNING), "{out:?}");
+    // Wake the squatter if nobody came, and see what it was told.
+    let _ = std::net::TcpStream::connect(("127.0.0.1", port));
+    let heard = String::from_utf8_lossy(&heard.join().unwrap()).into_owned();
+    assert!(!heard.contains(&sb.token), "the squatter got the token");
+    assert!(!heard.to_lowercase().contains("authorization"), "{heard}");
+}
