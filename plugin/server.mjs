@@ -108,14 +108,6 @@ function watchProgress(client, directory, ctx, requestId) {
   return () => clearInterval(timer)
 }
 
-/** Stop the local agent after a one-way hand-over; waits at most `ms` (the abort may wait on this hook). */
-async function endLocalTurn(client, sessionID, directory, ms = 2000) {
-  const abort = client.session
-    .abort({ path: { id: sessionID }, query: directory ? { directory } : undefined })
-    .catch(() => {})
-  await Promise.race([abort, new Promise((resolve) => setTimeout(resolve, ms).unref?.())])
-}
-
 async function hostNames(directory, options) {
   try {
     return await api.listHosts(directory, options ?? null)
@@ -131,9 +123,6 @@ export default {
     registerSshProvider(input, options, api)
     // Remote tools mode (options.remote): read, write, edit, … run on the host instead of here.
     const remote = remoteToolHooks(input, options, api)
-
-    // Calls that handed their session over: the local agent must not take another turn after them.
-    const handedOver = new Set()
 
     const remoteLogin = {
       description: describe(await hostNames(directory, options)),
@@ -186,7 +175,6 @@ export default {
           const oneWay = result.mode === 'one-way'
           const title = oneWay ? `Handed over to ${args.host}` : result.title
           if (oneWay) {
-            handedOver.add(ctx.callID)
             await toast(client, directory, result.output, 'success', title)
           } else if (result.earlier) {
             await toast(client, directory, result.output, 'warning', result.title)
@@ -228,12 +216,6 @@ export default {
     return {
       tool: { ...remote?.tool, [TOOL]: remoteLogin },
       ...(remote && { event: remote.event }),
-      // After a one-way hand-over the session lives on the host: end the local turn, so the local model is
-      // not asked again. OpenCode still records the tool result when the turn is aborted in this hook.
-      'tool.execute.after': async (input) => {
-        if (input.tool !== TOOL || !handedOver.delete(input.callID)) return
-        await endLocalTurn(client, input.sessionID, directory)
-      },
       // Hosts are read at call time, so the list the model sees follows edits to hosts.json.
       'tool.definition': async ({ toolID }, output) => {
         if (toolID === TOOL) output.description = describe(await hostNames(directory, options))
