@@ -2,6 +2,7 @@
 // whose remote user (its own Unix account and HOME) runs the real `opencode`, and a fake LLM both sides
 // talk to. The local model asks for remote_login; we check what arrives where.
 import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { readdir, readFile, rm, writeFile } from 'node:fs/promises'
@@ -112,6 +113,16 @@ describe('remote_login', () => {
     const [call] = toolParts(messages, 'remote_login')
     assert.equal(call.state.status, 'completed', JSON.stringify(call.state))
     assert.match(call.state.output, /continues on pi/)
+    // The hand-over ends the local turn: the local model never sees the tool's result.
+    const localAfter = llm.requests.filter(
+      (r) => r.model !== 'remote-m' && JSON.stringify(r.messages).includes('continues on pi'),
+    )
+    assert.equal(localAfter.length, 0, 'no local LLM step after the hand-over')
+    const info = await serve.client.get(`/session/${sessionID}`)
+    assert.match(info.title, /^\[on pi\] /, 'the session list says where it went')
+    const mark = returnedTexts(messages)
+    assert.deepEqual(mark.slice(0, 1), ['── handed over to pi ──'])
+    assert.match(mark[1], /^This session now continues on pi; this copy stops here\. To follow it: /)
 
     // The remote opencode ran the continuation with the host's model and executed the tool on the remote.
     const remoteTurn = await llm.waitFor(
@@ -394,6 +405,41 @@ describe('remote_login failures the model can act on', () => {
       texts.join('\n'),
     )
     assert.ok(!texts.some((t) => t.includes(`\n${marker}`)), 'the stopped run never finished its task')
+  })
+
+  test("a remote database locked past OpenCode's 5 s wait: the import is tried again and the round trip completes", async () => {
+    // Another writer (here: a transaction the remote user holds for 12 s) keeps OpenCode's database busy
+    // longer than OpenCode waits for it, as a stopped run still shutting down or busy runs can.
+    const db = path.join(sshd.userHome, '.local', 'share', 'opencode', 'opencode.db')
+    if (!existsSync(db)) {
+      // Run alone, this is the host's first round trip: let OpenCode create its database first.
+      await prompt(await newSession(), callRemoteLogin({ host: HOST, mode: 'round-trip', message: 'hello' }))
+    }
+    assert.ok(existsSync(db), 'the remote has used OpenCode before')
+    const script =
+      'import sqlite3,sys,time\n' +
+      'c=sqlite3.connect(sys.argv[1],isolation_level=None)\n' +
+      'c.execute("BEGIN IMMEDIATE")\nprint("locked",flush=True)\ntime.sleep(12)\nc.execute("COMMIT")\n'
+    const locker = spawn('runuser', ['-u', sshd.user, '--', '/usr/bin/python3', '-c', script, db])
+    await new Promise((resolve, reject) => {
+      locker.stdout.once('data', resolve)
+      locker.once('exit', (code) => reject(new Error(`the locker exited with ${code}`)))
+    })
+    const sessionID = await newSession()
+    const marker = `locked-${Date.now()}`
+    await prompt(
+      sessionID,
+      callRemoteLogin({
+        host: HOST,
+        mode: 'round-trip',
+        message: `CALL_TOOL:bash {"command":"echo ${marker}"}`,
+      }),
+    )
+    await new Promise((resolve) => (locker.exitCode === null ? locker.once('exit', resolve) : resolve()))
+    const messages = await serve.client.get(`/session/${sessionID}/message`)
+    const [call] = toolParts(messages, 'remote_login')
+    assert.equal(call.state.status, 'completed', JSON.stringify(call.state))
+    assert.ok(returnedTexts(messages).some((t) => t.includes(`\n${marker}`)))
   })
 
   test("a cloned project's hosts.json cannot take over pi or learn a host key", async () => {

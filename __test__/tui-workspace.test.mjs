@@ -154,7 +154,15 @@ describe('SSH workspaces in the TUI', () => {
 
   test('/warp → SSH host moves the session to the default host and bash runs there', async () => {
     await warpTo('SSH host')
-    await waitForScreen((s) => /Warped to/.test(s), 'the session to warp', 120_000)
+    const started = Date.now()
+    // A failed create shows its error at once; waiting on would only hide it behind a timeout.
+    const shown = await waitForScreen(
+      (s) => /Warped to/.test(s) || /failed|cannot|refused/i.test(s),
+      'the session to warp',
+      300_000,
+    )
+    assert.match(shown, /Warped to/, 'the workspace create failed')
+    console.log(`# warp took ${((Date.now() - started) / 1000).toFixed(1)} s`)
     const marker = `tui-proof-${process.pid}`
     type(`CALL_TOOL:bash {"command":"echo ${marker} > tui-proof.txt","description":"write proof"}`)
     keys('Enter')

@@ -192,5 +192,13 @@ describe('the real TUI', { timeout: 900_000 }, () => {
     await tui.send(call({ host: 'pi', mode: 'one-way', message: 'REMOTE_TASK_DELTA' }))
     await tui.waitForScreen(/Handed over to pi/, 120_000)
     await tui.waitForScreenWithout(/esc interrupt/i, 60_000)
+    // The transcript keeps the mark after the toast is gone, and the local model took no turn after it.
+    await tui.waitForScreenWithout(/Handed over to pi/, 30_000)
+    await tui.waitForScreen(/── handed over to pi ──/, 30_000)
+    await tui.waitForScreen(/This session now continues on pi; this copy stops here\./, 30_000)
+    const local = llm.requests.filter(
+      (b) => !isRemote(b) && /continues on pi/.test(JSON.stringify(b.messages)),
+    )
+    assert.equal(local.length, 0, 'no local LLM step after the hand-over')
   })
 })

@@ -62,6 +62,23 @@ async function writeParts(client, sessionID, messageID, parts, directory) {
   }
 }
 
+/**
+ * Prefix the session's title with `[on <host>]` after a one-way hand-over, so the session list says where
+ * the conversation went. Best effort: the hand-over itself has already happened.
+ */
+async function markHandedOver(client, sessionID, host, directory) {
+  const query = directory ? { directory } : undefined
+  try {
+    const info = await client.session.get({ path: { id: sessionID }, query })
+    const title = info?.data?.title ?? ''
+    const prefix = `[on ${host}] `
+    if (title.startsWith(prefix)) return
+    await client.session.update({ path: { id: sessionID }, query, body: { title: prefix + title } })
+  } catch {
+    // the title stays as it was
+  }
+}
+
 /** `m:ss` for a progress line. */
 function clock(ms) {
   const seconds = Math.floor(ms / 1000)
@@ -123,6 +140,9 @@ export default {
     registerSshProvider(input, options, api)
     // Remote tools mode (options.remote): read, write, edit, … run on the host instead of here.
     const remote = remoteToolHooks(input, options, api)
+    // Sessions just handed over one-way. The local model's next step is stopped before it starts (see
+    // `chat.params`), so the local copy does not go on diverging from the one the remote now owns.
+    const handedOver = new Set()
 
     const remoteLogin = {
       description: describe(await hostNames(directory, options)),
@@ -175,6 +195,8 @@ export default {
           const oneWay = result.mode === 'one-way'
           const title = oneWay ? `Handed over to ${args.host}` : result.title
           if (oneWay) {
+            handedOver.add(ctx.sessionID)
+            await markHandedOver(client, ctx.sessionID, args.host, directory)
             await toast(client, directory, result.output, 'success', title)
           } else if (result.earlier) {
             await toast(client, directory, result.output, 'warning', result.title)
@@ -216,6 +238,15 @@ export default {
     return {
       tool: { ...remote?.tool, [TOOL]: remoteLogin },
       ...(remote && { event: remote.event }),
+      // The first LLM step after a one-way hand-over is the local model's next turn: abort it before the
+      // request is made. By then the tool's result is stored, so the hand-over stays recorded as done
+      // (aborting from `tool.execute.after` raced with that and sometimes marked the tool as aborted).
+      'chat.params': async ({ sessionID }) => {
+        if (!handedOver.delete(sessionID)) return
+        await client.session
+          .abort({ path: { id: sessionID }, query: directory ? { directory } : undefined })
+          .catch(() => {})
+      },
       // Hosts are read at call time, so the list the model sees follows edits to hosts.json.
       'tool.definition': async ({ toolID }, output) => {
         if (toolID === TOOL) output.description = describe(await hostNames(directory, options))

@@ -275,18 +275,30 @@ async fn run(request: &LoginRequest, cancel: &CancellationToken) -> Result<Login
     let dispatch_ms = started.elapsed().as_secs_f64() * 1000.0;
 
     if request.mode == Mode::OneWay {
+        let hint = follow_hint(&entry, &target, &request.session_id, directory.as_deref());
+        // A mark that stays in the transcript (the toast goes after a few seconds): where the session
+        // went and how to follow it.
+        let parts = request.message_id.as_ref().map_or_else(Vec::new, |message_id| {
+            let section = Section {
+                header: format!("── handed over to {} ──", entry.name),
+                items: vec![format!(
+                    "This session now continues on {}; this copy stops here. {hint}",
+                    entry.name
+                )],
+            };
+            parts::build(&request.session_id, message_id, &[section]).parts
+        });
         return Ok(LoginOutcome {
             output: format!(
-                "Session {} now continues on {} (remote log: ~/{}/{job_id}/run.log). {} This conversation ends \
-                 here: do not reply or continue the task locally.",
+                "Session {} now continues on {} (remote log: ~/{}/{job_id}/run.log). {hint} This conversation \
+                 ends here: do not reply or continue the task locally.",
                 request.session_id,
                 entry.name,
                 job::JOBS_DIR,
-                follow_hint(&entry, &target, &request.session_id, directory.as_deref()),
             ),
             title,
             job_id,
-            parts: Vec::new(),
+            parts,
             dropped: Vec::new(),
             earlier: false,
             timings: Timings {
@@ -585,7 +597,8 @@ fn check_dispatch(entry: &HostEntry, output: &crate::ssh::exec::ExecOutput) -> R
         Some(job::exit::IMPORT_FAILED) => Err(Error::RemoteRunFailed {
             host,
             detail:
-                "`opencode import` failed on the remote (is its opencode much older than this one?)"
+                "`opencode import` failed on the remote (an opencode much older than this one cannot read the \
+                 session; a database busy for 20 s also ends here)"
                     .into(),
             log_tail,
         }),

@@ -66,10 +66,19 @@ if [ ! -f "$state/imported" ] && command -v flock > /dev/null 2>&1; then
   # Another dispatch did the first import while this one waited: no need to hold the others up.
   if [ -f "$state/imported" ]; then exec 9>&-; fi
 fi
-if ! "$oc" import "$job/session.json" > "$job/import.log" 2>&1; then
-  tail -n 20 "$job/import.log" >&2
-  exit 92
-fi
+# OpenCode waits 5 s for a busy database; a host busy with other runs (or a stopped run still shutting
+# down) can hold it longer, and a write that meets a busy database in a read transaction fails at once.
+# OpenCode then prints only the failed query, not the cause, so a failed query is tried again for about
+# 20 s. The import is idempotent.
+tries=0
+until "$oc" import "$job/session.json" > "$job/import.log" 2>&1; do
+  tries=$((tries + 1))
+  if [ "$tries" -ge 8 ] || ! grep -Eqi 'database is locked|SQLITE_BUSY|Failed query' "$job/import.log"; then
+    tail -n 20 "$job/import.log" >&2
+    exit 92
+  fi
+  sleep $((tries < 3 ? tries : 3))
+done
 : > "$state/imported"
 exec 9>&-
 if [ -n "$probe" ]; then wait "$probe"; else probe_model; fi
