@@ -278,16 +278,19 @@ async fn run(request: &LoginRequest, cancel: &CancellationToken) -> Result<Login
         let hint = follow_hint(&entry, &target, &request.session_id, directory.as_deref());
         // A mark that stays in the transcript (the toast goes after a few seconds): where the session
         // went and how to follow it.
-        let parts = request.message_id.as_ref().map_or_else(Vec::new, |message_id| {
-            let section = Section {
-                header: format!("── handed over to {} ──", entry.name),
-                items: vec![format!(
-                    "This session now continues on {}; this copy stops here. {hint}",
-                    entry.name
-                )],
-            };
-            parts::build(&request.session_id, message_id, &[section]).parts
-        });
+        let parts = request
+            .message_id
+            .as_ref()
+            .map_or_else(Vec::new, |message_id| {
+                let section = Section {
+                    header: format!("── handed over to {} ──", entry.name),
+                    items: vec![format!(
+                        "This session now continues on {}; this copy stops here. {hint}",
+                        entry.name
+                    )],
+                };
+                parts::build(&request.session_id, message_id, &[section]).parts
+            });
         return Ok(LoginOutcome {
             output: format!(
                 "Session {} now continues on {} (remote log: ~/{}/{job_id}/run.log). {hint} This conversation \
