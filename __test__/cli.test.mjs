@@ -260,17 +260,49 @@ describe('doctor', () => {
 
   test('a broken config file is reported with its fix', async () => {
     const file = path.join(home, 'config', 'opencode', 'hosts.jsonc')
-    await writeFile(file, '{"hosts": {"oops": {"host": "box", "port": "22"}}}')
+    await writeFile(file, '{"hosts": {"oops": {"host": "box", "port": 22,}')
     try {
       const result = await cli(['doctor', '--json'])
       assert.equal(result.code, 1)
       const [report] = JSON.parse(result.stdout)
       assert.equal(report.host, '(config)')
-      assert.match(report.checks[0].detail, /hosts\.jsonc: hosts\.oops\.port/)
+      assert.match(report.checks[0].detail, /hosts\.jsonc: \(syntax\)/)
       assert.ok(report.checks[0].fix)
     } finally {
       await writeFile(file, '{}')
     }
     assert.ok(existsSync(file))
+  })
+
+  test('a host this version cannot honour is refused alone; the others keep working', async () => {
+    const file = path.join(home, 'config', 'opencode', 'hosts.jsonc')
+    await writeFile(
+      file,
+      JSON.stringify({ hosts: { oops: { host: 'box', port: '22' }, win: { host: 'box', os: 'windows' } } }),
+    )
+    try {
+      const result = await cli(['doctor', '--json'])
+      assert.equal(result.code, 1)
+      const reports = Object.fromEntries(JSON.parse(result.stdout).map((r) => [r.host, r]))
+      assert.deepEqual(Object.keys(reports).sort(), ['bare', 'box', 'oops', 'win'])
+      assert.match(reports.oops.checks[0].detail, /hosts\.jsonc: hosts\.oops\.port/)
+      assert.match(reports.win.checks[0].detail, /hosts\.win\.os: Windows hosts are not supported yet/)
+      assert.ok(
+        reports.box.checks.every((c) => c.status !== 'fail'),
+        JSON.stringify(reports.box, null, 2),
+      )
+
+      const list = await cli(['hosts', 'list'])
+      assert.equal(list.code, 0, list.stderr)
+      assert.match(list.stdout, /^box\s/m)
+      assert.match(list.stdout, /^win\s+refused: .*Windows hosts are not supported yet/m)
+      const json = JSON.parse((await cli(['hosts', 'list', '--json'])).stdout)
+      assert.deepEqual(
+        json.filter((h) => h.refused).map((h) => h.name),
+        ['oops', 'win'],
+      )
+    } finally {
+      await writeFile(file, '{}')
+    }
   })
 })

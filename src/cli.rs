@@ -261,10 +261,21 @@ fn hosts_list(
             })
         })
         .collect();
+    let refused: Vec<Value> = hosts
+        .refused()
+        .map(|r| {
+            json!({
+                "name": r.name,
+                "refused": r.error().to_string(),
+                "source": display_path(&r.file),
+            })
+        })
+        .collect();
     if as_json {
-        return writeln!(out, "{}", Value::Array(rows)).map_err(io);
+        let all = rows.into_iter().chain(refused).collect();
+        return writeln!(out, "{}", Value::Array(all)).map_err(io);
     }
-    if rows.is_empty() {
+    if rows.is_empty() && refused.is_empty() {
         return writeln!(
             out,
             "no hosts configured; add one with: opencode-remote hosts add <name> <user@host>"
@@ -283,6 +294,15 @@ fn hosts_list(
             row["address"].as_str().unwrap_or_default(),
             extra.join(" "),
             row["source"].as_str().unwrap_or_default()
+        )
+        .map_err(io)?;
+    }
+    for row in refused {
+        writeln!(
+            out,
+            "{:<16} refused: {}",
+            printable(row["name"].as_str().unwrap_or_default()),
+            printable(row["refused"].as_str().unwrap_or_default())
         )
         .map_err(io)?;
     }

@@ -96,7 +96,13 @@ pub async fn doctor(
     };
     let names = match host {
         Some(name) => vec![name.to_string()],
-        None => hosts.names(),
+        // Refused entries too: each is reported with its own error, beside the hosts that work.
+        None => {
+            let mut names = hosts.names();
+            names.extend(hosts.refused().map(|r| r.name.clone()));
+            names.sort();
+            names
+        }
     };
     let local_version = local_opencode_version(local_opencode).await;
     let mut reports = Vec::new();
@@ -122,6 +128,10 @@ pub async fn doctor(
                     }
                 }
                 check_host(entry, local_version.as_deref(), &mut checks).await;
+            }
+            Err(error @ Error::Config { .. }) => {
+                let fix = config_fix(&error);
+                checks.push(Check::fail("config", error.to_string(), fix))
             }
             Err(error) => checks.push(Check::fail(
                 "config",

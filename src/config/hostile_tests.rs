@@ -242,7 +242,13 @@ fn inline_options_with_wrong_types_should_name_opencode_json() {
             inline: Some(inline.clone()),
             ..Default::default()
         };
-        match load_hosts(&sources) {
+        let loaded = load_hosts(&sources).and_then(|hosts| {
+            hosts
+                .refused()
+                .next()
+                .map_or(Ok(hosts.clone()), |r| Err(r.error()))
+        });
+        match loaded {
             Err(Error::Config { file, field, .. }) => {
                 assert_eq!(file, Path::new(INLINE_SOURCE));
                 assert_eq!(field, at, "{inline}");

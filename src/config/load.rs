@@ -8,8 +8,8 @@ use serde_json::Value;
 
 use super::entry::{config_error, from_provider_host, from_spec};
 use super::file::read_regular;
-use super::model::{HostSpec, HostsFile, PluginOptions, ProviderSpec};
-use super::{ConfigSources, HostEntry, HostKeyPolicy, Hosts};
+use super::model::{HostSpec, HostsFile, PluginOptions, ProviderHost, ProviderSpec};
+use super::{ConfigSources, HostEntry, HostKeyPolicy, Hosts, Refused};
 use crate::error::{display_path, Error, Result};
 
 /// What errors in inline options name as their file: the options live in opencode.json, but we are handed
@@ -37,15 +37,16 @@ pub fn load_hosts(sources: &ConfigSources) -> Result<Hosts> {
         None => Level::User,
     };
     for path in sources.user_files() {
-        if let Some(file) = read_hosts_file(&path)? {
+        if let Some((file, refused)) = read_hosts_file_lenient(&path)? {
             merge(&mut hosts, &path, &file.hosts, &file.providers, Level::User)?;
+            refuse_all(&mut hosts, refused, Level::User);
         }
     }
     if let Some(inline) = inline.filter(|_| inline_level == Level::User) {
         merge_inline(&mut hosts, sources, inline, Level::User)?;
     }
     for path in sources.project_files() {
-        if let Some(file) = read_hosts_file(&path)? {
+        if let Some((file, refused)) = read_hosts_file_lenient(&path)? {
             merge(
                 &mut hosts,
                 &path,
@@ -53,6 +54,7 @@ pub fn load_hosts(sources: &ConfigSources) -> Result<Hosts> {
                 &file.providers,
                 Level::Project,
             )?;
+            refuse_all(&mut hosts, refused, Level::Project);
         }
     }
     if let Some(inline) = inline.filter(|_| inline_level == Level::Project) {
@@ -74,8 +76,114 @@ fn merge_inline(
         Some(file) => PathBuf::from(format!("{} (plugin options)", display_path(file))),
         None => PathBuf::from(INLINE_SOURCE),
     };
-    let options: PluginOptions = deserialize(&path, inline.clone())?;
-    merge(hosts, &path, &options.hosts, &options.providers, level)
+    let mut inline = inline.clone();
+    let refused = take_refused(&path, &mut inline);
+    warn_seed_options(hosts, &path, &inline);
+    let options: PluginOptions = deserialize(&path, inline)?;
+    merge(hosts, &path, &options.hosts, &options.providers, level)?;
+    refuse_all(hosts, refused, level);
+    Ok(())
+}
+
+/// Options of the original opencode-remote-provider plugin that have no meaning here: accepted, so an
+/// old config still loads, but named in a warning rather than ignored in silence.
+fn warn_seed_options(hosts: &mut Hosts, path: &Path, options: &Value) {
+    let notes = [
+        (
+            "installRoot",
+            "the stub always lives in ~/.opencode-remote on the host",
+        ),
+        (
+            "tunnel",
+            "the tunnel is a channel of the host's one SSH connection (ConnectTimeout in ~/.ssh/config \
+             sets the connect timeout)",
+        ),
+        (
+            "defaults",
+            "the selection strategy is set per provider (`strategy`), and the stub needs no port",
+        ),
+    ];
+    for (key, why) in notes {
+        if options.get(key).is_some() {
+            hosts.warnings.push(format!(
+                "{}: {key}: ignored: this option of opencode-remote-provider has no effect here ({why}). \
+                 Remove it.",
+                display_path(path)
+            ));
+        }
+    }
+}
+
+/// Record entries that could not be loaded. A project's refused entry never hides a user's host.
+fn refuse_all(hosts: &mut Hosts, refused: Vec<Refused>, level: Level) {
+    for entry in refused {
+        if level == Level::Project && hosts.user_owns(&entry.name) {
+            continue;
+        }
+        hosts.refuse(entry);
+    }
+}
+
+/// Take out of a hosts file (or plugin options) every host entry that does not load on its own, so one
+/// entry this version cannot honour (say `"os": "windows"`) does not take every other host down.
+/// Entries of a provider without a usable name stay in, and fail the file as before: nothing could
+/// refer to them by name.
+fn take_refused(path: &Path, value: &mut Value) -> Vec<Refused> {
+    let mut refused = Vec::new();
+    let mut refuse =
+        |name: &str, field: String, error: serde_path_to_error::Error<serde_json::Error>| {
+            let inner = error.path().to_string();
+            let field = if inner == "." {
+                field
+            } else {
+                format!("{field}.{inner}")
+            };
+            let problem = error.into_inner().to_string();
+            let fix = fix_for(&problem);
+            refused.push(Refused {
+                name: name.to_string(),
+                file: path.to_path_buf(),
+                field,
+                problem,
+                fix,
+            });
+        };
+    if let Some(Value::Object(specs)) = value.get_mut("hosts") {
+        let failing: Vec<(String, _)> = specs
+            .iter()
+            .filter_map(|(name, spec)| {
+                serde_path_to_error::deserialize::<_, HostSpec>(spec.clone())
+                    .err()
+                    .map(|error| (name.clone(), error))
+            })
+            .collect();
+        for (name, error) in failing {
+            specs.remove(&name);
+            refuse(&name, format!("hosts.{name}"), error);
+        }
+    }
+    if let Some(Value::Object(providers)) = value.get_mut("providers") {
+        for (provider, spec) in providers.iter_mut() {
+            let Some(Value::Array(list)) = spec.get_mut("hosts") else {
+                continue;
+            };
+            let mut kept = Vec::new();
+            for (index, host) in std::mem::take(list).into_iter().enumerate() {
+                let name = host.get("name").and_then(Value::as_str).map(str::to_string);
+                match (
+                    name,
+                    serde_path_to_error::deserialize::<_, ProviderHost>(host.clone()),
+                ) {
+                    (Some(name), Err(error)) => {
+                        refuse(&name, format!("providers.{provider}.hosts[{index}]"), error)
+                    }
+                    _ => kept.push(host),
+                }
+            }
+            *list = kept;
+        }
+    }
+    refused
 }
 
 /// Check every entry of a hosts file (or plugin options) the way loading would, without loading the rest.
@@ -84,7 +192,10 @@ pub fn validate_hosts(
     hosts: &BTreeMap<String, HostSpec>,
     providers: &BTreeMap<String, ProviderSpec>,
 ) -> Result<()> {
-    merge(&mut Hosts::default(), file, hosts, providers, Level::User)
+    let mut checked = Hosts::default();
+    merge(&mut checked, file, hosts, providers, Level::User)?;
+    let first = checked.refused().next().map(Refused::error);
+    first.map_or(Ok(()), Err)
 }
 
 /// Largest hosts file we read. Files are read at every call, so a huge one (a mistaken path, a log
@@ -93,6 +204,25 @@ pub const MAX_HOSTS_FILE_BYTES: u64 = 1024 * 1024;
 
 /// `Ok(None)` when the file does not exist; an empty file is an empty hosts file.
 pub fn read_hosts_file(path: &Path) -> Result<Option<HostsFile>> {
+    read_hosts_text(path)?
+        .map(|text| parse_hosts_text(path, &text))
+        .transpose()
+}
+
+/// Like [`read_hosts_file`], but an entry that does not load is taken out and returned as refused.
+fn read_hosts_file_lenient(path: &Path) -> Result<Option<(HostsFile, Vec<Refused>)>> {
+    let Some(text) = read_hosts_text(path)? else {
+        return Ok(None);
+    };
+    let mut value = parse_jsonc(path, &text)?;
+    if value.is_null() {
+        return Ok(Some((HostsFile::default(), Vec::new())));
+    }
+    let refused = take_refused(path, &mut value);
+    Ok(Some((deserialize(path, value)?, refused)))
+}
+
+fn read_hosts_text(path: &Path) -> Result<Option<String>> {
     let bytes = match read_regular(path, MAX_HOSTS_FILE_BYTES) {
         Ok(bytes) => bytes,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -117,19 +247,22 @@ pub fn read_hosts_file(path: &Path) -> Result<Option<HostsFile>> {
         let problem = format!("byte {} is not UTF-8 text", err.utf8_error().valid_up_to());
         config_error(path, "(file)", problem, "Save the file as UTF-8.")
     })?;
-    parse_hosts_text(path, &text).map(Some)
+    Ok(Some(text))
+}
+
+fn parse_jsonc(path: &Path, text: &str) -> Result<Value> {
+    jsonc_parser::parse_to_serde_value(text, &Default::default()).map_err(|err| {
+        let (line, column) = (err.line_display(), err.column_display());
+        let fix = format!(
+            "Fix the JSON at line {line}, column {column} (comments and trailing commas are fine)."
+        );
+        config_error(path, "(syntax)", err.to_string(), &fix)
+    })
 }
 
 /// JSONC (comments, trailing commas) first, then a typed pass that can name the failing field.
 pub fn parse_hosts_text(path: &Path, text: &str) -> Result<HostsFile> {
-    let value: Value =
-        jsonc_parser::parse_to_serde_value(text, &Default::default()).map_err(|err| {
-            let (line, column) = (err.line_display(), err.column_display());
-            let fix = format!(
-                "Fix the JSON at line {line}, column {column} (comments and trailing commas are fine)."
-            );
-            config_error(path, "(syntax)", err.to_string(), &fix)
-        })?;
+    let value = parse_jsonc(path, text)?;
     if value.is_null() {
         return Ok(HostsFile::default());
     }
@@ -252,18 +385,23 @@ fn merge(
     };
     for (name, spec) in specs {
         let field = format!("hosts.{name}");
-        let mut entry = from_spec(file, name, spec)?;
         claim(name, &field)?;
-        if project {
-            check_project_entry(file, &field, &entry)?;
-            if hosts.user_owns(name) {
-                let warning = shadowed(hosts, file, &field, name, "host");
-                hosts.warnings.push(warning);
-                continue;
-            }
-            entry.project = true;
+        if project && hosts.user_owns(name) {
+            let warning = shadowed(hosts, file, &field, name, "host");
+            hosts.warnings.push(warning);
+            continue;
         }
-        hosts.insert(entry, file);
+        let entry = from_spec(file, name, spec).and_then(|mut entry| {
+            if project {
+                check_project_entry(file, &field, &entry)?;
+                entry.project = true;
+            }
+            Ok(entry)
+        });
+        match entry {
+            Ok(entry) => hosts.insert(entry, file),
+            Err(error) => hosts.refuse(Refused::from_error(name, error)?),
+        }
     }
     for (provider, spec) in providers {
         if project && hosts.user_providers.contains(provider) {
@@ -276,11 +414,19 @@ fn merge(
         kept.hosts.clear();
         for (i, host) in spec.hosts.iter().enumerate() {
             let field = format!("providers.{provider}.hosts[{i}]");
-            let mut entry = from_provider_host(file, &field, host)?;
             claim(&host.name, &format!("{field}.name"))?;
             for (j, alias) in host.aliases.iter().enumerate() {
                 claim(alias, &format!("{field}.aliases[{j}]"))?;
             }
+            let mut entry = match from_provider_host(file, &field, host) {
+                Ok(entry) => entry,
+                Err(error) => {
+                    if !(project && hosts.user_owns(&host.name)) {
+                        hosts.refuse(Refused::from_error(&host.name, error)?);
+                    }
+                    continue;
+                }
+            };
             if project {
                 if hosts.user_owns(&host.name) {
                     let warning =

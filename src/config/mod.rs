@@ -112,8 +112,51 @@ pub struct Hosts {
     providers: BTreeMap<String, ProviderSpec>,
     /// Provider names the user's own config defines: a project may not replace them.
     user_providers: BTreeSet<String>,
+    /// Hosts whose entry this version cannot load, by name: refused one by one, so the other hosts of
+    /// the same file keep working.
+    refused: BTreeMap<String, Refused>,
     /// What was ignored while loading (a project shadowing a user's host), for the CLI and the log.
     warnings: Vec<String>,
+}
+
+/// A host entry that could not be loaded, with the config error that says why and what to do.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refused {
+    pub name: String,
+    pub file: PathBuf,
+    pub field: String,
+    pub problem: String,
+    pub fix: String,
+}
+
+impl Refused {
+    /// Only a config error is about one entry; any other error is handed back.
+    fn from_error(name: &str, error: Error) -> std::result::Result<Self, Error> {
+        match error {
+            Error::Config {
+                file,
+                field,
+                problem,
+                fix,
+            } => Ok(Refused {
+                name: name.to_string(),
+                file,
+                field,
+                problem,
+                fix,
+            }),
+            other => Err(other),
+        }
+    }
+
+    pub fn error(&self) -> Error {
+        Error::Config {
+            file: self.file.clone(),
+            field: self.field.clone(),
+            problem: self.problem.clone(),
+            fix: self.fix.clone(),
+        }
+    }
 }
 
 impl Hosts {
@@ -138,12 +181,20 @@ impl Hosts {
     /// Looks a host up by name or alias.
     pub fn get(&self, name: &str) -> Result<&HostEntry> {
         let canonical = self.aliases.get(name).map_or(name, String::as_str);
+        if let Some(refused) = self.refused.get(canonical) {
+            return Err(refused.error());
+        }
         self.entries
             .get(canonical)
             .ok_or_else(|| Error::UnknownHost {
                 name: name.to_string(),
                 known: self.names(),
             })
+    }
+
+    /// Entries that could not be loaded (the other hosts are unaffected), by name.
+    pub fn refused(&self) -> impl Iterator<Item = &Refused> {
+        self.refused.values()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -175,13 +226,25 @@ impl Hosts {
     }
 
     fn insert(&mut self, entry: HostEntry, file: &Path) {
+        self.refused.remove(&entry.name);
         self.aliases.remove(&entry.name);
         self.sources.insert(entry.name.clone(), file.to_path_buf());
         self.entries.insert(entry.name.clone(), entry);
     }
 
+    /// A later source's entry that cannot be loaded replaces an earlier one of the same name: it was meant
+    /// to, and quietly using the earlier one could connect somewhere the user no longer wants.
+    fn refuse(&mut self, refused: Refused) {
+        self.entries.remove(&refused.name);
+        self.aliases.remove(&refused.name);
+        self.sources
+            .insert(refused.name.clone(), refused.file.clone());
+        self.refused.insert(refused.name.clone(), refused);
+    }
+
     /// An alias shadows an earlier host of the same name: the later definition wins.
     fn insert_alias(&mut self, alias: &str, name: &str) {
+        self.refused.remove(alias);
         self.entries.remove(alias);
         self.sources.remove(alias);
         self.aliases.insert(alias.to_string(), name.to_string());

@@ -19,8 +19,20 @@ fn parse(text: &str) -> Result<Hosts> {
     })
 }
 
-/// The (field, problem) of a config error, or a panic naming what came back instead.
+/// The (field, problem) of a config error, or a panic naming what came back instead. A host entry that
+/// does not load is refused alone: then its error is what using that host returns.
 fn config_err(result: Result<Hosts>) -> (String, String) {
+    let result = result.and_then(|hosts| {
+        let Some(refused) = hosts.refused().next().cloned() else {
+            return Ok(hosts);
+        };
+        assert_eq!(
+            format!("{:?}", hosts.get(&refused.name).err()),
+            format!("{:?}", Some(refused.error())),
+            "using a refused host returns its error"
+        );
+        Err(refused.error())
+    });
     match result {
         Err(Error::Config {
             field,
@@ -372,12 +384,106 @@ fn load_hosts_should_report_inline_options_as_opencode_json() {
         inline: Some(json!({"hosts": {"pi": {"host": "pi", "port": "22"}}})),
         inline_from_project: None,
     };
-    match load_hosts(&sources) {
+    match load_hosts(&sources).unwrap().get("pi") {
         Err(Error::Config { file, field, .. }) => {
             assert_eq!(file, PathBuf::from(INLINE_SOURCE));
             assert_eq!(field, "hosts.pi.port");
         }
         other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn load_hosts_should_refuse_one_bad_host_and_keep_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        &dir.path().join("hosts.json"),
+        r#"{"hosts": {"win": {"host": "w", "os": "windows"}, "pi": "pi-box", "odd": {"host": "o", "colour": 1}},
+            "providers": {"default": {"hosts": [
+              {"name": "web1", "ssh": {"host": "w1"}},
+              {"name": "web2", "ssh": {"host": "w2", "port": 0}}]}}}"#,
+    );
+    let hosts = load_hosts(&ConfigSources {
+        config_dir: dir.path().to_path_buf(),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(hosts.names(), ["pi", "web1"]);
+    assert_eq!(hosts.get("pi").unwrap().address, "pi-box");
+    let refused: Vec<_> = hosts
+        .refused()
+        .map(|r| (r.name.as_str(), r.field.as_str()))
+        .collect();
+    assert_eq!(
+        refused,
+        [
+            ("odd", "hosts.odd.colour"),
+            ("web2", "providers.default.hosts[1].ssh.port"),
+            ("win", "hosts.win.os"),
+        ]
+    );
+    match hosts.get("win") {
+        Err(error @ Error::Config { .. }) => {
+            let text = error.to_string();
+            assert!(text.contains("hosts.json: hosts.win.os"), "{text}");
+            assert!(
+                text.contains("Windows hosts are not supported yet"),
+                "{text}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(hosts
+        .get("odd")
+        .unwrap_err()
+        .to_string()
+        .contains("unknown field `colour`"));
+    let provider = &hosts.providers()["default"];
+    assert_eq!(
+        provider.hosts.len(),
+        1,
+        "the refused host is not offered to workspaces"
+    );
+}
+
+#[test]
+fn load_hosts_should_let_a_later_refused_entry_replace_an_earlier_host() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        &dir.path().join("hosts.json"),
+        r#"{"hosts": {"pi": "old-box"}}"#,
+    );
+    let hosts = load_hosts(&ConfigSources {
+        config_dir: dir.path().to_path_buf(),
+        inline: Some(json!({"hosts": {"pi": {"host": "new-box", "os": "windows"}}})),
+        ..Default::default()
+    })
+    .unwrap();
+    assert!(hosts.names().is_empty());
+    assert!(matches!(hosts.get("pi"), Err(Error::Config { .. })));
+}
+
+#[test]
+fn load_hosts_should_warn_about_seed_options_it_ignores() {
+    let dir = tempfile::tempdir().unwrap();
+    let hosts = load_hosts(&ConfigSources {
+        config_dir: dir.path().to_path_buf(),
+        inline: Some(json!({
+            "installRoot": "~/.opencode-remote",
+            "tunnel": {"connectTimeoutMs": 5000},
+            "defaults": {"stubPort": 39217},
+            "hosts": {"pi": "pi-box"}
+        })),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(hosts.names(), ["pi"]);
+    let warnings = hosts.warnings().join("\n");
+    for key in ["installRoot", "tunnel", "defaults"] {
+        assert!(
+            warnings.contains(&format!("opencode.json (plugin options): {key}: ignored")),
+            "{warnings}"
+        );
     }
 }
 
