@@ -27,7 +27,10 @@ export declare function createWorkspace(options: CreateWorkspaceOptions): Promis
 export interface CreateWorkspaceOptions {
   /** The workspace id OpenCode assigned (`wrk_…`). */
   id: string
-  /** Provider name from the config. @default "default" */
+  /**
+   * Provider name from the config. With `host`, the host must be one of its hosts; without `host`,
+   * its strategy picks one. @default "default"
+   */
   provider?: string
   /** A host name or alias; when absent the provider's strategy picks one. */
   host?: string

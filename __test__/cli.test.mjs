@@ -274,6 +274,29 @@ describe('doctor', () => {
     assert.ok(existsSync(file))
   })
 
+  test('a provider host (workspaces only) needs no opencode; a remote_login host does', async () => {
+    const plain = await startSshd()
+    const file = path.join(home, 'config', 'opencode', 'hosts.jsonc')
+    try {
+      await plain.writeClientSshFiles(home, { alias: 'plain-box', keyName: 'id_plain' })
+      await writeFile(
+        file,
+        JSON.stringify({
+          hosts: { 'needs-oc': 'plain-box' },
+          providers: { lab: { hosts: [{ name: 'ws-only', ssh: { host: 'plain-box' } }] } },
+        }),
+      )
+      const workspaceOnly = await doctor('ws-only')
+      assert.equal(workspaceOnly.checks.opencode.status, 'ok', JSON.stringify(workspaceOnly.report))
+      assert.match(workspaceOnly.checks.opencode.detail, /not needed/)
+      const login = await doctor('needs-oc')
+      assert.equal(login.checks.opencode.status, 'fail', JSON.stringify(login.report))
+    } finally {
+      await writeFile(file, '{}')
+      await plain.stop()
+    }
+  })
+
   test('a host this version cannot honour is refused alone; the others keep working', async () => {
     const file = path.join(home, 'config', 'opencode', 'hosts.jsonc')
     await writeFile(

@@ -58,6 +58,14 @@ before(async () => {
           strategy: 'first_available',
           hosts: [{ name: 'prod-1', aliases: ['p1'], ssh: { host: 'box' }, labels: ['linux'] }],
         },
+        // first_available must skip a host that is down for one that answers.
+        mixed: {
+          strategy: 'first_available',
+          hosts: [
+            { name: 'dead-1', ssh: { host: '127.0.0.1', user: 'lab', port: await closedPort() } },
+            { name: 'alt-1', ssh: { host: 'box' } },
+          ],
+        },
         // A host whose port refuses connections.
         down: {
           strategy: 'first_available',
@@ -151,6 +159,24 @@ describe('ssh-provider workspaces', () => {
       'no lease is held',
     )
     assert.equal(allWorkspaceServers().length, serversBefore, 'no workspace server was left running')
+  })
+
+  test('first_available skips a host that does not answer; a host named with a provider must be in it', async () => {
+    const ws = await createWorkspace({ provider: 'mixed' })
+    try {
+      const leases = path.join(local.env.XDG_STATE_HOME, 'opencode-remote', 'leases.json')
+      const lease = JSON.parse(await readFile(leases, 'utf8'))[ws.id]
+      assert.equal(lease.host, 'alt-1', JSON.stringify(lease))
+    } finally {
+      await serve.client.delete(
+        `/experimental/workspace/${ws.id}?directory=${encodeURIComponent(local.projectDir)}`,
+      )
+    }
+    const wrong = await createWorkspace({ provider: 'down', host: 'p1' }).then(
+      () => assert.fail('the create succeeded'),
+      (error) => error,
+    )
+    assert.match(wrong.message, /at `host`\. Name one of the hosts of provider 'down' \(lab-box\)/)
   })
 
   test('a session in the workspace writes, reads and greps files on the host, not locally', async () => {

@@ -50,7 +50,9 @@ export function registerSshProvider(input, options, api) {
     name: 'SSH host',
     description: 'Files and commands on a remote Linux host over SSH; the LLM and credentials stay local',
     configure(info) {
-      const extra = { provider: 'default', ...(info.extra ?? {}) }
+      // A host given alone is found wherever it is defined; with a provider too, within that provider.
+      const given = info.extra ?? {}
+      const extra = given.host ? { ...given } : { provider: 'default', ...given }
       return { ...info, extra }
     },
     async create(info, env) {

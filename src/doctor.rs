@@ -408,6 +408,11 @@ async fn remote_checks(
                 _ => checks.push(Check::ok("opencode", detail)),
             }
         }
+        (None, _) if entry.workspace_only => checks.push(Check::ok(
+            "opencode",
+            "not installed, and not needed: this provider host serves SSH workspaces through the stub \
+             (only remote_login runs opencode there)",
+        )),
         (None, _) => checks.push(Check::fail(
             "opencode",
             "not found on the host (PATH, ~/.opencode/bin, ~/.local/bin)",

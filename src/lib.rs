@@ -411,7 +411,8 @@ pub async fn remote_reply(
 pub struct CreateWorkspaceOptions {
     /// The workspace id OpenCode assigned (`wrk_…`).
     pub id: String,
-    /// Provider name from the config. @default "default"
+    /// Provider name from the config. With `host`, the host must be one of its hosts; without `host`,
+    /// its strategy picks one. @default "default"
     pub provider: Option<String>,
     /// A host name or alias; when absent the provider's strategy picks one.
     pub host: Option<String>,
@@ -467,7 +468,7 @@ pub async fn create_workspace(options: CreateWorkspaceOptions) -> Outcome<Worksp
     );
     let spec = workspace::CreateSpec {
         id: options.id,
-        provider: options.provider.unwrap_or_else(|| "default".into()),
+        provider: options.provider,
         host: options.host,
         labels: options.labels.unwrap_or_default(),
         directory: options.directory,

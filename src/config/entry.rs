@@ -38,6 +38,9 @@ pub struct HostEntry {
     /// came with a repository rather than from the user: such a host is only connected to when its
     /// key is already in known_hosts, whatever ~/.ssh/config says (see `crate::ssh::config`).
     pub project: bool,
+    /// Defined as a provider's host: it serves SSH workspaces through the stub and needs no `opencode`
+    /// of its own (remote_login to it still does).
+    pub workspace_only: bool,
 }
 
 /// Longest round-trip timeout (7 days): larger values would overflow the clock (`Instant + Duration`
@@ -153,6 +156,7 @@ fn from_object(file: &Path, field: &str, name: &str, object: &HostObject) -> Res
         opencode: object.opencode.clone(),
         timeout_secs: object.timeout_secs,
         project: false,
+        workspace_only: false,
     })
 }
 
@@ -189,6 +193,7 @@ pub(crate) fn from_provider_host(
         user: ssh.user.clone(),
         identity_file: ssh.identity_file.clone(),
         proxy_jump: ssh.proxy_jump.clone(),
+        workspace_only: true,
         ..HostEntry::default()
     })
 }

@@ -6,10 +6,12 @@ pub mod remote;
 pub mod stub_client;
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::config::{self, ConfigSources};
 use crate::error::{Error, Operation, Result};
 use crate::ssh::config::resolve;
+use crate::ssh::probe;
 use bootstrap::{ensure_stub, Step};
 
 /// First login to a password-only host: log in once with `password`, install a generated key for this
@@ -105,7 +107,9 @@ pub struct ServerLaunch {
 /// Everything `create` needs; none of it is persisted except through [`leases::Lease`].
 pub struct CreateSpec {
     pub id: String,
-    pub provider: String,
+    /// The provider named by the caller; without one, a named host is looked up everywhere and the
+    /// strategy uses the "default" provider.
+    pub provider: Option<String>,
     pub host: Option<String>,
     pub labels: Vec<String>,
     /// Root on the host; default `~/opencode-workspaces/<id>`.
@@ -150,9 +154,7 @@ pub async fn create(spec: CreateSpec) -> Result<CreatedWorkspace> {
             },
         ));
     }
-    let host = config::load_hosts(&spec.launch.sources).and_then(|hosts| {
-        leases::select_host(&hosts, &spec.provider, spec.host.as_deref(), &spec.labels)
-    });
+    let host = pick_host(&spec).await;
     let host = host.map_err(|e| Operation::CreateWorkspace.wrap(spec.host.as_deref(), e))?;
     let result = create_on(&spec, &host).await;
     if result.is_err() {
@@ -170,6 +172,73 @@ pub async fn create(spec: CreateSpec) -> Result<CreatedWorkspace> {
     result.map_err(|e| Operation::CreateWorkspace.wrap(Some(&host), e))
 }
 
+/// How long a provider's hosts get to answer a TCP connect; they are probed at once, so this bounds the
+/// whole probe.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The host asked for, or the provider's first candidate that answers. A single candidate is not
+/// probed: connecting to it reports its own, more precise, error.
+async fn pick_host(spec: &CreateSpec) -> Result<String> {
+    let hosts = config::load_hosts(&spec.launch.sources)?;
+    let selection = leases::select_host(
+        &hosts,
+        spec.provider.as_deref(),
+        spec.host.as_deref(),
+        &spec.labels,
+    )?;
+    let candidates = match selection {
+        leases::Selection::Named(name) => return Ok(name),
+        leases::Selection::Candidates(list) if list.len() == 1 => return Ok(list[0].clone()),
+        leases::Selection::Candidates(list) => list,
+    };
+    let mut probes = tokio::task::JoinSet::new();
+    for (index, name) in candidates.iter().enumerate() {
+        let target = hosts.get(name).and_then(resolve);
+        probes.spawn(async move {
+            let answer = match target {
+                Ok(target) => probe::first_hop_answers(&target, PROBE_TIMEOUT).await,
+                Err(error) => Err(error.to_string()),
+            };
+            (index, answer)
+        });
+    }
+    // Decided as soon as every host before the first that answered has failed: a host that is down
+    // behind a better one in the list costs nothing.
+    let mut answers: Vec<Option<std::result::Result<(), String>>> = vec![None; candidates.len()];
+    while let Some(Ok((index, answer))) = probes.join_next().await {
+        answers[index] = Some(answer);
+        for (index, answer) in answers.iter().enumerate() {
+            match answer {
+                Some(Ok(())) => return Ok(candidates[index].clone()),
+                Some(Err(_)) => continue,
+                None => break,
+            }
+        }
+    }
+    let why: Vec<String> = candidates
+        .iter()
+        .zip(&answers)
+        .map(|(name, answer)| match answer {
+            Some(Err(problem)) => format!("{name}: {problem}"),
+            _ => format!("{name}: no answer"),
+        })
+        .collect();
+    let provider = spec.provider.as_deref().unwrap_or("default");
+    log::warn!(
+        "no host of provider '{provider}' answered: {}",
+        why.join("; ")
+    );
+    Err(Error::RemoteRunFailed {
+        host: provider.to_string(),
+        detail: format!(
+            "none of the hosts of provider '{provider}' ({}) answered within {} s",
+            candidates.join(", "),
+            PROBE_TIMEOUT.as_secs()
+        ),
+        log_tail: String::new(),
+    })
+}
+
 async fn create_on(spec: &CreateSpec, host: &str) -> Result<CreatedWorkspace> {
     let root = spec
         .directory
@@ -177,7 +246,7 @@ async fn create_on(spec: &CreateSpec, host: &str) -> Result<CreatedWorkspace> {
         .unwrap_or_else(|| format!("~/opencode-workspaces/{}", spec.id));
     leases::record(leases::Lease {
         workspace: spec.id.clone(),
-        provider: spec.provider.clone(),
+        provider: spec.provider.clone().unwrap_or_else(|| "default".into()),
         host: host.to_string(),
         root: root.clone(),
         since_ms: std::time::SystemTime::now()
