@@ -15,7 +15,7 @@ use tokio::sync::Mutex;
 use tokio::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
-use super::bootstrap::{ensure_stub, Stub};
+use super::bootstrap::{ensure_stub, refusal, Stub};
 use super::capped::CappedOutput;
 use super::stub_client::{NdjsonStream, StubError};
 use crate::config::{self, ConfigSources};
@@ -187,14 +187,16 @@ where
             {
                 fresh = true
             }
-            Err(StubError::Transport(_)) if stub.tunnel.forwarding_refused() => {
-                return Err(Error::ForwardingRefused {
-                    host: place.host.clone(),
-                })
-            }
-            Err(StubError::Transport(_)) if !fresh => fresh = true,
             Err(error @ StubError::Api { .. }) => return Err(error.into()),
-            Err(StubError::Transport(error)) => return Err(error),
+            Err(StubError::Transport(error)) => {
+                if let Some(refusal) = refusal(&stub.tunnel).await {
+                    return Err(refusal);
+                }
+                if fresh {
+                    return Err(error);
+                }
+                fresh = true
+            }
         }
     }
 }
