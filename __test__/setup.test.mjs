@@ -199,13 +199,13 @@ test('a host that refuses stream-local forwarding gets a setup error that says s
   }
 })
 
-test('a host that refuses only TCP forwarding works: the stub is reached through its socket', async () => {
+test('a host with AllowTcpForwarding no refuses too (OpenSSH applies it to stream-local channels), and says so', async () => {
   const server = await startSshd({ extraConfig: ['AllowTcpForwarding no'] })
   try {
     const result = await setupOn(server)
-    assert.equal(result.code, 0, result.stderr)
-    const report = JSON.parse(result.stdout)
-    assert.equal(report.remoteSocket, path.join(server.userHome, '.opencode-remote', 'run', 'stub.sock'))
+    assert.equal(result.code, 1, result.stderr)
+    assert.match(result.stderr, /FORWARDING_REFUSED/)
+    assert.match(result.stderr, /`AllowTcpForwarding` yes or local/)
   } finally {
     await server.stop()
   }
