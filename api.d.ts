@@ -49,7 +49,10 @@ export interface RemoteOutcome {
 }
 /** A file or search operation on the host: fs/read, fs/write, fs/stat, fs/list, fs/remove, fs/rename, glob, grep. */
 export declare function remoteCall(place: RemotePlace, operation: string, body: any): Promise<RemoteOutcome>
-/** Make sure the host's stub serves this workspace (bootstrapping it when needed); warm, one exec. */
+/**
+ * Make sure the host's stub serves this workspace (bootstrapping it when needed); warm, one exec. Rejects
+ * with FORWARDING_REFUSED when the host's sshd refuses stream-local forwarding (`AllowStreamLocalForwarding`).
+ */
 export declare function remoteAttach(place: RemotePlace): Promise<true>
 /**
  * Run a command on the host; `result` is {stdout, stderr, exitCode, signal, timedOut, cancelled,
@@ -70,7 +73,10 @@ export declare function remoteReply(
   place: RemotePlace,
   reply: { requestId: string; reply: string },
 ): Promise<any>
-/** Create an SSH workspace (host selection, lease, stub bootstrap, the workspace's own opencode serve). */
+/**
+ * Create an SSH workspace (host selection, lease, stub bootstrap, the workspace's own opencode serve). Rejects
+ * with FORWARDING_REFUSED when the host's sshd refuses stream-local forwarding (`AllowStreamLocalForwarding`).
+ */
 export declare function createWorkspace(options: CreateWorkspaceOptions): Promise<WorkspaceTarget>
 /**
  * The workspace's running server. With `revive`, a workspace whose lease survived an OpenCode restart gets

@@ -21,7 +21,10 @@ export declare function cancelRemoteLogin(requestId: string): boolean
 /** The JSON Schema of a config file: `hosts` (hosts.json) or `plugin-options`. */
 export declare function configSchema(kind?: 'hosts' | 'plugin-options'): any
 
-/** Create an SSH workspace: pick and lease a host, bootstrap its stub, start the workspace's server. */
+/**
+ * Create an SSH workspace: pick and lease a host, bootstrap its stub, start the workspace's server. A host
+ * whose sshd refuses stream-local forwarding (needed to reach the stub's socket) fails with FORWARDING_REFUSED.
+ */
 export declare function createWorkspace(options: CreateWorkspaceOptions): Promise<WorkspaceTarget | Error>
 
 export interface CreateWorkspaceOptions {
@@ -80,7 +83,8 @@ export interface LoginTimings {
 
 /**
  * Make sure the host's stub serves this workspace (bootstrapping it when needed): the remote half of
- * a workspace create, and a warm-up before the first tool call. Warm, it costs one exec.
+ * a workspace create, and a warm-up before the first tool call. Warm, it costs one exec. A host whose
+ * sshd refuses stream-local forwarding (needed to reach the stub's socket) fails with FORWARDING_REFUSED.
  */
 export declare function remoteAttach(place: RemotePlace): Promise<true | Error>
 

@@ -29,7 +29,7 @@ let world, sshd
 before(async () => {
   world = await startWorld({
     hosts: { pi: { host: 'pi-box', model: 'fake/remote-m', agent: 'build' } },
-    // DEBUG1 adds one line per forwarded (direct-tcpip) channel; sessions are logged at VERBOSE already.
+    // DEBUG1 adds one line per forwarded (direct-streamlocal) channel; sessions are logged at VERBOSE already.
     sshd: { maxSessions: MAX_SESSIONS, extraConfig: ['LogLevel DEBUG1'] },
   })
   sshd = world.sshd
@@ -328,7 +328,7 @@ function parseSshdLog(text) {
     sessions,
     peakSessions: Math.max(0, ...slots.values()),
     refused: (text.match(/no more sessions/g) ?? []).length,
-    forwarded: (text.match(/server_request_direct_tcpip: originator/g) ?? []).length,
+    forwarded: (text.match(/server_request_direct_streamlocal: originator/g) ?? []).length,
   }
 }
 

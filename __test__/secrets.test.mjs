@@ -312,13 +312,14 @@ describe('the stub token', () => {
 
   test('the stub refuses a missing or wrong token with one answer, in constant time', async () => {
     const token = await readToken()
-    const { port } = JSON.parse(await readFile(remoteState('run', 'stub.json'), 'utf8'))
+    // The stub's Unix socket (this test runs as root, which may enter the remote user's 0700 directory).
+    const { socket: socketPath } = JSON.parse(await readFile(remoteState('run', 'stub.json'), 'utf8'))
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
     const get = (authorization, route = '/global/health') =>
       new Promise((resolve, reject) => {
         const headers = authorization === undefined ? {} : { authorization }
         const started = process.hrtime.bigint()
-        const req = http.get({ host: '127.0.0.1', port, path: route, headers, agent }, (res) => {
+        const req = http.get({ socketPath, path: route, headers, agent }, (res) => {
           const chunks = []
           res.on('data', (c) => chunks.push(c))
           res.on('end', () =>

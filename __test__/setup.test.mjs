@@ -167,27 +167,45 @@ test('a password-only host is set up once with its password, and never needs it 
   }
 })
 
-test('a host that refuses port forwarding gets a setup error that says so, and how to fix it', async () => {
-  const server = await startSshd({ extraConfig: ['AllowTcpForwarding no'] })
-  try {
-    const nfHome = await mkdtemp(path.join(os.tmpdir(), 'ocr-nofwd-'))
-    await server.writeClientSshFiles(nfHome, { alias: 'box' })
-    await mkdir(path.join(nfHome, 'config', 'opencode'), { recursive: true })
-    await writeFile(
-      path.join(nfHome, 'config', 'opencode', 'hosts.json'),
-      JSON.stringify({ hosts: { box: 'box' } }),
+/** `opencode-remote setup box --json` against `server`, from a fresh local home. */
+async function setupOn(server) {
+  const nfHome = await mkdtemp(path.join(os.tmpdir(), 'ocr-nofwd-'))
+  await server.writeClientSshFiles(nfHome, { alias: 'box' })
+  await mkdir(path.join(nfHome, 'config', 'opencode'), { recursive: true })
+  await writeFile(
+    path.join(nfHome, 'config', 'opencode', 'hosts.json'),
+    JSON.stringify({ hosts: { box: 'box' } }),
+  )
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [BIN, 'setup', 'box', '--json'],
+      { env: { ...env, HOME: nfHome, XDG_CONFIG_HOME: path.join(nfHome, 'config') } },
+      (error, stdout, stderr) => resolve({ code: error?.code ?? 0, stdout, stderr }),
     )
-    const result = await new Promise((resolve) => {
-      execFile(
-        process.execPath,
-        [BIN, 'setup', 'box', '--json'],
-        { env: { ...env, HOME: nfHome, XDG_CONFIG_HOME: path.join(nfHome, 'config') } },
-        (error, stdout, stderr) => resolve({ code: error?.code ?? 0, stdout, stderr }),
-      )
-    })
+  })
+}
+
+test('a host that refuses stream-local forwarding gets a setup error that says so, and how to fix it', async () => {
+  const server = await startSshd({ extraConfig: ['AllowStreamLocalForwarding no'] })
+  try {
+    const result = await setupOn(server)
     assert.equal(result.code, 1, result.stderr)
     assert.match(result.stderr, /FORWARDING_REFUSED/)
-    assert.match(result.stderr, /AllowTcpForwarding/)
+    assert.match(result.stderr, /sshd on 'box' refuses stream-local forwarding/)
+    assert.match(result.stderr, /AllowStreamLocalForwarding yes/)
+  } finally {
+    await server.stop()
+  }
+})
+
+test('a host with AllowTcpForwarding no refuses too (OpenSSH applies it to stream-local channels), and says so', async () => {
+  const server = await startSshd({ extraConfig: ['AllowTcpForwarding no'] })
+  try {
+    const result = await setupOn(server)
+    assert.equal(result.code, 1, result.stderr)
+    assert.match(result.stderr, /FORWARDING_REFUSED/)
+    assert.match(result.stderr, /`AllowTcpForwarding` yes or local/)
   } finally {
     await server.stop()
   }

@@ -1,14 +1,16 @@
-// The "remote service" of the tunnel throughput case: a TCP server on 127.0.0.1 in its own process (so it
-// never shares an event loop with the client side). Prints `PORT <n>` once listening.
+// The "remote service" of the tunnel throughput case: a TCP server on 127.0.0.1 and the same server on the
+// Unix socket given as the first argument (what the tunnels forward to, like the stub's socket), in its own
+// process (so it never shares an event loop with the client side). Prints `PORT <n>` once listening on both.
 // Per connection, the first byte picks the direction:
 //   'U' upload: count every byte until the client half-closes, answer `<count>\n`, close.
 //   'D' download: read an 8-byte big-endian length, send that many bytes, close.
+import { chmodSync } from 'node:fs'
 import net from 'node:net'
 
 const CHUNK = Buffer.alloc(1024 * 1024, 0x5a)
 
-const server = net.createServer({ allowHalfOpen: true }, (socket) => {
-  socket.setNoDelay(true)
+const serve = (socket) => {
+  if (socket.setNoDelay) socket.setNoDelay(true)
   let mode = null
   let count = 0
   let header = Buffer.alloc(0)
@@ -28,7 +30,9 @@ const server = net.createServer({ allowHalfOpen: true }, (socket) => {
     if (mode === 'U') socket.end(`${count}\n`)
   })
   socket.on('error', () => {})
-})
+}
+const server = net.createServer({ allowHalfOpen: true }, serve)
+const unixServer = net.createServer({ allowHalfOpen: true }, serve)
 
 function send(socket, total) {
   let left = total
@@ -47,7 +51,11 @@ function send(socket, total) {
 }
 
 server.listen(0, '127.0.0.1', () => {
-  process.stdout.write(`PORT ${server.address().port}\n`)
+  unixServer.listen(process.argv[2], () => {
+    // The remote user sshd connects as is another user.
+    chmodSync(process.argv[2], 0o666)
+    process.stdout.write(`PORT ${server.address().port}\n`)
+  })
 })
 // Exit with the bench (stdin closes when the parent goes away).
 process.stdin.resume()

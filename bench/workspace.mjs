@@ -19,7 +19,8 @@
 //   `first_tool_call_after_ms`); `ours_setup_ms` is `setup` finding it. Budget (`baseline_ms`) = one handshake (TCP + kex + auth, russh `connect()`) + one exec
 //   round trip (`true` on that connection), both measured alone by `examples/tunnel_bench.rs`.
 // - tunnel throughput: 256 MiB up (and down) through `opencode_remote::ssh::tunnel::Tunnel`
-//   (`examples/tunnel_bench.rs`) vs `ssh -N -L`, to the same TCP sink on loopback (bench/workspace-sink.mjs).
+//   (`examples/tunnel_bench.rs`) vs `ssh -N -L`, to the same Unix socket sink (bench/workspace-sink.mjs),
+//   as the workspace tunnel forwards to the stub's socket (stream-local forwarding).
 // - remote read (100 KiB file) and grep (10k-file tree), warm: `remoteCall` vs the same operation locally on a
 //   copy (fs.readFile + split into lines; `rg`). Overhead = remote - local.
 // - stub binary size and idle VmRSS (after a cold setup, one health request), plus VmRSS after the workload.
@@ -33,7 +34,7 @@
 import { execFile, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { existsSync, readFileSync, readdirSync } from 'node:fs'
-import { appendFile, mkdir, mkdtemp, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises'
+import { appendFile, chmod, mkdir, mkdtemp, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
@@ -501,16 +502,16 @@ function transfer(port, direction, bytes) {
   })
 }
 
-async function openOurTunnel(remotePort) {
+async function openOurTunnel(remoteSocket) {
   const { child, value } = await spawnWithLine(
     EXAMPLE,
-    ['tunnel', String(sshd.port), sshd.user, identityFile, knownHostsPath, String(remotePort)],
+    ['tunnel', String(sshd.port), sshd.user, identityFile, knownHostsPath, remoteSocket],
     'PORT',
   )
   return { port: Number(value), close: () => child.kill('SIGTERM') }
 }
 
-async function openOpenSshTunnel(remotePort) {
+async function openOpenSshTunnel(remoteSocket) {
   const localPort = await freePort()
   const child = spawn(
     'ssh',
@@ -522,7 +523,7 @@ async function openOpenSshTunnel(remotePort) {
       '-o',
       'ExitOnForwardFailure=yes',
       '-L',
-      `${localPort}:127.0.0.1:${remotePort}`,
+      `${localPort}:${remoteSocket}`,
       DIRECT,
     ],
     { env, stdio: ['ignore', 'ignore', 'pipe'] },
@@ -541,11 +542,15 @@ async function openOpenSshTunnel(remotePort) {
 }
 
 async function benchTunnel() {
-  sink = await spawnWithLine(process.execPath, [path.join(HERE, 'workspace-sink.mjs')], 'PORT')
+  const sinkDir = await mkdtemp(path.join(os.tmpdir(), 'ocr-sink-'))
+  await chmod(sinkDir, 0o755)
+  cleanups.push(() => rm(sinkDir, { recursive: true, force: true }))
+  const sinkSocket = path.join(sinkDir, 'sink.sock')
+  sink = await spawnWithLine(process.execPath, [path.join(HERE, 'workspace-sink.mjs'), sinkSocket], 'PORT')
   const sinkPort = Number(sink.value)
-  const ours = await openOurTunnel(sinkPort)
+  const ours = await openOurTunnel(sinkSocket)
   cleanups.push(ours.close)
-  const openssh = await openOpenSshTunnel(sinkPort)
+  const openssh = await openOpenSshTunnel(sinkSocket)
   cleanups.push(openssh.close)
   const direct = { port: sinkPort }
   // Warm-up: a first channel on each, page faults, JIT.

@@ -1,8 +1,8 @@
 //! Helper for `bench/workspace.mjs` (not a test): the addon's SSH core driven directly, without napi.
 //!
 //! ```text
-//! tunnel_bench tunnel <port> <user> <identity> <known_hosts> <remote_port>
-//!     Opens `opencode_remote::ssh::tunnel::Tunnel` to 127.0.0.1:<remote_port> on the host and prints
+//! tunnel_bench tunnel <port> <user> <identity> <known_hosts> <remote_socket>
+//!     Opens `opencode_remote::ssh::tunnel::Tunnel` to the Unix socket <remote_socket> on the host and prints
 //!     `PORT <local port>`; serves until stdin closes.
 //! tunnel_bench rtt <port> <user> <identity> <known_hosts> <samples>
 //!     Per sample, a fresh connection: `connect()` (TCP, key exchange, host-key check, auth) timed
@@ -50,10 +50,9 @@ async fn main() {
         std::process::exit(2);
     }
     let target = target(&args[1..5]);
-    let n: u32 = args[5].parse().expect("number");
     match args[0].as_str() {
         "tunnel" => {
-            let tunnel = Tunnel::open(target, n as u16).await.expect("open tunnel");
+            let tunnel = Tunnel::open(target, &args[5]).await.expect("open tunnel");
             println!("PORT {}", tunnel.local_port());
             // Serve until the bench closes our stdin.
             let _ = tokio::task::spawn_blocking(|| {
@@ -63,6 +62,7 @@ async fn main() {
             .await;
         }
         "rtt" => {
+            let n: u32 = args[5].parse().expect("number");
             let (mut handshake, mut exec) = (Vec::new(), Vec::new());
             for _ in 0..n {
                 let started = Instant::now();

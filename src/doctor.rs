@@ -458,8 +458,8 @@ async fn stub_checks(connection: &Connection, entry: &HostEntry, checks: &mut Ve
     checks.push(Check::ok(
         "stub",
         format!(
-            "{} running (pid {}, port {})",
-            info.version, info.pid, info.port
+            "{} running (pid {}, socket {})",
+            info.version, info.pid, info.socket
         ),
     ));
     checks.push(token_file_check(connection).await);

@@ -112,8 +112,14 @@ pub enum Error {
         pending: bool,
     },
 
-    /// sshd refuses port forwarding (`AllowTcpForwarding no`), which the workspace tunnel needs.
-    #[error("'{host}' refuses SSH port forwarding (its sshd has AllowTcpForwarding no)")]
+    /// sshd refuses stream-local forwarding (`AllowStreamLocalForwarding no`, `DisableForwarding yes`,
+    /// or `AllowTcpForwarding no`, which OpenSSH applies to stream-local channels too), which the
+    /// workspace tunnel to the stub's Unix socket needs.
+    #[error(
+        "sshd on '{host}' refuses stream-local forwarding; set `AllowStreamLocalForwarding yes` (OpenSSH ≥ 6.7) \
+         in its sshd_config, with `AllowTcpForwarding` yes or local (OpenSSH applies it to stream-local \
+         forwarding too) and no `DisableForwarding yes`"
+    )]
     ForwardingRefused { host: String },
 
     /// A call's argument can never work (e.g. a directory no file system can hold); says which one.
@@ -280,8 +286,10 @@ impl Error {
                 format!("Cancelled. The remote run on '{host}' could not be stopped and was left running.")
             }
             Error::ForwardingRefused { host } => format!(
-                "Host '{host}' refuses SSH port forwarding, which workspaces need to reach their stub. Ask its \
-                 admin to allow local forwarding for your user (sshd_config: `AllowTcpForwarding local`)."
+                "sshd on '{host}' refuses stream-local forwarding, which workspaces need to reach their stub's \
+                 socket; set `AllowStreamLocalForwarding yes` (OpenSSH ≥ 6.7) in its sshd_config, with \
+                 `AllowTcpForwarding` yes or local (OpenSSH applies it to stream-local forwarding too) and no \
+                 `DisableForwarding yes`, or ask its admin to."
             ),
             Error::InvalidArgument { field, problem } => format!("Invalid `{field}`: {problem}."),
             Error::Ssh { host, .. } => format!("The SSH connection to '{host}' failed. Retry; if it persists run `opencode-remote doctor {host}`."),

@@ -343,7 +343,8 @@ pub async fn remote_call(
 }
 
 /// Make sure the host's stub serves this workspace (bootstrapping it when needed): the remote half of
-/// a workspace create, and a warm-up before the first tool call. Warm, it costs one exec.
+/// a workspace create, and a warm-up before the first tool call. Warm, it costs one exec. A host whose
+/// sshd refuses stream-local forwarding (needed to reach the stub's socket) fails with FORWARDING_REFUSED.
 #[napi(ts_return_type = "Promise<true | Error>")]
 pub async fn remote_attach(place: RemotePlace) -> Outcome<bool> {
     let (place, sources) = place.split();
@@ -459,7 +460,8 @@ impl From<workspace::CreatedWorkspace> for WorkspaceTarget {
     }
 }
 
-/// Create an SSH workspace: pick and lease a host, bootstrap its stub, start the workspace's server.
+/// Create an SSH workspace: pick and lease a host, bootstrap its stub, start the workspace's server. A host
+/// whose sshd refuses stream-local forwarding (needed to reach the stub's socket) fails with FORWARDING_REFUSED.
 #[napi(ts_return_type = "Promise<WorkspaceTarget | Error>")]
 pub async fn create_workspace(options: CreateWorkspaceOptions) -> Outcome<WorkspaceTarget> {
     let sources = ConfigSources::from_env(

@@ -1,5 +1,6 @@
-//! The local port forward against a real sshd: bytes arrive intact, and the tunnel heals itself when
-//! the SSH connection is killed.
+//! The forward to a Unix socket against a real sshd (stream-local forwarding): bytes arrive intact,
+//! the tunnel heals itself when the SSH connection is killed, and a server that refuses stream-local
+//! forwarding is told apart from a socket nobody listens on.
 
 #[allow(
     dead_code,
@@ -9,15 +10,17 @@ mod common;
 
 use std::time::Duration;
 
-use common::Sshd;
-use opencode_remote::ssh::tunnel::Tunnel;
+use common::{Sshd, SshdOptions};
+use opencode_remote::ssh::tunnel::{OpenFailure, Tunnel};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpStream, UnixListener};
 
-/// A TCP echo server on loopback: the "remote" service the tunnel reaches through sshd.
-async fn echo_server() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let port = listener.local_addr().expect("addr").port();
+/// A Unix socket echo server: the "remote" service the tunnel reaches through sshd. Returns the
+/// socket's path and the directory holding it (removed when dropped).
+async fn echo_server() -> (String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("echo.sock");
+    let listener = UnixListener::bind(&path).expect("bind");
     tokio::spawn(async move {
         while let Ok((mut socket, _)) = listener.accept().await {
             tokio::spawn(async move {
@@ -26,7 +29,7 @@ async fn echo_server() -> u16 {
             });
         }
     });
-    port
+    (path.to_string_lossy().into_owned(), dir)
 }
 
 async fn round_trip(port: u16, payload: &[u8]) -> Vec<u8> {
@@ -49,8 +52,8 @@ async fn round_trip(port: u16, payload: &[u8]) -> Vec<u8> {
 async fn tunnel_should_carry_bytes_intact() {
     std::env::remove_var("SSH_AUTH_SOCK");
     let sshd = Sshd::spawn();
-    let service = echo_server().await;
-    let tunnel = Tunnel::open(sshd.target(), service)
+    let (service, _dir) = echo_server().await;
+    let tunnel = Tunnel::open(sshd.target(), &service)
         .await
         .expect("open tunnel");
     let payload: Vec<u8> = (0..4 * 1024 * 1024).map(|i| (i * 7 % 251) as u8).collect();
@@ -61,8 +64,8 @@ async fn tunnel_should_carry_bytes_intact() {
 async fn tunnel_should_heal_after_the_ssh_connection_is_killed() {
     std::env::remove_var("SSH_AUTH_SOCK");
     let sshd = Sshd::spawn();
-    let service = echo_server().await;
-    let tunnel = Tunnel::open(sshd.target(), service)
+    let (service, _dir) = echo_server().await;
+    let tunnel = Tunnel::open(sshd.target(), &service)
         .await
         .expect("open tunnel");
     assert_eq!(round_trip(tunnel.local_port(), b"before").await, b"before");
@@ -72,4 +75,48 @@ async fn tunnel_should_heal_after_the_ssh_connection_is_killed() {
     );
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(round_trip(tunnel.local_port(), b"after").await, b"after");
+}
+
+/// OpenSSH answers "connect failed" both when nothing listens on the socket and when its
+/// `AllowStreamLocalForwarding no` refuses the channel: the tunnel records that answer (the
+/// workspace code then asks the host whether the stub answers there).
+#[tokio::test(flavor = "multi_thread")]
+async fn tunnel_should_record_a_refused_channel() {
+    std::env::remove_var("SSH_AUTH_SOCK");
+    let (service, _dir) = echo_server().await;
+    for (extra, socket) in [
+        (
+            vec!["AllowStreamLocalForwarding no".to_string()],
+            service.clone(),
+        ),
+        (Vec::new(), format!("{service}.missing")),
+    ] {
+        let sshd = Sshd::spawn_with(SshdOptions {
+            extra_config: extra.clone(),
+            ..SshdOptions::default()
+        });
+        let tunnel = Tunnel::open(sshd.target(), &socket)
+            .await
+            .expect("open tunnel");
+        assert_eq!(tunnel.open_failure(), None);
+        // The local connection is closed without an answer.
+        let mut socket = TcpStream::connect(("127.0.0.1", tunnel.local_port()))
+            .await
+            .expect("connect to tunnel");
+        let mut answer = Vec::new();
+        let _ = socket.read_to_end(&mut answer).await;
+        assert!(answer.is_empty());
+        assert_eq!(
+            tunnel.open_failure(),
+            Some(OpenFailure::ConnectFailed),
+            "{extra:?}"
+        );
+        if !extra.is_empty() {
+            assert!(
+                sshd.log_text().contains("refused streamlocal port forward"),
+                "{}",
+                sshd.log_text()
+            );
+        }
+    }
 }

@@ -1,8 +1,10 @@
 //! The stub's wire types, shared by the addon (client) and the stub (server) so they cannot drift.
 //!
 //! Everything here is plain data: serde structs with camelCase JSON names, route paths and the
-//! layout of the stub's home directory. The stub speaks HTTP/1.1 on `127.0.0.1` only; the addon
-//! reaches it through an SSH direct-tcpip tunnel. Every route, including `/global/health`, needs
+//! layout of the stub's home directory. The stub speaks HTTP/1.1 on a Unix socket inside its private
+//! (0700) run directory, [`paths::SOCKET_FILE`], and nowhere else; the addon reaches it through SSH
+//! stream-local forwarding (`direct-streamlocal@openssh.com`). Another user on the host can neither
+//! connect to that socket nor bind one in its place. Every route, including `/global/health`, needs
 //! `Authorization: Bearer <token>`.
 //!
 //! # Routes
@@ -36,7 +38,9 @@ use serde::{Deserialize, Serialize};
 
 /// Version of this protocol; the stub reports it in its health answer. Bump it on any change a
 /// client of the previous version would misread.
-pub const PROTOCOL_VERSION: u32 = 1;
+///
+/// 2: the stub listens on a Unix socket ([`StubInfo::socket`]) instead of a loopback TCP port.
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Name of the stub binary; release files are `<name>-<version>-<arch>-linux`.
 pub const STUB_BINARY_NAME: &str = "opencode-remote-stub";
@@ -51,6 +55,14 @@ pub const EXIT_ATTACH_REFUSED: i32 = 3;
 
 /// Exit code of `opencode-remote-stub serve` when another stub already holds the home's lock.
 pub const EXIT_ALREADY_RUNNING: i32 = 91;
+
+/// Exit code of `opencode-remote-stub status` and `attach` when the recorded stub is one of ours
+/// (this user's process, a binary from our home) but speaks an older [`PROTOCOL_VERSION`]: it is not
+/// talked to, and a client stops it (by its recorded pid) before starting the current one.
+pub const EXIT_OUTDATED: i32 = 92;
+
+/// Longest socket path a Unix socket address holds (`sun_path` is 108 bytes on Linux, with its NUL).
+pub const MAX_SOCKET_PATH_BYTES: usize = 107;
 
 /// Prefix of the `Authorization` header value; the token follows it.
 pub const BEARER_PREFIX: &str = "Bearer ";
@@ -82,6 +94,8 @@ pub mod paths {
     pub const INFO_FILE: &str = "run/stub.json";
     /// Held with `flock` for the life of the stub: one stub per home.
     pub const LOCK_FILE: &str = "run/stub.lock";
+    /// The stub's listening Unix socket (0600, in the 0700 [`RUN_DIR`]).
+    pub const SOCKET_FILE: &str = "run/stub.sock";
     /// JSON lines, one per request; never tokens or file contents.
     pub const LOG_FILE: &str = "log/stub.log";
     /// Every directory the stub creates under its home (0700).
@@ -172,14 +186,16 @@ pub struct Health {
     pub workspaces: usize,
 }
 
-/// `run/stub.json`, written atomically by a stub once it listens, so a bootstrap finds its port.
+/// `run/stub.json`, written atomically by a stub once it listens, so a bootstrap finds its socket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StubInfo {
     /// Process id of the stub.
     pub pid: u32,
-    /// Loopback port it listens on.
-    pub port: u16,
+    /// Absolute path of the Unix socket it listens on ([`paths::SOCKET_FILE`] under its home).
+    /// Empty in the records of protocol-1 stubs, which listened on a loopback TCP port instead.
+    #[serde(default)]
+    pub socket: String,
     /// Its version.
     pub version: String,
     /// Its [`PROTOCOL_VERSION`].
@@ -885,6 +901,18 @@ mod tests {
         assert_eq!(g.path, "");
         let e: ExecRequest = serde_json::from_str(r#"{"command":"ls"}"#).unwrap();
         assert!(e.env.is_empty());
+    }
+
+    /// A protocol-1 stub's record (a TCP port, no socket) still parses, so a client of protocol 2
+    /// can tell it is an older stub to stop rather than an unreadable file.
+    #[test]
+    fn stub_info_of_a_protocol_1_stub_should_parse_as_outdated() {
+        let old: StubInfo = serde_json::from_str(
+            r#"{"pid":7,"port":4100,"version":"0.1.0","protocol":1,"startedAt":1}"#,
+        )
+        .unwrap();
+        assert_eq!((old.pid, old.protocol, old.socket.as_str()), (7, 1, ""));
+        assert!(old.protocol < PROTOCOL_VERSION);
     }
 
     #[test]

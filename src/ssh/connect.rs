@@ -14,6 +14,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::config::SshTarget;
 use super::known_hosts::{self, HostKeyStatus};
+use super::tunnel::OpenFailure;
 use crate::config::HostKeyPolicy;
 use crate::error::{Error, Result};
 
@@ -156,29 +157,22 @@ impl Connection {
         }
     }
 
-    /// A direct-tcpip channel to `127.0.0.1:port` on the host. Forwarded channels do not count against
-    /// the server's MaxSessions (that limits sessions), so they take no slot.
-    pub async fn open_direct_tcpip(
+    /// A `direct-streamlocal@openssh.com` channel to the Unix socket at `socket` on the host (OpenSSH
+    /// ≥ 6.7). Forwarded channels do not count against the server's MaxSessions (that limits
+    /// sessions), so they take no slot. The outer error is the link's; the inner one is the server's
+    /// refusal of this channel.
+    pub async fn open_direct_streamlocal(
         &self,
-        port: u16,
-        peer: std::net::SocketAddr,
-    ) -> Result<Channel<Msg>> {
-        self.handle
-            .channel_open_direct_tcpip(
-                "127.0.0.1",
-                port as u32,
-                peer.ip().to_string(),
-                peer.port() as u32,
-            )
-            .await
-            .map_err(|e| match e {
-                russh::Error::ChannelOpenFailure(
-                    russh::ChannelOpenFailure::AdministrativelyProhibited,
-                ) => Error::ForwardingRefused {
-                    host: self.target.name.clone(),
-                },
-                other => self.ssh_error(other),
-            })
+        socket: &str,
+    ) -> Result<std::result::Result<Channel<Msg>, OpenFailure>> {
+        match self.handle.channel_open_direct_streamlocal(socket).await {
+            Ok(channel) => Ok(Ok(channel)),
+            Err(russh::Error::ChannelOpenFailure(reason)) => Ok(Err(match reason {
+                russh::ChannelOpenFailure::AdministrativelyProhibited => OpenFailure::Prohibited,
+                _ => OpenFailure::ConnectFailed,
+            })),
+            Err(other) => Err(self.ssh_error(other)),
+        }
     }
 
     /// Whether channels other than the caller's (holding `held` slots) are open.

@@ -1,11 +1,13 @@
-//! A local port forward (`ssh -L` without the ssh process): a listener on 127.0.0.1 whose connections
-//! become direct-tcpip channels on the host's pooled connection.
+//! A local forward to the stub's Unix socket on the host (`ssh -L port:/path/to/socket` without the
+//! ssh process): a listener on 127.0.0.1 here whose connections become `direct-streamlocal@openssh.com`
+//! channels on the host's pooled connection. The remote end is a socket in the stub's 0700 directory,
+//! which no other user on the host can reach or replace (a loopback TCP port there could be both).
 //!
 //! Each accepted connection asks the pool for a live connection, so when the SSH link drops the next
 //! request simply reconnects: the tunnel heals itself without anyone restarting it.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,19 +25,35 @@ const COPY_BUFFER_BYTES: usize = 256 * 1024;
 /// How often a new local connection may try to reach the host before it is dropped.
 const CHANNEL_ATTEMPTS: u32 = 4;
 
+/// Why the server did not open the last channel to the socket, if it did not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenFailure {
+    /// "Administratively prohibited": the server refuses forwarding outright.
+    Prohibited,
+    /// "Connect failed": OpenSSH answers this both when nothing listens on the socket and when its
+    /// `AllowStreamLocalForwarding no` (or `DisableForwarding yes`) refuses the channel, so the
+    /// caller tells the two apart by asking the host whether the stub answers there.
+    ConnectFailed,
+}
+
+const OPENED: u8 = 0;
+const PROHIBITED: u8 = 1;
+const CONNECT_FAILED: u8 = 2;
+
 /// A running forward. Dropping it (or [`Tunnel::close`]) stops accepting; open streams finish.
 pub struct Tunnel {
     local: SocketAddr,
-    remote_port: Arc<AtomicU16>,
-    /// Set when the server refused a forwarding channel outright (`AllowTcpForwarding no`): the
-    /// client's request then only sees a closed connection, and this says why.
-    refused: Arc<AtomicBool>,
+    target: Arc<SshTarget>,
+    socket: Arc<str>,
+    /// How the last channel open failed ([`OPENED`] once one succeeds): the client's request then
+    /// only sees a closed connection, and this says why.
+    failure: Arc<AtomicU8>,
     accept_task: JoinHandle<()>,
 }
 
 impl Tunnel {
-    /// Forward `127.0.0.1:<free port>` here to `127.0.0.1:remote_port` on `target`.
-    pub async fn open(target: SshTarget, remote_port: u16) -> Result<Tunnel> {
+    /// Forward `127.0.0.1:<free port>` here to the Unix socket at `socket` (absolute) on `target`.
+    pub async fn open(target: SshTarget, socket: &str) -> Result<Tunnel> {
         // Connect first, so a bad host fails here and not on the first request.
         POOL.get(&target).await?;
         let listener = TcpListener::bind(("127.0.0.1", 0))
@@ -44,18 +62,20 @@ impl Tunnel {
         let local = listener
             .local_addr()
             .map_err(|e| Error::io("opening the local tunnel port", e))?;
-        let remote_port = Arc::new(AtomicU16::new(remote_port));
-        let refused = Arc::new(AtomicBool::new(false));
+        let target = Arc::new(target);
+        let socket: Arc<str> = socket.into();
+        let failure = Arc::new(AtomicU8::new(OPENED));
         let accept_task = tokio::spawn(accept_loop(
             listener,
-            Arc::new(target),
-            remote_port.clone(),
-            refused.clone(),
+            target.clone(),
+            socket.clone(),
+            failure.clone(),
         ));
         Ok(Tunnel {
             local,
-            remote_port,
-            refused,
+            target,
+            socket,
+            failure,
             accept_task,
         })
     }
@@ -64,14 +84,23 @@ impl Tunnel {
         self.local.port()
     }
 
-    /// Whether the server refused to forward (see [`Error::ForwardingRefused`]).
-    pub fn forwarding_refused(&self) -> bool {
-        self.refused.load(Ordering::Relaxed)
+    /// The host this forward reaches.
+    pub fn target(&self) -> &SshTarget {
+        &self.target
     }
 
-    /// Point the forward at another remote port (the stub restarted elsewhere).
-    pub fn set_remote_port(&self, port: u16) {
-        self.remote_port.store(port, Ordering::Relaxed);
+    /// The socket on the host it forwards to.
+    pub fn socket(&self) -> &str {
+        &self.socket
+    }
+
+    /// How the server refused the last channel, if it did (see [`Error::ForwardingRefused`]).
+    pub fn open_failure(&self) -> Option<OpenFailure> {
+        match self.failure.load(Ordering::Relaxed) {
+            PROHIBITED => Some(OpenFailure::Prohibited),
+            CONNECT_FAILED => Some(OpenFailure::ConnectFailed),
+            _ => None,
+        }
     }
 
     pub fn close(&self) {
@@ -88,17 +117,17 @@ impl Drop for Tunnel {
 async fn accept_loop(
     listener: TcpListener,
     target: Arc<SshTarget>,
-    remote_port: Arc<AtomicU16>,
-    refused: Arc<AtomicBool>,
+    remote: Arc<str>,
+    failure: Arc<AtomicU8>,
 ) {
     loop {
-        let (socket, peer) = accept_backing_off(|| listener.accept()).await;
+        let (socket, _) = accept_backing_off(|| listener.accept()).await;
         let _ = socket.set_nodelay(true);
         let target = target.clone();
-        let port = remote_port.load(Ordering::Relaxed);
-        let refused = refused.clone();
+        let remote = remote.clone();
+        let failure = failure.clone();
         tokio::spawn(async move {
-            if let Err(error) = forward(socket, peer, &target, port, &refused).await {
+            if let Err(error) = forward(socket, &target, &remote, &failure).await {
                 log::debug!("tunnel to {}: {error}", target.name);
             }
         });
@@ -135,24 +164,42 @@ where
     }
 }
 
-/// Carry one local connection over a direct-tcpip channel, reconnecting the SSH link if it is gone.
+/// Carry one local connection over a direct-streamlocal channel, reconnecting the SSH link if it is
+/// gone.
 async fn forward(
     mut socket: TcpStream,
-    peer: SocketAddr,
     target: &SshTarget,
-    port: u16,
-    refused: &AtomicBool,
+    remote: &str,
+    failure: &AtomicU8,
 ) -> Result<()> {
     let mut attempt = 0;
     let channel = loop {
         let opened = async {
             let connection = POOL.get(target).await?;
-            connection.open_direct_tcpip(port, peer).await
+            connection.open_direct_streamlocal(remote).await
         };
         match opened.await {
-            Ok(channel) => break channel,
-            // Only a dead SSH link is worth a reconnect; a refused channel (nothing listens on the
-            // remote port) is the remote's answer, and evicting would break every other user of the link.
+            Ok(Ok(channel)) => break channel,
+            // The server's answer, not a link problem: reconnecting would not change it, and evicting
+            // would break every other user of the link. Recorded before the local socket closes, so
+            // the client that sees it close can ask why.
+            Ok(Err(refusal)) => {
+                let code = match refusal {
+                    OpenFailure::Prohibited => PROHIBITED,
+                    OpenFailure::ConnectFailed => CONNECT_FAILED,
+                };
+                failure.store(code, Ordering::Relaxed);
+                return Err(match refusal {
+                    OpenFailure::Prohibited => Error::ForwardingRefused {
+                        host: target.name.clone(),
+                    },
+                    OpenFailure::ConnectFailed => Error::Ssh {
+                        host: target.name.clone(),
+                        detail: "the host could not connect to the stub's socket".into(),
+                    },
+                });
+            }
+            // Only a dead SSH link is worth a reconnect.
             Err(error @ (Error::Unreachable { .. } | Error::Ssh { .. }))
                 if attempt + 1 < CHANNEL_ATTEMPTS && link_is_down(target).await =>
             {
@@ -161,16 +208,10 @@ async fn forward(
                 attempt += 1;
                 tokio::time::sleep(reconnect_backoff(attempt)).await;
             }
-            Err(error) => {
-                // Recorded before the local socket closes, so the client that sees it close can ask why.
-                if matches!(error, Error::ForwardingRefused { .. }) {
-                    refused.store(true, Ordering::Relaxed);
-                }
-                return Err(error);
-            }
+            Err(error) => return Err(error),
         }
     };
-    refused.store(false, Ordering::Relaxed);
+    failure.store(OPENED, Ordering::Relaxed);
     let mut stream = channel.into_stream();
     tokio::io::copy_bidirectional_with_sizes(
         &mut socket,

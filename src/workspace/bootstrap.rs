@@ -1,6 +1,8 @@
 //! Getting a healthy stub on a host, over one SSH connection: probe (arch, a running stub of our
 //! version), else upload the matching static binary (sha256 checked, versioned path, atomic rename),
-//! write a fresh token (0600, never on local disk), start it in its own session, then tunnel and health.
+//! write a fresh token (0600, never on local disk), start it in its own session (it stops an older stub
+//! of ours itself), then tunnel and health. The stub listens on a Unix socket in its 0700 run directory,
+//! reached through SSH stream-local forwarding, so no other user on the host can reach or impersonate it.
 //!
 //! Idempotent: a healthy stub of the right version is reused with its token, so a second workspace on
 //! the same host costs one probe, not a reinstall. One stub serves every workspace of the remote user;
@@ -11,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use opencode_remote_protocol::{
-    paths, ApiError, RegisterWorkspace, StubInfo, WorkspaceInfo, STUB_BINARY_NAME,
+    paths, ApiError, RegisterWorkspace, StubInfo, WorkspaceInfo, PROTOCOL_VERSION, STUB_BINARY_NAME,
 };
 use sha2::{Digest, Sha256};
 
@@ -21,7 +23,7 @@ use crate::ssh::config::SshTarget;
 use crate::ssh::connect::Connection;
 use crate::ssh::pool::POOL;
 use crate::ssh::quote::quote;
-use crate::ssh::tunnel::Tunnel;
+use crate::ssh::tunnel::{OpenFailure, Tunnel};
 
 /// The stub version we ship and expect; the same crate version as the stub.
 pub const STUB_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -112,11 +114,11 @@ pub async fn ensure_stub(
     }
 
     if let (Some(info), Some(token)) = (probe.running.clone(), probe.token.clone()) {
-        if info.version == STUB_VERSION {
+        if info.version == STUB_VERSION && info.protocol == PROTOCOL_VERSION {
             match probe.attached {
                 Some(Ok(workspace)) => {
                     // `attach` just talked to the stub on the host: only the tunnel is new.
-                    let tunnel = Arc::new(Tunnel::open(target.clone(), info.port).await?);
+                    let tunnel = Arc::new(Tunnel::open(target.clone(), &info.socket).await?);
                     progress(Step::Reused);
                     return Ok(Stub {
                         client: StubClient::new(&target.name, tunnel.local_port(), &token),
@@ -165,8 +167,7 @@ pub async fn ensure_stub(
         Some(bytes)
     };
     let upload = bytes.as_deref().map(|b| (b, &probe));
-    let (info, token) =
-        install_and_start(&connection, target, upload, probe.running.as_ref()).await?;
+    let (info, token) = install_and_start(&connection, target, upload).await?;
     if let Some(bytes) = &bytes {
         progress(Step::Uploading {
             done: bytes.len() as u64,
@@ -263,12 +264,12 @@ fn parse_probe(stdout: &str) -> Probe {
 /// Install (when `binary` is given, on stdin) and start the stub in ONE exec: the upload lands under a
 /// temp name and only becomes the versioned binary after its sha256 (or size, without sha256sum)
 /// matched; a fresh token is generated on the host (0600, never on local disk or in any argv) and comes
-/// back with the stub's `run/stub.json`; an old-version stub is stopped by its recorded pid only.
+/// back with the stub's `run/stub.json`. A running stub of another version or protocol is stopped by
+/// the new one's `serve`, which checks that it is ours (our uid, a binary from our home) first.
 async fn install_and_start(
     connection: &Connection,
     target: &SshTarget,
     binary: Option<(&[u8], &Probe)>,
-    old: Option<&StubInfo>,
 ) -> Result<(StubInfo, String)> {
     let home = paths::HOME_DIR;
     let dirs: Vec<String> = paths::ALL_DIRS
@@ -292,23 +293,24 @@ async fn install_and_start(
         "if [ -n \"$3\" ]; then cat > \"$2\" || exit 1",
         &format!("  if [ \"$({check})\" != \"$3\" ]; then rm -f \"$2\"; echo upload-mismatch >&2; exit 3; fi"),
         "  chmod 755 \"$2\" && mv -f \"$2\" \"$4\" || exit 1; fi",
-        "if [ -n \"$6\" ]; then kill \"$6\" 2>/dev/null; sleep 0.2; fi",
-        "t=\"$7\".tmp; od -An -tx1 -N32 /dev/urandom | tr -d \" \\n\" > \"$t\" && mv -f \"$t\" \"$7\" || exit 1",
-        "rm -f \"$8\"",
+        "t=\"$6\".tmp; od -An -tx1 -N32 /dev/urandom | tr -d \" \\n\" > \"$t\" && mv -f \"$t\" \"$6\" || exit 1",
+        // The record of a stub already running (one `serve` replaces when it is older) stays until
+        // the new one writes its own: only a changed record counts as started.
+        "o=$(cat \"$7\" 2>/dev/null)",
         "if command -v setsid >/dev/null 2>&1; then d=setsid; else d=nohup; fi",
         // `&` ends a command itself: `& ;` would be a syntax error.
-        "$d \"$4\" serve --listen 127.0.0.1:0 </dev/null >/dev/null 2>&1 & i=0",
+        "$d \"$4\" serve </dev/null >/dev/null 2>&1 & i=0",
         &format!(
-            "while [ ! -s \"$8\" ] && [ $i -lt {} ]; do sleep 0.05 2>/dev/null || sleep 1; i=$((i+1)); done",
+            "while {{ [ ! -s \"$7\" ] || [ \"$(cat \"$7\" 2>/dev/null)\" = \"$o\" ]; }} && [ $i -lt {} ]; do \
+             sleep 0.05 2>/dev/null || sleep 1; i=$((i+1)); done",
             START_DEADLINE.as_millis() / 50
         ),
-        "cat \"$8\"; echo; cat \"$7\"",
+        "n=$(cat \"$7\" 2>/dev/null); if [ \"$n\" != \"$o\" ]; then printf '%s\\n' \"$n\"; fi; echo; cat \"$6\"",
     ]
     .join("; ");
     let staged = format!("{bin_dir}/.{STUB_BINARY_NAME}.upload");
-    let pid = old.map(|info| info.pid.to_string()).unwrap_or_default();
     let command = format!(
-        "sh -c {} sh {} {} {} {} {} {} {} {}",
+        "sh -c {} sh {} {} {} {} {} {} {}",
         quote(&script),
         quote(&bin_dir),
         quote(&staged),
@@ -321,7 +323,6 @@ async fn install_and_start(
                 .collect::<Vec<_>>()
                 .join(" ")
         ),
-        quote(&pid),
         quote(&format!("{home}/{}", paths::TOKEN_FILE)),
         quote(&format!("{home}/{}", paths::INFO_FILE)),
     );
@@ -351,7 +352,7 @@ async fn install_and_start(
     }
 }
 
-/// Tunnel to the stub's port and wait until it answers health with our version.
+/// Tunnel to the stub's socket and wait until it answers health with our version.
 pub(crate) async fn connect_stub(
     target: &SshTarget,
     info: StubInfo,
@@ -359,9 +360,10 @@ pub(crate) async fn connect_stub(
     reused: bool,
     deadline: Duration,
 ) -> Result<Stub> {
-    let tunnel = Arc::new(Tunnel::open(target.clone(), info.port).await?);
+    let tunnel = Arc::new(Tunnel::open(target.clone(), &info.socket).await?);
     let client = StubClient::new(&target.name, tunnel.local_port(), token);
     let started = Instant::now();
+    let mut explained = false;
     loop {
         match client.health().await {
             Ok(health) if health.version == STUB_VERSION => {
@@ -379,15 +381,36 @@ pub(crate) async fn connect_stub(
                     &format!("stub {} answered, expected {STUB_VERSION}", health.version),
                 ))
             }
-            Err(_) if tunnel.forwarding_refused() => {
-                return Err(Error::ForwardingRefused {
-                    host: target.name.clone(),
-                })
+            Err(_) if tunnel.open_failure().is_some() && !explained => {
+                explained = true;
+                if let Some(refusal) = refusal(&tunnel).await {
+                    return Err(refusal);
+                }
             }
             Err(_) if started.elapsed() < deadline => {
                 tokio::time::sleep(Duration::from_millis(50)).await
             }
             Err(error) => return Err(error.into()),
+        }
+    }
+}
+
+/// Why the tunnel's channels are refused, when the server refuses to forward to the stub at all:
+/// [`Error::ForwardingRefused`]. OpenSSH answers "connect failed" both when its
+/// `AllowStreamLocalForwarding no` (or `DisableForwarding yes`) refuses the channel and when nothing
+/// listens on the socket, so the host is asked: if the stub answers its `status` there, the socket is
+/// fine and sshd is what refuses. `None` when the stub is simply not running (start it again).
+pub(crate) async fn refusal(tunnel: &Tunnel) -> Option<Error> {
+    let refused = Error::ForwardingRefused {
+        host: tunnel.target().name.clone(),
+    };
+    match tunnel.open_failure()? {
+        OpenFailure::Prohibited => Some(refused),
+        OpenFailure::ConnectFailed => {
+            let connection = POOL.get(tunnel.target()).await.ok()?;
+            let command = format!("cd && {} status >/dev/null 2>&1", quote(&remote_binary()));
+            let output = connection.exec(&command, None).await.ok()?;
+            output.success().then_some(refused)
         }
     }
 }
@@ -441,7 +464,8 @@ fn connection_error(connection: &Connection, detail: &str) -> Error {
 mod tests {
     use super::*;
 
-    const INFO: &str = r#"{"pid":7,"port":4100,"version":"0.1.0","protocol":1,"startedAt":1}"#;
+    const INFO: &str = r#"{"pid":7,"socket":"/home/u/.opencode-remote/run/stub.sock","version":"0.1.0","protocol":2,"startedAt":1}"#;
+    const SOCKET: &str = "/home/u/.opencode-remote/run/stub.sock";
 
     #[test]
     fn parse_probe_should_read_a_running_stub_and_its_token() {
@@ -453,7 +477,7 @@ mod tests {
             ("Linux", "x86_64")
         );
         assert!(probe.installed && probe.has_sha256sum);
-        assert_eq!(probe.running.map(|i| i.port), Some(4100));
+        assert_eq!(probe.running.map(|i| i.socket).as_deref(), Some(SOCKET));
         assert_eq!(probe.token.as_deref(), Some("abc123"));
         assert!(probe.attached.is_none());
     }
@@ -464,7 +488,7 @@ mod tests {
             "Linux x86_64\nattached 0\n{INFO}\ntok\n{{\"id\":\"w\",\"root\":\"/home/u/w\",\"created\":true}}\n"
         ));
         assert!(ok.installed);
-        assert_eq!(ok.running.map(|i| i.port), Some(4100));
+        assert_eq!(ok.running.map(|i| i.socket).as_deref(), Some(SOCKET));
         assert_eq!(ok.token.as_deref(), Some("tok"));
         assert_eq!(ok.attached.unwrap().unwrap().root, "/home/u/w");
         let refused = parse_probe(&format!(

@@ -48,7 +48,8 @@ pub struct SetupReport {
     pub host: String,
     pub version: String,
     pub reused: bool,
-    pub remote_port: u16,
+    /// The stub's Unix socket on the host, reached through stream-local forwarding.
+    pub remote_socket: String,
     pub local_port: u16,
 }
 
@@ -73,7 +74,7 @@ pub async fn setup(
         host: target.name.clone(),
         version: stub.info.version.clone(),
         reused: stub.reused,
-        remote_port: stub.info.port,
+        remote_socket: stub.info.socket.clone(),
         local_port: stub.tunnel.local_port(),
     })
 }

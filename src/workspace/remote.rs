@@ -15,7 +15,7 @@ use tokio::sync::Mutex;
 use tokio::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
-use super::bootstrap::{ensure_stub, Stub};
+use super::bootstrap::{ensure_stub, refusal, Stub};
 use super::capped::CappedOutput;
 use super::stub_client::{NdjsonStream, StubError};
 use crate::config::{self, ConfigSources};
@@ -187,14 +187,16 @@ where
             {
                 fresh = true
             }
-            Err(StubError::Transport(_)) if stub.tunnel.forwarding_refused() => {
-                return Err(Error::ForwardingRefused {
-                    host: place.host.clone(),
-                })
-            }
-            Err(StubError::Transport(_)) if !fresh => fresh = true,
             Err(error @ StubError::Api { .. }) => return Err(error.into()),
-            Err(StubError::Transport(error)) => return Err(error),
+            Err(StubError::Transport(error)) => {
+                if let Some(refusal) = refusal(&stub.tunnel).await {
+                    return Err(refusal);
+                }
+                if fresh {
+                    return Err(error);
+                }
+                fresh = true
+            }
         }
     }
 }
@@ -253,12 +255,19 @@ pub async fn exec(
             Ok((stub, stream))
         }
     });
-    let (stub, mut stream) = tokio::select! {
-        started = started => match started? {
-            Outcome::Done(running) => running,
-            Outcome::NeedsPermission(request) => return Ok(Outcome::NeedsPermission(request)),
+    tokio::pin!(started);
+    let started = tokio::select! {
+        started = &mut started => started?,
+        // The command may already run on the host while its answer is on the way: let it report its
+        // start (briefly), so the cancel stops it through the stub and the result has what it printed.
+        _ = cancel.cancelled() => match tokio::time::timeout(CANCEL_WAIT, started).await {
+            Ok(Ok(outcome)) => outcome,
+            _ => return Err(Error::Cancelled),
         },
-        _ = cancel.cancelled() => return Err(Error::Cancelled),
+    };
+    let (stub, mut stream) = match started {
+        Outcome::Done(running) => running,
+        Outcome::NeedsPermission(request) => return Ok(Outcome::NeedsPermission(request)),
     };
     collect(place, &stub, &mut stream, spill_dir, cancel)
         .await
@@ -286,6 +295,8 @@ async fn collect(
     };
     let mut exec_id: Option<String> = None;
     let mut give_up: Option<Instant> = None;
+    // Cancelled before the command reported its start: the stub is asked to stop it once it has.
+    let mut cancel_at_start = false;
     loop {
         let event = tokio::select! {
             event = stream.next::<ExecEvent>() => event.map_err(|error| lost_mid_command(place, error))?,
@@ -298,8 +309,12 @@ async fn collect(
                         let _ = stub.client.post::<(), Value>(&route, &()).await;
                         continue;
                     }
-                    // Not started yet: closing the stream is the cancel (the stub kills on disconnect).
-                    None => return Ok(done(result, output)),
+                    // Not reported yet: ask once it is (closing the stream at the deadline stops it too:
+                    // the stub kills on disconnect).
+                    None => {
+                        cancel_at_start = true;
+                        continue;
+                    }
                 }
             }
             _ = tokio::time::sleep_until(give_up.unwrap_or_else(Instant::now)), if give_up.is_some() => {
@@ -313,7 +328,13 @@ async fn collect(
                     stub_error(place, "the command's output ended without its exit"),
                 ))
             }
-            Some(ExecEvent::Start { exec_id: id, .. }) => exec_id = Some(id),
+            Some(ExecEvent::Start { exec_id: id, .. }) => {
+                if cancel_at_start {
+                    let route = routes::exec_cancel(&place.workspace, &id);
+                    let _ = stub.client.post::<(), Value>(&route, &()).await;
+                }
+                exec_id = Some(id)
+            }
             Some(ExecEvent::Stdout { data }) => output.stdout(&data),
             Some(ExecEvent::Stderr { data }) => output.stderr(&data),
             Some(ExecEvent::Exit {

@@ -11,7 +11,7 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use serde_json::json;
-use tokio::net::TcpListener;
+use tokio::net::UnixListener;
 use tokio::sync::Semaphore;
 
 use crate::util::log;
@@ -26,7 +26,7 @@ pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(200);
 
 /// Serve `router` on `listener` until the future is dropped.
-pub async fn serve(listener: TcpListener, router: Router) {
+pub async fn serve(listener: UnixListener, router: Router) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         // Taken before accepting: while all slots are used, new connections wait unaccepted.
@@ -45,7 +45,6 @@ pub async fn serve(listener: TcpListener, router: Router) {
                 continue;
             }
         };
-        let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(router.clone());
         tokio::spawn(async move {
             let connection = http1::Builder::new()

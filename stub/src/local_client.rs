@@ -5,14 +5,14 @@
 
 use std::fs;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use opencode_remote_protocol::{
     paths as layout, routes, Health, RegisterWorkspace, StubInfo, BEARER_PREFIX,
-    EXIT_ATTACH_REFUSED, EXIT_NOT_RUNNING,
+    EXIT_ATTACH_REFUSED, EXIT_NOT_RUNNING, EXIT_OUTDATED, PROTOCOL_VERSION,
 };
 
 use crate::read_token;
@@ -29,18 +29,21 @@ enum Running {
         token: Vec<u8>,
         health: Vec<u8>,
     },
+    /// Our stub, but of an older protocol: not talked to; the client replaces it.
+    Outdated(StubInfo),
     No(String),
 }
 
 /// `status`: 0 and the health JSON on stdout when the stub recorded in `run/stub.json` answers
-/// health; [`EXIT_NOT_RUNNING`] when there is none or it does not answer; 1 when it answers but
-/// refuses our token.
+/// health; [`EXIT_NOT_RUNNING`] when there is none or it does not answer; [`EXIT_OUTDATED`] when it
+/// is our stub of an older protocol; 1 when it answers but refuses our token.
 pub fn status(home: &Path) -> Result<i32> {
     match running(home)? {
         Running::Yes { health, .. } => {
             println!("{}", String::from_utf8_lossy(&health));
             Ok(0)
         }
+        Running::Outdated(info) => outdated(&info),
         Running::No(why) => not_running(&why),
     }
 }
@@ -52,6 +55,7 @@ pub fn status(home: &Path) -> Result<i32> {
 pub fn attach(home: &Path, workspace: &str, root: &str) -> Result<i32> {
     let (info, token) = match running(home)? {
         Running::Yes { info, token, .. } => (info, token),
+        Running::Outdated(info) => return outdated(&info),
         Running::No(why) => return not_running(&why),
     };
     let body = serde_json::to_vec(&RegisterWorkspace {
@@ -59,7 +63,7 @@ pub fn attach(home: &Path, workspace: &str, root: &str) -> Result<i32> {
         root: root.to_string(),
     })?;
     let (code, answer) = http(
-        info.port,
+        Path::new(&info.socket),
         "POST",
         routes::WORKSPACES,
         &token,
@@ -77,6 +81,14 @@ fn not_running(why: &str) -> Result<i32> {
     Ok(EXIT_NOT_RUNNING)
 }
 
+fn outdated(info: &StubInfo) -> Result<i32> {
+    eprintln!(
+        "opencode-remote-stub: stub {} (pid {}) speaks protocol {}, this one {PROTOCOL_VERSION}; replace it",
+        info.version, info.pid, info.protocol
+    );
+    Ok(EXIT_OUTDATED)
+}
+
 fn running(home: &Path) -> Result<Running> {
     let info: StubInfo = match fs::read(home.join(layout::INFO_FILE)) {
         Ok(bytes) => match serde_json::from_slice(&bytes) {
@@ -90,24 +102,33 @@ fn running(home: &Path) -> Result<Running> {
         },
         Err(_) => return Ok(Running::No(format!("no {}", layout::INFO_FILE))),
     };
-    // The token goes to the recorded port only once that port is proven to be our own stub's.
-    if let Err(why) = crate::owner::check(home, info.pid, info.port) {
+    if info.protocol != PROTOCOL_VERSION {
+        // Never talked to (a protocol-1 stub listens on a TCP port), only reported for replacing.
+        return Ok(match crate::owner::check_process(home, info.pid) {
+            Ok(()) => Running::Outdated(info),
+            Err(why) => Running::No(why),
+        });
+    }
+    let socket = crate::socket::socket_path(home)?;
+    if Path::new(&info.socket) != socket {
+        return Ok(Running::No(format!(
+            "{} names the socket {:?}, not {}",
+            layout::INFO_FILE,
+            info.socket,
+            socket.display()
+        )));
+    }
+    // The token goes to the socket only once it is proven to be our own stub's.
+    if let Err(why) = crate::owner::check(home, info.pid, &socket) {
         return Ok(Running::No(why));
     }
     let token = read_token(&home.join(layout::TOKEN_FILE))?;
-    let (code, body) = match http(
-        info.port,
-        "GET",
-        routes::HEALTH,
-        &token,
-        None,
-        HEALTH_TIMEOUT,
-    ) {
+    let (code, body) = match http(&socket, "GET", routes::HEALTH, &token, None, HEALTH_TIMEOUT) {
         Ok(r) => r,
         Err(e) => {
             return Ok(Running::No(format!(
-                "port {} does not answer: {e:#}",
-                info.port
+                "{} does not answer: {e:#}",
+                socket.display()
             )))
         }
     };
@@ -116,8 +137,9 @@ fn running(home: &Path) -> Result<Running> {
             let health: Health = serde_json::from_slice(&body).context("bad health answer")?;
             if health.pid != info.pid {
                 return Ok(Running::No(format!(
-                    "port {} is served by another process ({})",
-                    info.port, health.pid
+                    "{} is served by another process ({})",
+                    socket.display(),
+                    health.pid
                 )));
             }
             Ok(Running::Yes {
@@ -127,30 +149,30 @@ fn running(home: &Path) -> Result<Running> {
             })
         }
         401 => bail!(
-            "the stub on port {} refuses the token in {}",
-            info.port,
+            "the stub on {} refuses the token in {}",
+            socket.display(),
             layout::TOKEN_FILE
         ),
         other => Ok(Running::No(format!("health answered HTTP {other}"))),
     }
 }
 
-/// One HTTP/1.1 request to 127.0.0.1 with `Connection: close`: all `status` and `attach` need.
+/// One HTTP/1.1 request on the stub's socket with `Connection: close`: all `status` and `attach`
+/// need.
 fn http(
-    port: u16,
+    socket: &Path,
     method: &str,
     path: &str,
     token: &[u8],
     body: Option<&[u8]>,
     timeout: Duration,
 ) -> Result<(u16, Vec<u8>)> {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
+    let mut stream = UnixStream::connect(socket)?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
     let body = body.unwrap_or_default();
     let mut request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
          Content-Type: application/json\r\nContent-Length: {}\r\nAuthorization: {BEARER_PREFIX}",
         body.len()
     )

@@ -1,9 +1,10 @@
 //! `opencode-remote-stub`: the small static server opencode-remote runs on a remote host, one per
-//! remote user, serving every workspace of that user on `127.0.0.1`. See the protocol crate for
-//! the API.
+//! remote user, serving every workspace of that user on a Unix socket in its private run directory
+//! (`<home>/run/stub.sock`, see [`socket`]). See the protocol crate for the API.
 //!
 //! ```text
-//! opencode-remote-stub serve [--listen 127.0.0.1:0] [--home DIR] [--token-file FILE]
+//! opencode-remote-stub serve [--home DIR] [--token-file FILE]
+//!                                              replaces a running stub of ours of another version
 //! opencode-remote-stub status [--home DIR]     exit 0: running and healthy; 90: not running
 //! opencode-remote-stub attach --workspace ID --root DIR [--home DIR]
 //!                                              status, then register the workspace (exit 3: refused)
@@ -19,12 +20,12 @@ mod owner;
 mod paths;
 mod search;
 mod server;
+mod socket;
 mod state;
 mod util;
 
 use std::fs::{self, DirBuilder, OpenOptions};
 use std::io::Write;
-use std::net::SocketAddr;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -47,7 +48,7 @@ const BLOCKING_THREADS: usize = 8;
 const BLOCKING_KEEP_ALIVE: Duration = Duration::from_secs(10);
 
 const USAGE: &str = "usage:
-  opencode-remote-stub serve [--listen 127.0.0.1:0] [--home DIR] [--token-file FILE]
+  opencode-remote-stub serve [--home DIR] [--token-file FILE]
   opencode-remote-stub status [--home DIR]
   opencode-remote-stub attach --workspace ID --root DIR [--home DIR]
   opencode-remote-stub version";
@@ -55,7 +56,6 @@ const USAGE: &str = "usage:
 #[derive(Debug, PartialEq)]
 enum Command {
     Serve {
-        listen: SocketAddr,
         home: PathBuf,
         token_file: PathBuf,
     },
@@ -91,7 +91,6 @@ fn parse_args(args: &[String]) -> Result<Command> {
     let Some(sub) = args.first() else {
         bail!("{USAGE}");
     };
-    let mut listen = "127.0.0.1:0".to_string();
     let mut home = None;
     let mut token_file = None;
     let mut workspace = None;
@@ -104,7 +103,6 @@ fn parse_args(args: &[String]) -> Result<Command> {
                 .with_context(|| format!("{flag} needs a value"))
         };
         match flag.as_str() {
-            "--listen" if sub == "serve" => listen = value()?,
             "--token-file" if sub == "serve" => token_file = Some(PathBuf::from(value()?)),
             "--home" => home = Some(PathBuf::from(value()?)),
             "--workspace" if sub == "attach" => workspace = Some(value()?),
@@ -118,19 +116,10 @@ fn parse_args(args: &[String]) -> Result<Command> {
         None => default_home()?,
     };
     match sub.as_str() {
-        "serve" => {
-            let listen: SocketAddr = listen
-                .parse()
-                .with_context(|| format!("--listen {listen:?} is not an IP:port"))?;
-            if !listen.ip().is_loopback() {
-                bail!("refusing to listen on {listen}: only loopback addresses are allowed");
-            }
-            Ok(Command::Serve {
-                listen,
-                token_file: token_file.unwrap_or_else(|| home.join(layout::TOKEN_FILE)),
-                home,
-            })
-        }
+        "serve" => Ok(Command::Serve {
+            token_file: token_file.unwrap_or_else(|| home.join(layout::TOKEN_FILE)),
+            home,
+        }),
         "status" => Ok(Command::Status { home }),
         "attach" => Ok(Command::Attach {
             home,
@@ -158,11 +147,7 @@ fn run(cmd: Command) -> Result<i32> {
             workspace,
             root,
         } => local_client::attach(&home, &workspace, &root),
-        Command::Serve {
-            listen,
-            home,
-            token_file,
-        } => serve(listen, &home, &token_file),
+        Command::Serve { home, token_file } => serve(&home, &token_file),
     }
 }
 
@@ -218,9 +203,50 @@ fn lock_home(home: &Path) -> Result<Option<fs::File>> {
     Ok(Some(file))
 }
 
-fn serve(listen: SocketAddr, home: &Path, token_file: &Path) -> Result<i32> {
+/// How long an older stub we replace gets to stop (its commands' kill grace, plus slack).
+const REPLACE_DEADLINE: Duration = Duration::from_secs(10);
+
+/// When the home's lock is held by a stub of ours of another version or protocol (an upgrade), stops
+/// it with SIGTERM and takes the lock once it is gone. Only a process of our uid running a stub binary
+/// from our home (checked through `/proc`) is signalled. `None` when the holder is a stub like this
+/// one, is not ours, or does not stop in time.
+fn replace_older(home: &Path) -> Result<Option<fs::File>> {
+    let Ok(info) = fs::read(home.join(layout::INFO_FILE))
+        .map_err(anyhow::Error::from)
+        .and_then(|b| Ok(serde_json::from_slice::<StubInfo>(&b)?))
+    else {
+        return Ok(None);
+    };
+    if info.version == VERSION && info.protocol == PROTOCOL_VERSION {
+        return Ok(None);
+    }
+    if let Err(why) = owner::check_process(home, info.pid) {
+        eprintln!("opencode-remote-stub: not replacing the recorded stub: {why}");
+        return Ok(None);
+    }
+    eprintln!(
+        "opencode-remote-stub: stopping stub {} (protocol {}, pid {}) to replace it",
+        info.version, info.protocol, info.pid
+    );
+    // SAFETY: kill(2) with a pid just checked to be one of our stubs; no memory is involved.
+    unsafe { libc::kill(info.pid as libc::pid_t, libc::SIGTERM) };
+    let deadline = std::time::Instant::now() + REPLACE_DEADLINE;
+    while std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        if let Some(lock) = lock_home(home)? {
+            return Ok(Some(lock));
+        }
+    }
+    Ok(None)
+}
+
+fn serve(home: &Path, token_file: &Path) -> Result<i32> {
     make_dirs(home)?;
-    let Some(_lock) = lock_home(home)? else {
+    let lock = match lock_home(home)? {
+        Some(lock) => Some(lock),
+        None => replace_older(home)?,
+    };
+    let Some(_lock) = lock else {
         let info = fs::read_to_string(home.join(layout::INFO_FILE)).unwrap_or_default();
         eprintln!(
             "opencode-remote-stub: another stub already serves {}: {}",
@@ -245,14 +271,14 @@ fn serve(listen: SocketAddr, home: &Path, token_file: &Path) -> Result<i32> {
         .thread_keep_alive(BLOCKING_KEEP_ALIVE)
         .build()
         .context("starting the runtime")?;
+    let (listener, socket_file) = socket::bind(home)?;
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("listening on {listen}"))?;
-        let port = listener.local_addr()?.port();
+        let listener =
+            tokio::net::UnixListener::from_std(listener).context("listening on the socket")?;
+        let shutdown = shutdown_signal();
         let info = StubInfo {
             pid: std::process::id(),
-            port,
+            socket: socket_file.path.to_string_lossy().into_owned(),
             version: VERSION.to_string(),
             protocol: PROTOCOL_VERSION,
             started_at,
@@ -267,11 +293,11 @@ fn serve(listen: SocketAddr, home: &Path, token_file: &Path) -> Result<i32> {
         log(
             "info",
             "listening",
-            json!({ "port": port, "pid": info.pid, "version": VERSION, "workspaces": app.state.count() }),
+            json!({ "socket": info.socket, "pid": info.pid, "version": VERSION, "workspaces": app.state.count() }),
         );
         tokio::select! {
             () = listen::serve(listener, server::router(app.clone())) => {}
-            signal = shutdown_signal() => {
+            signal = shutdown => {
                 log("info", "stopping", json!({ "signal": signal }));
             }
         }
@@ -280,31 +306,38 @@ fn serve(listen: SocketAddr, home: &Path, token_file: &Path) -> Result<i32> {
         while app.execs.count() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        // Only remove the address file if it is still ours.
+        // Only remove the address file and the socket if they are still ours.
         if fs::read_to_string(&info_file).ok().as_deref() == Some(info_json.as_str()) {
             let _ = fs::remove_file(&info_file);
         }
+        socket_file.remove_file();
         log("info", "stopped", json!({ "cancelledCommands": running }));
         anyhow::Ok(())
     })?;
     Ok(0)
 }
 
-async fn shutdown_signal() -> &'static str {
+/// Installs the handlers at once (the caller does so before announcing that it listens: a SIGTERM
+/// sent as soon as `run/stub.json` appears must still stop the stub cleanly, removing its socket),
+/// and returns the future that ends with the first stopping signal.
+fn shutdown_signal() -> impl std::future::Future<Output = &'static str> {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+    let handlers = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
         signal(SignalKind::hangup()),
-    ) else {
-        return std::future::pending::<&'static str>().await;
-    };
-    loop {
-        tokio::select! {
-            _ = term.recv() => return "SIGTERM",
-            _ = int.recv() => return "SIGINT",
-            // Started from an SSH session, the stub must outlive it.
-            _ = hup.recv() => continue,
+    );
+    async move {
+        let (Ok(mut term), Ok(mut int), Ok(mut hup)) = handlers else {
+            return std::future::pending::<&'static str>().await;
+        };
+        loop {
+            tokio::select! {
+                _ = term.recv() => return "SIGTERM",
+                _ = int.recv() => return "SIGINT",
+                // Started from an SSH session, the stub must outlive it.
+                _ = hup.recv() => continue,
+            }
         }
     }
 }
@@ -358,15 +391,15 @@ mod tests {
         list.iter().map(|s| s.to_string()).collect()
     }
 
+    /// No address to choose: the stub listens on its socket and nowhere else (no TCP port).
     #[test]
-    fn serve_should_refuse_non_loopback_listen() {
-        let err = parse_args(&args(&["serve", "--listen", "0.0.0.0:1", "--home", "/h"]));
-        assert!(format!("{:#}", err.unwrap_err()).contains("only loopback"));
-        let ok = parse_args(&args(&["serve", "--listen", "[::1]:0", "--home", "/h"])).unwrap();
+    fn serve_should_take_no_listen_address() {
+        let err = parse_args(&args(&["serve", "--listen", "127.0.0.1:0", "--home", "/h"]));
+        assert!(format!("{:#}", err.unwrap_err()).contains("unknown argument"));
+        let ok = parse_args(&args(&["serve", "--home", "/h"])).unwrap();
         assert_eq!(
             ok,
             Command::Serve {
-                listen: "[::1]:0".parse().unwrap(),
                 home: "/h".into(),
                 token_file: "/h/run/stub.token".into(),
             }

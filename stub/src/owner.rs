@@ -1,9 +1,10 @@
-//! Is the recorded stub really ours? Before the token is sent to the port in `run/stub.json`, the
-//! recorded pid must be a process of this user running a stub binary from our home, and the
-//! loopback port must be a listening socket of this user held open by that very process. Without
-//! these checks another user on the host could wait for our stub to die, bind its port, and
-//! receive the token from the next `status`/`attach` (a pid owned by someone else used to count as
-//! "running"). Linux only: it reads `/proc`.
+//! Is the recorded stub really ours? Before the token is sent to the socket in `run/stub.json`, the
+//! recorded pid must be a process of this user running a stub binary from our home, and the socket
+//! must be the one in our run directory, listening, and held open by that very process.
+//!
+//! The socket lives in a directory only we can enter (see `socket.rs`), so another user can neither
+//! connect to it nor bind one in its place; these checks are what is left: a stale record naming a
+//! pid that now belongs to another of our own processes. Linux only: it reads `/proc`.
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -11,11 +12,9 @@ use std::path::Path;
 
 use opencode_remote_protocol::paths as layout;
 
-/// `Err(why)` unless `pid` is a process of ours executing this binary or one under `home/bin/`, and it holds
-/// the socket listening on `127.0.0.1:port`, a socket owned by our uid.
-pub fn check(home: &Path, pid: u32, port: u16) -> Result<(), String> {
-    // SAFETY: getuid has no preconditions and cannot fail.
-    let uid = unsafe { libc::getuid() };
+/// `Err(why)` unless `pid` is a process of ours executing this binary or one under `home/bin/`.
+pub fn check_process(home: &Path, pid: u32) -> Result<(), String> {
+    let uid = current_uid();
     let proc_dir = format!("/proc/{pid}");
     let meta = fs::metadata(&proc_dir).map_err(|_| format!("process {pid} is gone"))?;
     if meta.uid() != uid {
@@ -33,38 +32,79 @@ pub fn check(home: &Path, pid: u32, port: u16) -> Result<(), String> {
             bin.display()
         ));
     }
-    let inode = listening_inode(port, uid)?;
-    let holds = fs::read_dir(format!("{proc_dir}/fd"))
+    Ok(())
+}
+
+/// `Err(why)` unless [`check_process`] holds and `pid` holds the socket listening at `socket`, a
+/// socket file owned by our uid.
+pub fn check(home: &Path, pid: u32, socket: &Path) -> Result<(), String> {
+    check_process(home, pid)?;
+    let meta =
+        fs::symlink_metadata(socket).map_err(|_| format!("no socket at {}", socket.display()))?;
+    if meta.uid() != current_uid() {
+        return Err(format!("{} belongs to another user", socket.display()));
+    }
+    let table =
+        fs::read_to_string("/proc/net/unix").map_err(|e| format!("reading /proc/net/unix: {e}"))?;
+    let inode = listening_inode(&table, &socket.to_string_lossy())
+        .ok_or_else(|| format!("nothing listens on {}", socket.display()))?;
+    let holds = fs::read_dir(format!("/proc/{pid}/fd"))
         .map_err(|e| format!("reading process {pid}'s descriptors: {e}"))?
         .flatten()
         .filter_map(|fd| fs::read_link(fd.path()).ok())
         .any(|target| target.as_os_str() == format!("socket:[{inode}]").as_str());
     if !holds {
-        return Err(format!("port {port} is not served by process {pid}"));
+        return Err(format!(
+            "{} is not served by process {pid}",
+            socket.display()
+        ));
     }
     Ok(())
 }
 
-/// The inode of the socket listening on `127.0.0.1:port`, if it belongs to `uid`.
-fn listening_inode(port: u16, uid: u32) -> Result<u64, String> {
-    let table =
-        fs::read_to_string("/proc/net/tcp").map_err(|e| format!("reading /proc/net/tcp: {e}"))?;
-    let wanted = format!("0100007F:{port:04X}");
-    for line in table.lines().skip(1) {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        // sl local rem st tx:rx tr:when retrnsmt uid timeout inode
-        let [_, local, _, state, _, _, _, owner, _, inode, ..] = fields[..] else {
-            continue;
-        };
-        if local != wanted || state != "0A" {
-            continue;
+fn current_uid() -> u32 {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    unsafe { libc::getuid() }
+}
+
+/// `__SO_ACCEPTCON` in `/proc/net/unix`'s Flags column: the socket is listening.
+const ACCEPTING: u32 = 0x0001_0000;
+
+/// The inode of the listening socket bound to `path`, from the text of `/proc/net/unix`.
+fn listening_inode(table: &str, path: &str) -> Option<u64> {
+    table.lines().skip(1).find_map(|line| {
+        // Num RefCount Protocol Flags Type St Inode Path; the path is the rest (it may hold spaces).
+        let mut rest = line;
+        let mut fields = [""; 7];
+        for field in &mut fields {
+            rest = rest.trim_start();
+            let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+            (*field, rest) = rest.split_at(end);
         }
-        if owner.parse::<u32>().ok() != Some(uid) {
-            return Err(format!("port {port} is held by another user"));
-        }
-        return inode
-            .parse()
-            .map_err(|_| format!("bad /proc/net/tcp line for port {port}"));
+        let flags = u32::from_str_radix(fields[3], 16).ok()?;
+        let bound = rest.strip_prefix(' ')?;
+        (bound == path && flags & ACCEPTING != 0).then(|| fields[6].parse().ok())?
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TABLE: &str = "Num       RefCount Protocol Flags    Type St Inode Path
+0000000000000000: 00000002 00000000 00010000 0001 01 4242 /h/run/stub.sock
+0000000000000000: 00000003 00000000 00000000 0001 03 4243 /h/run/stub.sock
+0000000000000000: 00000002 00000000 00010000 0001 01 77 /other.sock
+0000000000000000: 00000002 00000000 00000000 0002 01 78
+0000000000000000: 00000002 00000000 00010000 0001 01 79 /my home/run/stub.sock
+";
+
+    #[test]
+    fn listening_inode_should_pick_the_listening_socket_at_the_path() {
+        assert_eq!(listening_inode(TABLE, "/h/run/stub.sock"), Some(4242));
+        assert_eq!(listening_inode(TABLE, "/other.sock"), Some(77));
+        assert_eq!(listening_inode(TABLE, "/nope.sock"), None);
+        assert_eq!(listening_inode(TABLE, "/my home/run/stub.sock"), Some(79));
+        assert_eq!(listening_inode(TABLE, "/my"), None);
     }
-    Err(format!("nothing listens on port {port}"))
 }

@@ -27,7 +27,7 @@ fn health_should_need_the_right_token() {
     let stub = sb.start();
     let wrong = format!("{}x", sb.token);
     for token in [None, Some("short"), Some(wrong.as_str())] {
-        let (status, raw) = call_raw(stub.port, token, "GET", "/global/health", None);
+        let (status, raw) = call_raw(&stub.socket, token, "GET", "/global/health", None);
         assert_eq!(status, 401);
         let text = String::from_utf8(raw).unwrap();
         assert!(text.contains("unauthorized"), "{text}");
@@ -37,8 +37,8 @@ fn health_should_need_the_right_token() {
         );
     }
     // Unknown routes are behind auth too: no probing for routes without the token.
-    assert_eq!(call(stub.port, None, "GET", "/nope", None).0, 401);
-    let (status, health) = call(stub.port, Some(&sb.token), "GET", "/global/health", None);
+    assert_eq!(call(&stub.socket, None, "GET", "/nope", None).0, 401);
+    let (status, health) = call(&stub.socket, Some(&sb.token), "GET", "/global/health", None);
     assert_eq!(status, 200);
     assert_eq!(health["healthy"], true);
     assert_eq!(health["version"], env!("CARGO_PKG_VERSION"));
@@ -50,7 +50,7 @@ fn health_should_need_the_right_token() {
     assert_eq!(health["os"], "linux");
     assert_eq!(health["arch"], common::stub_arch().as_str());
     assert!(health["startedAt"].as_u64().unwrap() > 0);
-    let (status, err) = call(stub.port, Some(&sb.token), "GET", "/nope", None);
+    let (status, err) = call(&stub.socket, Some(&sb.token), "GET", "/nope", None);
     assert_eq!(
         (status, err["error"]["type"].as_str()),
         (404, Some("no_route"))
@@ -76,12 +76,12 @@ fn auth_should_refuse_every_near_miss_with_one_answer() {
         format!("{}0", sb.token),
         String::new(),
     ];
-    let (_, refused) = call_raw(stub.port, None, "GET", "/global/health", None);
+    let (_, refused) = call_raw(&stub.socket, None, "GET", "/global/health", None);
     for token in &near_misses {
-        let (status, raw) = call_raw(stub.port, Some(token), "GET", "/global/health", None);
+        let (status, raw) = call_raw(&stub.socket, Some(token), "GET", "/global/health", None);
         assert_eq!((status, &raw), (401, &refused), "{token:?}");
     }
-    let (status, _) = call_raw(stub.port, Some(&sb.token), "GET", "/global/health", None);
+    let (status, _) = call_raw(&stub.socket, Some(&sb.token), "GET", "/global/health", None);
     assert_eq!(status, 200);
 }
 
@@ -681,7 +681,7 @@ fn log_should_record_requests_but_never_the_token() {
     let out = outside(&sb);
     stub.register("w", &sb.path().join("proj"));
     let wrong = format!("{}-wrong", sb.token);
-    call(stub.port, Some(&wrong), "GET", "/global/health", None);
+    call(&stub.socket, Some(&wrong), "GET", "/global/health", None);
     stub.ok(
         "/v1/workspaces/w/fs/write",
         json!({ "path": "f.txt", "content": "file-content-marker" }),

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::{bin, eventually, process_gone, rss_kib, stub_command, Sandbox};
 use opencode_remote_protocol::{
-    ExecEvent, EXIT_ALREADY_RUNNING, EXIT_ATTACH_REFUSED, EXIT_NOT_RUNNING,
+    ExecEvent, EXIT_ALREADY_RUNNING, EXIT_ATTACH_REFUSED, EXIT_NOT_RUNNING, EXIT_OUTDATED,
 };
 use serde_json::json;
 
@@ -292,11 +292,16 @@ fn status_should_tell_running_from_not_running() {
     assert!(stub.terminate().success());
     assert!(!home.join("run/stub.json").exists());
     assert_eq!(status().status.code(), Some(EXIT_NOT_RUNNING));
-    // After a crash the stale run/stub.json names a dead pid.
+    // After a crash the stale run/stub.json names a dead pid, and its socket file is left behind.
     let stub = sb.start();
     stub.kill();
     assert!(home.join("run/stub.json").exists());
+    assert!(home.join("run/stub.sock").exists());
     assert_eq!(status().status.code(), Some(EXIT_NOT_RUNNING));
+    // The next stub replaces the stale socket.
+    let stub = sb.start();
+    assert_eq!(status().status.code(), Some(0));
+    drop(stub);
     let version = stub_command().arg("version").output().unwrap();
     assert_eq!(
         String::from_utf8(version.stdout).unwrap().trim(),
@@ -351,6 +356,25 @@ fn attach_should_register_the_workspace_or_report_why_not() {
     assert_eq!(error["error"]["type"], "bad_request");
 }
 
+/// An upgrade: the home's lock is held by a stub of ours of an older protocol. The new `serve`
+/// stops it (it is this user's process running a stub binary) and takes over the home.
+#[test]
+fn serve_should_replace_an_older_stub_of_ours() {
+    let sb = Sandbox::new();
+    let old = sb.start();
+    let old_pid = old.pid();
+    // Make its record say it is a protocol-1 stub of an older version.
+    let record =
+        json!({ "pid": old_pid, "port": 4100, "version": "0.0.1", "protocol": 1, "startedAt": 1 });
+    fs::write(sb.home().join("run/stub.json"), record.to_string()).unwrap();
+    let new = sb.start();
+    assert_ne!(new.pid(), old_pid);
+    let mut old = old;
+    let status = old.child.wait().unwrap();
+    assert!(status.success(), "the old stub stopped cleanly: {status:?}");
+    assert_eq!(new.call("GET", "/global/health", None).0, 200);
+}
+
 #[test]
 fn second_stub_on_the_same_home_should_refuse_to_start() {
     let sb = Sandbox::new();
@@ -367,7 +391,7 @@ fn second_stub_on_the_same_home_should_refuse_to_start() {
 }
 
 #[test]
-fn serve_should_refuse_an_open_token_file_and_a_public_address() {
+fn serve_should_refuse_an_open_token_file_and_any_listen_address() {
     let sb = Sandbox::new();
     let token_file = sb.home().join("run/stub.token");
     fs::set_permissions(&token_file, fs::Permissions::from_mode(0o644)).unwrap();
@@ -382,12 +406,118 @@ fn serve_should_refuse_an_open_token_file_and_a_public_address() {
     assert!(!err.contains(&sb.token));
     fs::set_permissions(&token_file, fs::Permissions::from_mode(0o600)).unwrap();
     let out = stub_command()
-        .args(["serve", "--listen", "0.0.0.0:0", "--home"])
+        .args(["serve", "--listen", "127.0.0.1:0", "--home"])
         .arg(sb.home())
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8(out.stderr).unwrap().contains("loopback"));
+    assert!(String::from_utf8(out.stderr)
+        .unwrap()
+        .contains("unknown argument"));
+}
+
+/// The stub listens on a socket only its user can reach: no TCP port at all, the socket 0600 in a
+/// 0700 run directory (closed by the stub when it was merely readable by others), and a run
+/// directory others could write to (where anything may be theirs) is refused.
+#[test]
+fn serve_should_listen_on_a_private_socket_only() {
+    let sb = Sandbox::new();
+    let run = sb.home().join("run");
+    fs::set_permissions(&run, fs::Permissions::from_mode(0o755)).unwrap();
+    let stub = sb.start();
+    let mode = |p: &std::path::Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(stub.socket, run.join("stub.sock"));
+    assert_eq!(mode(&stub.socket), 0o600);
+    assert_eq!(mode(&run), 0o700);
+    let tcp = fs::read_to_string("/proc/net/tcp").unwrap()
+        + &fs::read_to_string("/proc/net/tcp6").unwrap_or_default();
+    let inodes: Vec<String> = tcp
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(9).map(str::to_string))
+        .collect();
+    let fds: Vec<String> = fs::read_dir(format!("/proc/{}/fd", stub.pid()))
+        .unwrap()
+        .flatten()
+        .filter_map(|fd| fs::read_link(fd.path()).ok())
+        .map(|t| t.to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !fds.iter()
+            .any(|fd| inodes.iter().any(|i| *fd == format!("socket:[{i}]"))),
+        "the stub holds a TCP socket: {fds:?}"
+    );
+    let log = stub.log_text();
+    let status = stub.terminate();
+    assert!(
+        !run.join("stub.sock").exists(),
+        "a clean stop removes the socket ({status:?}): {log}"
+    );
+    fs::set_permissions(&run, fs::Permissions::from_mode(0o777)).unwrap();
+    let out = stub_command()
+        .args(["serve", "--home"])
+        .arg(sb.home())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("refusing to listen") && err.contains("chmod 700"),
+        "{err}"
+    );
+}
+
+/// A stub of the previous protocol (a loopback TCP port in its record) is ours to replace, not to
+/// talk to: `status` and `attach` say so with their own exit code, and send nothing to its port.
+#[test]
+fn status_should_report_an_older_protocol_stub_as_outdated() {
+    use std::io::Read;
+    let running = Sandbox::new();
+    // A live stub process running this very binary stands in for the old one.
+    let old = running.start();
+    let sb = Sandbox::new();
+    let home = sb.home();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let info = json!({ "pid": old.pid(), "port": port, "version": "0.0.1", "protocol": 1, "startedAt": 1 });
+    fs::write(home.join("run/stub.json"), info.to_string()).unwrap();
+    let heard = std::thread::spawn(move || {
+        let (mut socket, _) = listener.accept().unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut got = Vec::new();
+        let _ = socket.read_to_end(&mut got);
+        got
+    });
+    for sub in [
+        &["status"][..],
+        &["attach", "--workspace", "w", "--root", "/tmp"][..],
+    ] {
+        let out = stub_command()
+            .args(sub)
+            .arg("--home")
+            .arg(&home)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(EXIT_OUTDATED), "{sub:?}: {out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("protocol 1"),
+            "{out:?}"
+        );
+    }
+    // A record of another user's process (or a gone one) is not ours to stop.
+    let gone = json!({ "pid": 1, "port": port, "version": "0.0.1", "protocol": 1, "startedAt": 1 });
+    fs::write(home.join("run/stub.json"), gone.to_string()).unwrap();
+    let out = stub_command()
+        .args(["status", "--home"])
+        .arg(&home)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(EXIT_NOT_RUNNING), "{out:?}");
+    let _ = std::net::TcpStream::connect(("127.0.0.1", port));
+    let heard = heard.join().unwrap();
+    assert!(heard.is_empty(), "{}", String::from_utf8_lossy(&heard));
 }
 
 #[test]
@@ -418,17 +548,20 @@ fn size_and_idle_rss_should_be_reported() {
 
 /// Before: `status` (and `attach`) sent the token to whatever listened on the port in
 /// run/stub.json as long as the recorded pid existed, so a process squatting that port after the
-/// stub died received the token. Now the pid must be a stub binary of ours that holds the very
-/// socket listening there; here the squatter is this test process (same user, not a stub).
+/// stub died received the token. The socket now lives in a directory other users cannot enter,
+/// and the recorded pid must still be a stub binary of ours holding that very socket; here the
+/// squatter is this test process (same user, not a stub), bound where the dead stub's socket was.
 #[test]
-fn status_should_not_send_the_token_to_a_squatter_on_the_recorded_port() {
+fn status_should_not_send_the_token_to_a_squatter_on_the_recorded_socket() {
     use std::io::Read;
     let sb = Sandbox::new();
     let home = sb.home();
-    sb.start().kill();
-    let squatter = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = squatter.local_addr().unwrap().port();
-    let info = json!({ "pid": std::process::id(), "port": port, "version": "0.0.1", "protocol": 1, "startedAt": 1 });
+    let stub = sb.start();
+    let socket = stub.socket.clone();
+    stub.kill();
+    fs::remove_file(&socket).unwrap();
+    let squatter = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let info = json!({ "pid": std::process::id(), "socket": socket, "version": "0.0.1", "protocol": opencode_remote_protocol::PROTOCOL_VERSION, "startedAt": 1 });
     fs::write(home.join("run/stub.json"), info.to_string()).unwrap();
     let heard = std::thread::spawn(move || {
         let (mut socket, _) = squatter.accept().unwrap();
@@ -446,7 +579,7 @@ fn status_should_not_send_the_token_to_a_squatter_on_the_recorded_port() {
         .unwrap();
     assert_eq!(out.status.code(), Some(EXIT_NOT_RUNNING), "{out:?}");
     // Wake the squatter if nobody came, and see what it was told.
-    let _ = std::net::TcpStream::connect(("127.0.0.1", port));
+    let _ = std::os::unix::net::UnixStream::connect(&socket);
     let heard = String::from_utf8_lossy(&heard.join().unwrap()).into_owned();
     assert!(!heard.contains(&sb.token), "the squatter got the token");
     assert!(!heard.to_lowercase().contains("authorization"), "{heard}");

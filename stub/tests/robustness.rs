@@ -64,7 +64,7 @@ fn a_connection_that_never_finishes_its_headers_should_be_closed() {
     use std::io::{Read, Write};
     let sb = Sandbox::new();
     let stub = sb.start();
-    let mut slow = std::net::TcpStream::connect(("127.0.0.1", stub.port)).unwrap();
+    let mut slow = std::os::unix::net::UnixStream::connect(&stub.socket).unwrap();
     slow.set_read_timeout(Some(common::IO_TIMEOUT)).unwrap();
     slow.write_all(b"GET /global/health HTTP/1.1\r\nHost: x\r\n")
         .unwrap();
@@ -87,7 +87,7 @@ fn open_connections_should_be_capped() {
     let stub = sb.start();
     let before = fd_count(stub.pid());
     let idle: Vec<_> = (0..CAP + 64)
-        .map(|_| std::net::TcpStream::connect(("127.0.0.1", stub.port)).unwrap())
+        .map(|_| std::os::unix::net::UnixStream::connect(&stub.socket).unwrap())
         .collect();
     // Give the stub time to accept all it will; the bound must hold at every sample.
     let mut most = 0;

@@ -33,12 +33,17 @@ pub static USER: LazyLock<String> = LazyLock::new(|| {
 #[derive(Debug, Clone)]
 pub struct SshdOptions {
     pub max_sessions: u32,
+    /// sshd_config lines put before the defaults, so they win (sshd keeps the first value it reads).
+    pub extra_config: Vec<String>,
 }
 
 impl Default for SshdOptions {
     fn default() -> Self {
         // OpenSSH's default.
-        SshdOptions { max_sessions: 10 }
+        SshdOptions {
+            max_sessions: 10,
+            extra_config: Vec::new(),
+        }
     }
 }
 
@@ -148,8 +153,13 @@ impl Sshd {
 
     fn render_config(&self, options: &SshdOptions) -> String {
         let path = |name: &str| format!("\"{}\"", self.dir.path().join(name).display());
+        let extra: String = options
+            .extra_config
+            .iter()
+            .map(|line| format!("{line}\n"))
+            .collect();
         format!(
-            "Port {port}\n\
+            "{extra}Port {port}\n\
              ListenAddress 127.0.0.1\n\
              HostKey {host_key}\n\
              PidFile {pid_file}\n\
@@ -162,6 +172,7 @@ impl Sshd {
              KbdInteractiveAuthentication no\n\
              PermitRootLogin yes\n\
              AllowTcpForwarding yes\n\
+             AllowStreamLocalForwarding yes\n\
              Subsystem sftp internal-sftp\n\
              MaxSessions {max_sessions}\n\
              MaxStartups 100\n\

@@ -1,4 +1,4 @@
-//! Test harness: starts the real stub binary on loopback with a temp home and token, and talks
+//! Test harness: starts the real stub binary on its Unix socket with a temp home and token, and talks
 //! HTTP/1.1 to it with a small std-only client (so a test can read a stream line by line, or drop
 //! the connection half-way).
 
@@ -6,8 +6,8 @@
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -91,7 +91,8 @@ fn random_hex() -> String {
 /// A running stub; killed when dropped.
 pub struct Stub {
     pub child: Child,
-    pub port: u16,
+    /// The socket it listens on (`run/stub.sock` under its home).
+    pub socket: PathBuf,
     pub token: String,
     pub home: PathBuf,
 }
@@ -99,7 +100,7 @@ pub struct Stub {
 impl Stub {
     pub fn start(home: &Path, user_home: &Path, token: &str) -> Stub {
         let mut child = stub_command()
-            .args(["serve", "--listen", "127.0.0.1:0", "--home"])
+            .args(["serve", "--home"])
             .arg(home)
             .env("HOME", user_home)
             .stdin(Stdio::null())
@@ -123,7 +124,7 @@ impl Stub {
         );
         Stub {
             child,
-            port: info.port,
+            socket: PathBuf::from(&info.socket),
             token: token.to_string(),
             home: home.to_path_buf(),
         }
@@ -147,7 +148,7 @@ impl Stub {
     }
 
     pub fn call(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
-        call(self.port, Some(&self.token), method, path, body)
+        call(&self.socket, Some(&self.token), method, path, body)
     }
 
     /// POST and expect 200.
@@ -173,7 +174,7 @@ impl Stub {
 
     pub fn exec(&self, ws: &str, body: Value) -> ExecStream {
         ExecStream::open(
-            self.port,
+            &self.socket,
             &self.token,
             &format!("/v1/workspaces/{ws}/exec"),
             &body,
@@ -192,16 +193,15 @@ impl Drop for Stub {
     }
 }
 
-fn connect(port: u16) -> TcpStream {
-    let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+fn connect(socket: &Path) -> UnixStream {
+    let stream = UnixStream::connect(socket).unwrap();
     stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
     stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
     stream
 }
 
 fn send(
-    stream: &mut TcpStream,
-    port: u16,
+    stream: &mut UnixStream,
     token: Option<&str>,
     method: &str,
     path: &str,
@@ -209,7 +209,7 @@ fn send(
 ) {
     let body = body.map(|b| b.to_string()).unwrap_or_default();
     let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
         body.len()
     );
     if let Some(token) = token {
@@ -288,26 +288,26 @@ impl<R: BufRead> Read for Chunked<R> {
 }
 
 pub fn call(
-    port: u16,
+    socket: &Path,
     token: Option<&str>,
     method: &str,
     path: &str,
     body: Option<&Value>,
 ) -> (u16, Value) {
-    let (status, raw) = call_raw(port, token, method, path, body);
+    let (status, raw) = call_raw(socket, token, method, path, body);
     let value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
     (status, value)
 }
 
 pub fn call_raw(
-    port: u16,
+    socket: &Path,
     token: Option<&str>,
     method: &str,
     path: &str,
     body: Option<&Value>,
 ) -> (u16, Vec<u8>) {
-    let mut stream = connect(port);
-    send(&mut stream, port, token, method, path, body);
+    let mut stream = connect(socket);
+    send(&mut stream, token, method, path, body);
     let mut reader = BufReader::new(stream);
     let (status, chunked, length) = read_head(&mut reader);
     let mut raw = Vec::new();
@@ -331,14 +331,14 @@ pub fn call_raw(
 /// An exec answer read event by event.
 pub struct ExecStream {
     pub status: u16,
-    lines: Option<BufReader<Chunked<BufReader<TcpStream>>>>,
+    lines: Option<BufReader<Chunked<BufReader<UnixStream>>>>,
     pub error: Option<Value>,
 }
 
 impl ExecStream {
-    pub fn open(port: u16, token: &str, path: &str, body: &Value) -> ExecStream {
-        let mut stream = connect(port);
-        send(&mut stream, port, Some(token), "POST", path, Some(body));
+    pub fn open(socket: &Path, token: &str, path: &str, body: &Value) -> ExecStream {
+        let mut stream = connect(socket);
+        send(&mut stream, Some(token), "POST", path, Some(body));
         let mut reader = BufReader::new(stream);
         let (status, chunked, length) = read_head(&mut reader);
         if status != 200 {
