@@ -7,6 +7,7 @@ pub mod exec;
 pub mod install_key;
 pub mod known_hosts;
 pub mod pool;
+mod proxy_command;
 pub mod quote;
 pub mod sftp;
 pub mod tunnel;
