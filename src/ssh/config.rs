@@ -342,8 +342,9 @@ impl Resolver<'_> {
                 .map(PathBuf::from)
                 .collect(),
         };
-        let certificate_files = raw("certificatefile")
-            .map(|files| files.iter().map(|f| path(f)).collect())
+        let certificate_files = params
+            .and_then(|p| p.certificate_file.as_ref())
+            .map(|file| vec![path(&file.to_string_lossy())])
             .unwrap_or_default();
         let mut target = SshTarget {
             name: self.name.to_string(),

@@ -164,10 +164,10 @@ pub struct AlgorithmPreference {
     /// Plain algorithms: those of the keys on file for the host first, the rest after, each group in
     /// the default order.
     pub keys: Vec<Algorithm>,
-    /// Certificate algorithms to offer ahead of `keys`: all of them when a `@cert-authority` line
-    /// matches the host, none otherwise. OpenSSH offers certificates always and falls back to the
-    /// plain key inside; russh puts certificates ahead of every plain key, so offering them without a
-    /// CA could pick a certified key of a type not on file over a plain one that is.
+    /// Certificate algorithms to offer ahead of `keys` (see [`preferred_algorithms`] for when).
+    /// OpenSSH offers the certificate variants of known key types too and falls back to the plain key
+    /// inside; russh puts certificates ahead of every plain key, so offering them while plain keys are
+    /// on file could pick a certified key of a type not on file over a plain one that is.
     pub certificates: Vec<Algorithm>,
 }
 
@@ -214,6 +214,10 @@ fn key_type_of(algorithm: &Algorithm) -> &'static str {
 
 /// Orders the host key algorithms by what `files` hold for the host (the primary names only, as
 /// OpenSSH does: the port-less retry plays no part in the order).
+///
+/// Certificates are offered when a `@cert-authority` line matches the host under either name (the
+/// port-less retry applies to certificates too) or when no plain key is on file at all, where
+/// OpenSSH's default list puts certificates first as well.
 pub fn preferred_algorithms(
     files: &[PathBuf],
     lookup: &HostLookup,
@@ -224,13 +228,18 @@ pub fn preferred_algorithms(
         .filter(|l| l.marker == Marker::None)
         .filter_map(|l| blob_type(&l.blob))
         .collect();
-    let has_ca = lines.iter().any(|l| l.marker == Marker::CertAuthority);
+    let is_ca = |l: &Found| l.marker == Marker::CertAuthority;
+    let has_ca = lines.iter().any(is_ca)
+        || match &lookup.fallback {
+            Some(names) => matching_lines(files, names)?.iter().any(is_ca),
+            None => false,
+        };
     let (mut keys, rest): (Vec<_>, Vec<_>) = default_algorithms()
         .into_iter()
         .partition(|a| known.contains(&key_type_of(a).as_bytes()));
     keys.extend(rest);
-    let certificates = if has_ca {
-        // No certificate variant of SHA-1 `ssh-rsa` exists that OpenSSH still offers.
+    let certificates = if has_ca || known.is_empty() {
+        // OpenSSH offers no certificate variant of SHA-1 `ssh-rsa`.
         default_algorithms()
             .into_iter()
             .filter(|a| *a != Algorithm::Rsa { hash: None })
