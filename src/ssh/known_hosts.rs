@@ -1182,6 +1182,69 @@ mod tests {
     }
 
     #[test]
+    fn preferred_algorithms_should_put_the_types_on_file_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let user = write(&dir, "user", &format!("[h]:2222 {}\n", bare(KEY_C)));
+        let global = write(&dir, "global", "");
+        let files = [user.clone(), global.clone()];
+        let order = preferred_algorithms(&files, &HostLookup::new("h", 2222, None)).unwrap();
+        assert_eq!(
+            order.keys[0],
+            Algorithm::Ecdsa {
+                curve: EcdsaCurve::NistP256
+            }
+        );
+        assert_eq!(
+            order.keys[1],
+            Algorithm::Ed25519,
+            "the rest keep their order"
+        );
+        assert_eq!(order.keys.len(), default_algorithms().len());
+        assert!(order.certificates.is_empty(), "a plain key on file, no CA");
+        // Nothing on file: the default order, certificates first as OpenSSH offers them.
+        let order = preferred_algorithms(&files, &HostLookup::new("other", 22, None)).unwrap();
+        assert_eq!(order.keys, default_algorithms());
+        assert!(!order.certificates.is_empty());
+        // A global file counts; the port-less name does not decide the order.
+        fs::write(
+            &global,
+            format!("h {}\n[g]:22 {}\n", bare(KEY_A), bare(KEY_C)),
+        )
+        .unwrap();
+        let order = preferred_algorithms(&files, &HostLookup::new("g", 22, None)).unwrap();
+        assert!(matches!(order.keys[0], Algorithm::Ecdsa { .. }));
+        let order = preferred_algorithms(&files, &HostLookup::new("h", 2222, None)).unwrap();
+        assert!(matches!(order.keys[0], Algorithm::Ecdsa { .. }));
+        // A CA under the port-less name offers certificates.
+        fs::write(&global, format!("@cert-authority h {}\n", bare(KEY_A))).unwrap();
+        let order = preferred_algorithms(&files, &HostLookup::new("h", 2222, None)).unwrap();
+        assert!(order.certificates.contains(&Algorithm::Ed25519));
+    }
+
+    #[test]
+    fn learn_as_should_record_under_the_alias() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("known_hosts");
+        let lookup = HostLookup::new("10.0.0.7", 2222, Some("MyBox"));
+        learn_as(&file, &lookup, &key(KEY_A)).unwrap();
+        assert_eq!(
+            fs::read_to_string(&file).unwrap(),
+            format!("mybox {}\n", bare(KEY_A))
+        );
+        let files = [file];
+        assert_eq!(
+            check_lookup(&files, &lookup, &key(KEY_A)).unwrap(),
+            HostKeyStatus::Known
+        );
+        assert_eq!(
+            check(&files, "10.0.0.7", 2222, &key(KEY_A)).unwrap(),
+            HostKeyStatus::Unknown
+        );
+        let bad = HostLookup::new("h", 22, Some("a,b"));
+        assert!(learn_as(&files[0], &bad, &key(KEY_A)).is_err());
+    }
+
+    #[test]
     fn fingerprint_should_match_ssh_keygen_output() {
         assert_eq!(fingerprint(&key(KEY_A)), FINGERPRINT_A);
     }
