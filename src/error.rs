@@ -66,6 +66,25 @@ pub enum Error {
         fingerprint: String,
     },
 
+    #[error(
+        "host key of '{host}' ({address}) is revoked in {}:{line}",
+        display_path(file)
+    )]
+    HostKeyRevoked {
+        host: String,
+        address: String,
+        file: PathBuf,
+        line: usize,
+    },
+
+    /// The `ProxyCommand` carrying the connection failed or ended before the SSH handshake did.
+    #[error("the ProxyCommand of '{host}' (`{command}`) failed: {detail}")]
+    ProxyCommandFailed {
+        host: String,
+        command: String,
+        detail: String,
+    },
+
     #[error("host '{host}' has no `opencode` on its PATH")]
     RemoteNoOpencode { host: String },
 
@@ -202,6 +221,8 @@ impl Error {
             Error::KeyEncrypted { .. } => "KEY_ENCRYPTED",
             Error::HostKeyChanged { .. } => "HOST_KEY_CHANGED",
             Error::HostKeyUnknown { .. } => "HOST_KEY_UNKNOWN",
+            Error::HostKeyRevoked { .. } => "HOST_KEY_REVOKED",
+            Error::ProxyCommandFailed { .. } => "PROXY_COMMAND_FAILED",
             Error::RemoteNoOpencode { .. } => "REMOTE_NO_OPENCODE",
             Error::RemoteRunFailed { .. } => "REMOTE_RUN_FAILED",
             Error::Remote { kind, .. } => remote_code(*kind),
@@ -249,6 +270,16 @@ impl Error {
                 "The host key of '{host}' is not known (offered {fingerprint}). Connect once with `ssh` to \
                  verify and record it, or define the host in your own hosts file (~/.config/opencode/hosts.json, \
                  not a project's) and set \"hostKeyPolicy\": \"accept-new\" there."
+            ),
+            Error::HostKeyRevoked { host, file, line, .. } => format!(
+                "The host key of '{host}' is REVOKED (known_hosts {} line {line}); refusing to connect. Ask the \
+                 host's administrator for its current key.",
+                display_path(file)
+            ),
+            // The command line and its output may name addresses and users: they stay in the log.
+            Error::ProxyCommandFailed { host, .. } => format!(
+                "The ProxyCommand that reaches '{host}' failed. Run `opencode-remote doctor {host}` or `ssh {host}` \
+                 to see its error, fix the command in ~/.ssh/config, then retry."
             ),
             Error::RemoteNoOpencode { host } => format!(
                 "Host '{host}' has no `opencode` command. Install it there (`npm i -g opencode-ai` or \

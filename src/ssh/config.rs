@@ -17,6 +17,9 @@ use crate::error::{display_path, Error, Result};
 pub const DEFAULT_PORT: u16 = 22;
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 pub const DEFAULT_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
+/// OpenSSH's compiled-in `GlobalKnownHostsFile`.
+const DEFAULT_GLOBAL_KNOWN_HOSTS: [&str; 2] =
+    ["/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2"];
 /// OpenSSH has no limit and simply recurses; a real chain is 1–3 hops, so deeper is treated as a loop.
 const MAX_JUMP_DEPTH: usize = 8;
 
@@ -39,6 +42,17 @@ pub struct SshTarget {
     pub host_key_policy: HostKeyPolicy,
     pub connect_timeout: Duration,
     pub keepalive_interval: Duration,
+    /// `ProxyCommand`, tokens already expanded: run with `sh -c`, its stdin/stdout carry the
+    /// connection. `None` also for `ProxyCommand none`.
+    pub proxy_command: Option<String>,
+    /// `HostKeyAlias`: known_hosts lines are looked up and learned under this name instead of the
+    /// host name and port.
+    pub host_key_alias: Option<String>,
+    /// `GlobalKnownHostsFile` (default `/etc/ssh/ssh_known_hosts{,2}`): read after
+    /// `known_hosts_files`, never written.
+    pub global_known_hosts_files: Vec<PathBuf>,
+    /// `CertificateFile`: user certificates to offer with the identities.
+    pub certificate_files: Vec<PathBuf>,
 }
 
 impl SshTarget {
@@ -316,6 +330,22 @@ impl Resolver<'_> {
             .or(inherited.map(|parent| parent.host_key_policy))
             .unwrap_or_default();
         let nonzero = |d: Option<Duration>| d.filter(|d| !d.is_zero());
+        let proxy_command = raw("proxycommand")
+            .map(|words| words.join(" "))
+            .filter(|command| !command.is_empty() && !command.eq_ignore_ascii_case("none"))
+            .map(|command| expand_tokens(&command, &tokens));
+        let global_known_hosts_files = match raw("globalknownhostsfile") {
+            Some(files) if files.iter().any(|f| f.eq_ignore_ascii_case("none")) => Vec::new(),
+            Some(files) => files.iter().map(|f| path(f)).collect(),
+            None => DEFAULT_GLOBAL_KNOWN_HOSTS
+                .iter()
+                .map(PathBuf::from)
+                .collect(),
+        };
+        let certificate_files = params
+            .and_then(|p| p.certificate_file.as_ref())
+            .map(|file| vec![path(&file.to_string_lossy())])
+            .unwrap_or_default();
         let mut target = SshTarget {
             name: self.name.to_string(),
             hostname,
@@ -331,6 +361,10 @@ impl Resolver<'_> {
             // ServerAliveInterval 0 (OpenSSH: off) still gets the default: reconnect relies on keepalives.
             keepalive_interval: nonzero(params.and_then(|p| p.server_alive_interval))
                 .unwrap_or(DEFAULT_KEEPALIVE_INTERVAL),
+            proxy_command,
+            host_key_alias: raw("hostkeyalias").and_then(|v| v.first().cloned()),
+            global_known_hosts_files,
+            certificate_files,
         };
 
         let jumps = match &hop.jumps {

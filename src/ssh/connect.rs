@@ -3,17 +3,19 @@
 //! The connection moves through type-states: [`Unauthenticated`] holds a handshaken session that can try
 //! auth methods; only [`authenticate`](Unauthenticated::authenticate) yields a usable [`Connection`].
 
+use std::borrow::Cow;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use russh::client::{self, Handle, Msg};
 use russh::keys::{PublicKey, PublicKeyOrCertificate};
-use russh::Channel;
+use russh::{Channel, Preferred};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::config::SshTarget;
-use super::known_hosts::{self, HostKeyStatus};
+use super::known_hosts::{self, CertificateStatus, HostKeyStatus, HostLookup};
 use super::tunnel::OpenFailure;
 use crate::config::HostKeyPolicy;
 use crate::error::{Error, Result};
@@ -30,11 +32,17 @@ const SLOT_RELEASE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Our russh handler: it checks the server key and records why it refused, so the caller can report
 /// "host key changed" with file and line instead of russh's generic "unknown key".
+///
+/// Each hop of a ProxyJump chain gets its own handler built from that hop's own [`SshTarget`]: its
+/// known_hosts files, `HostKeyAlias` and policy, never the target's (OpenSSH checks every hop with the
+/// settings resolved for it).
 pub struct ClientHandler {
     name: String,
-    hostname: String,
-    port: u16,
-    known_hosts_files: Vec<std::path::PathBuf>,
+    address: String,
+    /// User files first, then the global ones: all are read, only the first user file is written.
+    files: Vec<PathBuf>,
+    learn_file: Option<PathBuf>,
+    lookup: HostLookup,
     policy: HostKeyPolicy,
     rejection: Arc<Mutex<Option<Error>>>,
 }
@@ -46,13 +54,7 @@ impl client::Handler for ClientHandler {
         &mut self,
         server_key: &PublicKeyOrCertificate,
     ) -> Result<bool, Self::Error> {
-        let key = match server_key {
-            PublicKeyOrCertificate::PublicKey { key, .. } => key.clone(),
-            PublicKeyOrCertificate::Certificate(cert) => {
-                PublicKey::new(cert.public_key().clone(), "")
-            }
-        };
-        match self.verify(&key) {
+        match self.verify(server_key) {
             Ok(()) => Ok(true),
             Err(error) => {
                 *self.rejection.lock().expect("rejection lock") = Some(error);
@@ -63,38 +65,110 @@ impl client::Handler for ClientHandler {
 }
 
 impl ClientHandler {
-    fn address(&self) -> String {
-        format!("{}:{}", self.hostname, self.port)
+    fn new(target: &SshTarget, rejection: Arc<Mutex<Option<Error>>>) -> Self {
+        ClientHandler {
+            name: target.name.clone(),
+            address: format!("{}:{}", target.hostname, target.port),
+            files: known_hosts_files(target),
+            learn_file: target.known_hosts_files.first().cloned(),
+            lookup: HostLookup::new(
+                &target.hostname,
+                target.port,
+                target.host_key_alias.as_deref(),
+            ),
+            policy: target.host_key_policy,
+            rejection,
+        }
     }
 
-    fn verify(&self, key: &PublicKey) -> Result<()> {
-        let status = known_hosts::check(&self.known_hosts_files, &self.hostname, self.port, key)
+    fn verify(&self, server_key: &PublicKeyOrCertificate) -> Result<()> {
+        let key = match server_key {
+            PublicKeyOrCertificate::PublicKey { key, .. } => key.clone(),
+            PublicKeyOrCertificate::Certificate(cert) => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                let status = known_hosts::check_certificate(&self.files, &self.lookup, cert, now)
+                    .map_err(|e| Error::io("reading known_hosts", e))?;
+                match status {
+                    CertificateStatus::Trusted => return Ok(()),
+                    CertificateStatus::Revoked { file, line } => {
+                        return Err(self.revoked(file, line));
+                    }
+                    // As OpenSSH: judge the key inside as a plain host key.
+                    CertificateStatus::Untrusted => PublicKey::new(cert.public_key().clone(), ""),
+                }
+            }
+        };
+        self.verify_key(&key)
+    }
+
+    fn revoked(&self, file: PathBuf, line: usize) -> Error {
+        Error::HostKeyRevoked {
+            host: self.name.clone(),
+            address: self.address.clone(),
+            file,
+            line,
+        }
+    }
+
+    fn verify_key(&self, key: &PublicKey) -> Result<()> {
+        let status = known_hosts::check_lookup(&self.files, &self.lookup, key)
             .map_err(|e| Error::io("reading known_hosts", e))?;
-        let first_file = self.known_hosts_files.first().cloned().unwrap_or_default();
         match status {
             HostKeyStatus::Known => Ok(()),
-            HostKeyStatus::Changed { file, line } | HostKeyStatus::Revoked { file, line } => {
-                Err(Error::HostKeyChanged {
-                    host: self.name.clone(),
-                    address: self.address(),
-                    file,
-                    line,
-                })
-            }
-            HostKeyStatus::Unknown => match self.policy {
-                HostKeyPolicy::AcceptNew => {
-                    known_hosts::learn(&first_file, &self.hostname, self.port, key)
+            HostKeyStatus::Revoked { file, line } => Err(self.revoked(file, line)),
+            HostKeyStatus::Changed { file, line } => Err(Error::HostKeyChanged {
+                host: self.name.clone(),
+                address: self.address.clone(),
+                file,
+                line,
+            }),
+            HostKeyStatus::Unknown => match (self.policy, &self.learn_file) {
+                (HostKeyPolicy::AcceptNew, Some(file)) => {
+                    known_hosts::learn_as(file, &self.lookup, key)
                         .map_err(|e| Error::io("recording the new host key", e))
                 }
-                HostKeyPolicy::Strict => Err(Error::HostKeyUnknown {
+                // Strict, or no user file to learn into (`UserKnownHostsFile none`): OpenSSH refuses too.
+                _ => Err(Error::HostKeyUnknown {
                     host: self.name.clone(),
-                    address: self.address(),
-                    file: first_file,
+                    address: self.address.clone(),
+                    file: self
+                        .learn_file
+                        .clone()
+                        .or_else(|| self.files.first().cloned())
+                        .unwrap_or_default(),
                     fingerprint: known_hosts::fingerprint(key),
                 }),
             },
         }
     }
+}
+
+/// All known_hosts files a hop reads: its user files, then its global ones.
+fn known_hosts_files(target: &SshTarget) -> Vec<PathBuf> {
+    target
+        .known_hosts_files
+        .iter()
+        .chain(&target.global_known_hosts_files)
+        .cloned()
+        .collect()
+}
+
+/// russh's defaults, with the host key algorithms ordered by the key types on file for this hop.
+fn preferred(target: &SshTarget) -> Result<Preferred> {
+    let lookup = HostLookup::new(
+        &target.hostname,
+        target.port,
+        target.host_key_alias.as_deref(),
+    );
+    let order = known_hosts::preferred_algorithms(&known_hosts_files(target), &lookup)
+        .map_err(|e| Error::io("reading known_hosts", e))?;
+    Ok(Preferred {
+        key: Cow::Owned(order.keys),
+        host_key_certificates: Cow::Owned(order.certificates),
+        ..Preferred::default()
+    })
 }
 
 /// A handshaken session whose server key was accepted, not yet authenticated.
@@ -240,8 +314,9 @@ impl Drop for ChannelSlot {
     }
 }
 
-fn client_config(target: &SshTarget) -> Arc<client::Config> {
+fn client_config(target: &SshTarget, preferred: Preferred) -> Arc<client::Config> {
     Arc::new(client::Config {
+        preferred,
         keepalive_interval: Some(target.keepalive_interval),
         keepalive_max: KEEPALIVE_MAX,
         inactivity_timeout: None,
@@ -279,16 +354,23 @@ pub async fn connect(target: &SshTarget) -> Result<Connection> {
 /// TCP (or jump channel) plus key exchange and host-key verification.
 pub async fn handshake(target: &SshTarget) -> Result<Unauthenticated> {
     let rejection = Arc::new(Mutex::new(None));
-    let handler = ClientHandler {
-        name: target.name.clone(),
-        hostname: target.hostname.clone(),
-        port: target.port,
-        known_hosts_files: target.known_hosts_files.clone(),
-        policy: target.host_key_policy,
-        rejection: rejection.clone(),
-    };
-    let config = client_config(target);
+    let handler = ClientHandler::new(target, rejection.clone());
+    let config = client_config(target, preferred(target)?);
+    let mut proxy = None;
     let (result, jump) = match target.proxy_jump.split_last() {
+        // A ProxyJump chain wins over a ProxyCommand: only a chain's first hop (which has no jumps of
+        // its own) runs its ProxyCommand, as `ssh -J` does.
+        None if target.proxy_command.is_some() => {
+            let command = target.proxy_command.clone().unwrap_or_default();
+            let (stream, process) =
+                super::proxy_command::spawn(&command).map_err(|e| Error::ProxyCommandFailed {
+                    host: target.name.clone(),
+                    command: command.clone(),
+                    detail: format!("cannot start it: {e}"),
+                })?;
+            proxy = Some((command, process));
+            (client::connect_stream(config, stream, handler).await, None)
+        }
         None => {
             let stream = tokio::net::TcpStream::connect((target.hostname.as_str(), target.port))
                 .await
@@ -322,11 +404,18 @@ pub async fn handshake(target: &SshTarget) -> Result<Unauthenticated> {
             target: target.clone(),
             jump,
         }),
-        Err(error) => Err(rejection
-            .lock()
-            .expect("rejection lock")
-            .take()
-            .unwrap_or_else(|| unreachable(target, error))),
+        Err(error) => {
+            let rejected = rejection.lock().expect("rejection lock").take();
+            match (rejected, proxy) {
+                (Some(rejected), _) => Err(rejected),
+                (None, Some((command, process))) => Err(Error::ProxyCommandFailed {
+                    host: target.name.clone(),
+                    command,
+                    detail: format!("{} ({error})", process.describe().await),
+                }),
+                (None, None) => Err(unreachable(target, error)),
+            }
+        }
     }
 }
 

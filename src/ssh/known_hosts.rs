@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use russh::keys::{HashAlg, PublicKey};
+use russh::keys::ssh_key::certificate::CertType;
+use russh::keys::{Algorithm, Certificate, EcdsaCurve, HashAlg, PublicKey};
 use sha1::Sha1;
 
 /// Result of looking a server's host key up in the known_hosts files.
@@ -24,11 +25,10 @@ pub enum HostKeyStatus {
     /// Lines for this host exist but none holds this key. `file`/`line` (1-based) point at the first
     /// line for the host with a key of the SAME algorithm, else the first line for the host.
     ///
-    /// Unlike OpenSSH we also report this when the host is only listed with keys of *other* algorithms.
-    /// OpenSSH calls that case "new", but it orders its host key algorithms to prefer the types it
-    /// already knows and asks the user interactively with a "keys of different type are already known"
-    /// warning. We do neither, so a man in the middle offering only an unlisted key type would be
-    /// learned silently; treating it as a change makes the user decide.
+    /// A host listed only with keys of *other* algorithms is "changed" too: OpenSSH's
+    /// `check_key_in_hostkeys` says `HOST_CHANGED` there (verified against `ssh` 9.2), and since the
+    /// client prefers the algorithms on file ([`preferred_algorithms`]) an honest server that still has
+    /// its old key type never gets here.
     Changed { file: PathBuf, line: usize },
     /// The key is listed under `@revoked` for this host. Beats a `Known` line anywhere, as in OpenSSH.
     Revoked { file: PathBuf, line: usize },
@@ -36,26 +36,231 @@ pub enum HostKeyStatus {
     Unknown,
 }
 
-/// Looks `key` up for `host:port` in `files`, in order.
-///
-/// A missing file counts as empty (the user may simply not have one yet); other read errors are
-/// returned because silently ignoring e.g. an unreadable file could turn "changed" into "unknown".
-/// Lines we cannot parse are skipped, as OpenSSH does, so one odd line never locks the user out.
-/// `@revoked` lines apply only to hosts their pattern matches (write `@revoked *` to revoke
-/// everywhere), exactly like OpenSSH.
+/// What a host certificate amounts to against the `@cert-authority` lines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CertificateStatus {
+    /// Signed by a CA listed for this host, a host certificate, valid now, naming this host (or no
+    /// host at all), without critical options: accepted without looking at plain keys.
+    Trusted,
+    /// The certificate's key or its CA is under `@revoked` for this host: refused outright.
+    Revoked { file: PathBuf, line: usize },
+    /// Anything else. OpenSSH then checks the key inside the certificate as a plain host key
+    /// ("No matching CA found. Retry with plain key"), and so do we.
+    Untrusted,
+}
+
+/// The names a server is looked up under, as OpenSSH's `get_hostfile_hostname_ipaddr` forms them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostLookup {
+    /// Tried first: `host` (port 22), `[host]:port`, or the `HostKeyAlias` verbatim.
+    names: Vec<String>,
+    /// On a non-standard port without an alias, a host nothing is on file for is retried under its
+    /// plain name: `ssh -v` says "checking without port identifier" (sshconnect.c `check_host_key`).
+    fallback: Option<Vec<String>>,
+    /// What a learned key is recorded under.
+    record_as: String,
+    /// The name a host certificate must list among its principals.
+    principal: String,
+}
+
+impl HostLookup {
+    /// `alias` is `HostKeyAlias`: it replaces both the host name and the port, for lookup, learning
+    /// and certificate principals alike.
+    pub fn new(hostname: &str, port: u16, alias: Option<&str>) -> Self {
+        if let Some(alias) = alias {
+            return HostLookup {
+                names: vec![alias.to_ascii_lowercase()],
+                fallback: None,
+                record_as: alias.to_ascii_lowercase(),
+                principal: alias.to_string(),
+            };
+        }
+        let host = hostname.to_ascii_lowercase();
+        let bracketed = format!("[{host}]:{port}");
+        if port == 22 {
+            // `[host]:22` is accepted too: some tools write it and it cannot mean anything else.
+            HostLookup {
+                names: vec![host.clone(), bracketed],
+                fallback: None,
+                record_as: host,
+                principal: hostname.to_string(),
+            }
+        } else {
+            HostLookup {
+                names: vec![bracketed.clone()],
+                fallback: Some(vec![host]),
+                record_as: bracketed,
+                principal: hostname.to_string(),
+            }
+        }
+    }
+
+    /// The host field a learned line gets, e.g. `[10.0.0.7]:2222`.
+    pub fn record_as(&self) -> &str {
+        &self.record_as
+    }
+}
+
+/// Looks `key` up for `host:port` in `files`, in order; see [`check_lookup`].
 pub fn check(
     files: &[PathBuf],
     host: &str,
     port: u16,
     key: &PublicKey,
 ) -> io::Result<HostKeyStatus> {
-    let wanted = key_blob(key)?;
-    let wanted_type = blob_type(&wanted);
-    let names = lookup_names(host, port);
-    let mut known = false;
-    let mut first_same_type: Option<(PathBuf, usize)> = None;
-    let mut first_any: Option<(PathBuf, usize)> = None;
+    check_lookup(files, &HostLookup::new(host, port, None), key)
+}
 
+/// Looks a plain host `key` up in `files` (user files, then global ones), like OpenSSH.
+///
+/// A missing file counts as empty (the user may simply not have one yet); other read errors are
+/// returned because silently ignoring e.g. an unreadable file could turn "changed" into "unknown".
+/// Lines we cannot parse are skipped, as OpenSSH does, so one odd line never locks the user out.
+/// `@revoked` lines apply only to hosts their pattern matches (write `@revoked *` to revoke
+/// everywhere), exactly like OpenSSH. The port-less retry only turns "unknown" into "known"; a key
+/// revoked under the plain name is refused as well, where OpenSSH would treat the host as new.
+pub fn check_lookup(
+    files: &[PathBuf],
+    lookup: &HostLookup,
+    key: &PublicKey,
+) -> io::Result<HostKeyStatus> {
+    let lines = matching_lines(files, &lookup.names)?;
+    let status = key_status(&lines, &key_blob(key)?);
+    match (&status, &lookup.fallback) {
+        (HostKeyStatus::Unknown, Some(names)) => {
+            let lines = matching_lines(files, names)?;
+            Ok(match key_status(&lines, &key_blob(key)?) {
+                found @ (HostKeyStatus::Known | HostKeyStatus::Revoked { .. }) => found,
+                _ => status,
+            })
+        }
+        _ => Ok(status),
+    }
+}
+
+/// Checks a host certificate against the `@cert-authority` and `@revoked` lines for the host, as
+/// OpenSSH's `check_host_key` + `check_host_cert` do; `now` is seconds since the epoch.
+pub fn check_certificate(
+    files: &[PathBuf],
+    lookup: &HostLookup,
+    cert: &Certificate,
+    now: u64,
+) -> io::Result<CertificateStatus> {
+    let passes = std::iter::once(&lookup.names).chain(lookup.fallback.as_ref());
+    for names in passes {
+        let lines = matching_lines(files, names)?;
+        match cert_status(&lines, cert, &lookup.principal, now)? {
+            // No CA on file under these names: only then does OpenSSH retry without the port.
+            None => continue,
+            Some(status) => return Ok(status),
+        }
+    }
+    Ok(CertificateStatus::Untrusted)
+}
+
+/// Host key algorithms to offer, most wanted first, as OpenSSH's `order_hostkeyalgs` orders them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlgorithmPreference {
+    /// Plain algorithms: those of the keys on file for the host first, the rest after, each group in
+    /// the default order.
+    pub keys: Vec<Algorithm>,
+    /// Certificate algorithms to offer ahead of `keys` (see [`preferred_algorithms`] for when).
+    /// OpenSSH offers the certificate variants of known key types too and falls back to the plain key
+    /// inside; russh puts certificates ahead of every plain key, so offering them while plain keys are
+    /// on file could pick a certified key of a type not on file over a plain one that is.
+    pub certificates: Vec<Algorithm>,
+}
+
+/// The default host key algorithms, in russh's (and OpenSSH's) order.
+fn default_algorithms() -> Vec<Algorithm> {
+    vec![
+        Algorithm::Ed25519,
+        Algorithm::Ecdsa {
+            curve: EcdsaCurve::NistP256,
+        },
+        Algorithm::Ecdsa {
+            curve: EcdsaCurve::NistP384,
+        },
+        Algorithm::Ecdsa {
+            curve: EcdsaCurve::NistP521,
+        },
+        Algorithm::Rsa {
+            hash: Some(HashAlg::Sha512),
+        },
+        Algorithm::Rsa {
+            hash: Some(HashAlg::Sha256),
+        },
+        Algorithm::Rsa { hash: None },
+    ]
+}
+
+/// The key type name in a known_hosts line that an algorithm signs with (all RSA variants share one).
+fn key_type_of(algorithm: &Algorithm) -> &'static str {
+    match algorithm {
+        Algorithm::Ed25519 => "ssh-ed25519",
+        Algorithm::Ecdsa {
+            curve: EcdsaCurve::NistP256,
+        } => "ecdsa-sha2-nistp256",
+        Algorithm::Ecdsa {
+            curve: EcdsaCurve::NistP384,
+        } => "ecdsa-sha2-nistp384",
+        Algorithm::Ecdsa {
+            curve: EcdsaCurve::NistP521,
+        } => "ecdsa-sha2-nistp521",
+        Algorithm::Rsa { .. } => "ssh-rsa",
+        _ => "",
+    }
+}
+
+/// Orders the host key algorithms by what `files` hold for the host (the primary names only, as
+/// OpenSSH does: the port-less retry plays no part in the order).
+///
+/// Certificates are offered when a `@cert-authority` line matches the host under either name (the
+/// port-less retry applies to certificates too) or when no plain key is on file at all, where
+/// OpenSSH's default list puts certificates first as well.
+pub fn preferred_algorithms(
+    files: &[PathBuf],
+    lookup: &HostLookup,
+) -> io::Result<AlgorithmPreference> {
+    let lines = matching_lines(files, &lookup.names)?;
+    let known: Vec<&[u8]> = lines
+        .iter()
+        .filter(|l| l.marker == Marker::None)
+        .filter_map(|l| blob_type(&l.blob))
+        .collect();
+    let is_ca = |l: &Found| l.marker == Marker::CertAuthority;
+    let has_ca = lines.iter().any(is_ca)
+        || match &lookup.fallback {
+            Some(names) => matching_lines(files, names)?.iter().any(is_ca),
+            None => false,
+        };
+    let (mut keys, rest): (Vec<_>, Vec<_>) = default_algorithms()
+        .into_iter()
+        .partition(|a| known.contains(&key_type_of(a).as_bytes()));
+    keys.extend(rest);
+    let certificates = if has_ca || known.is_empty() {
+        // OpenSSH offers no certificate variant of SHA-1 `ssh-rsa`.
+        default_algorithms()
+            .into_iter()
+            .filter(|a| *a != Algorithm::Rsa { hash: None })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Ok(AlgorithmPreference { keys, certificates })
+}
+
+/// One line that matched the host, with where it was.
+struct Found {
+    marker: Marker,
+    blob: Vec<u8>,
+    file: PathBuf,
+    line: usize,
+}
+
+/// Every parseable line of `files` whose host field matches one of `names`, in file order.
+fn matching_lines(files: &[PathBuf], names: &[String]) -> io::Result<Vec<Found>> {
+    let mut found = Vec::new();
     for file in files {
         let bytes = match fs::read(file) {
             Ok(bytes) => bytes,
@@ -67,57 +272,107 @@ pub fn check(
             let Some(entry) = Entry::parse(raw) else {
                 continue;
             };
-            if !host_matches(entry.hosts, &names) {
-                continue;
-            }
-            let here = || (file.clone(), index + 1);
-            match entry.marker {
-                // Only relevant for host certificates, which this checker does not handle.
-                Marker::CertAuthority => {}
-                Marker::Revoked if entry.blob == wanted => {
-                    let (file, line) = here();
-                    return Ok(HostKeyStatus::Revoked { file, line });
-                }
-                Marker::Revoked => {}
-                Marker::None if entry.blob == wanted => known = true,
-                Marker::None => {
-                    if first_same_type.is_none() && blob_type(&entry.blob) == wanted_type {
-                        first_same_type = Some(here());
-                    }
-                    if first_any.is_none() {
-                        first_any = Some(here());
-                    }
-                }
+            if host_matches(entry.hosts, names) {
+                found.push(Found {
+                    marker: entry.marker,
+                    blob: entry.blob,
+                    file: file.clone(),
+                    line: index + 1,
+                });
             }
         }
     }
+    Ok(found)
+}
 
-    Ok(if known {
-        HostKeyStatus::Known
-    } else if let Some((file, line)) = first_same_type.or(first_any) {
-        HostKeyStatus::Changed { file, line }
+fn key_status(lines: &[Found], wanted: &[u8]) -> HostKeyStatus {
+    let wanted_type = blob_type(wanted);
+    if let Some(revoked) = lines
+        .iter()
+        .find(|l| l.marker == Marker::Revoked && l.blob == wanted)
+    {
+        return HostKeyStatus::Revoked {
+            file: revoked.file.clone(),
+            line: revoked.line,
+        };
+    }
+    let plain: Vec<&Found> = lines.iter().filter(|l| l.marker == Marker::None).collect();
+    if plain.iter().any(|l| l.blob == wanted) {
+        return HostKeyStatus::Known;
+    }
+    let offending = plain
+        .iter()
+        .find(|l| blob_type(&l.blob) == wanted_type)
+        .or(plain.first());
+    match offending {
+        Some(l) => HostKeyStatus::Changed {
+            file: l.file.clone(),
+            line: l.line,
+        },
+        None => HostKeyStatus::Unknown,
+    }
+}
+
+/// `None` when no `@cert-authority` line for these names holds the certificate's signer (and
+/// nothing is revoked): the caller may try other names.
+fn cert_status(
+    lines: &[Found],
+    cert: &Certificate,
+    principal: &str,
+    now: u64,
+) -> io::Result<Option<CertificateStatus>> {
+    let key = key_blob(&PublicKey::new(cert.public_key().clone(), ""))?;
+    let ca_key = PublicKey::new(cert.signature_key().clone(), "");
+    let ca = key_blob(&ca_key)?;
+    if let Some(revoked) = lines
+        .iter()
+        .find(|l| l.marker == Marker::Revoked && (l.blob == key || l.blob == ca))
+    {
+        return Ok(Some(CertificateStatus::Revoked {
+            file: revoked.file.clone(),
+            line: revoked.line,
+        }));
+    }
+    if !lines
+        .iter()
+        .any(|l| l.marker == Marker::CertAuthority && l.blob == ca)
+    {
+        return Ok(None);
+    }
+    let fingerprint = ca_key.fingerprint(HashAlg::Sha256);
+    let valid = cert.cert_type() == CertType::Host
+        // Signature by the CA, and valid_after <= now < valid_before.
+        && cert.validate_at(now, [&fingerprint]).is_ok()
+        // sshconnect.c `check_host_cert`: no principals means any host; names compare exactly.
+        && (cert.valid_principals().is_empty()
+            || cert.valid_principals().iter().any(|p| p == principal))
+        && cert.critical_options().is_empty();
+    Ok(Some(if valid {
+        CertificateStatus::Trusted
     } else {
-        HostKeyStatus::Unknown
-    })
+        CertificateStatus::Untrusted
+    }))
 }
 
 /// Appends `key` for `host:port` to `file`, the way `ssh` would after the user accepted it.
 ///
-/// The whole line goes out in one `write` on an `O_APPEND` descriptor, so concurrent connections
-/// learning keys at once cannot interleave partial lines. The host name is lower-cased because
-/// `ssh` lower-cases it before both lookup and learning; the comment is dropped, as `ssh` does.
+/// The host name is lower-cased because `ssh` lower-cases it before both lookup and learning.
 pub fn learn(file: &Path, host: &str, port: u16, key: &PublicKey) -> io::Result<()> {
-    // Refuse names that would turn the host field into a pattern list or break the line apart.
-    if host.is_empty()
-        || host
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || ",*?!|#@[]".contains(c))
-    {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("refusing to record host key for unusual host name {host:?}"),
-        ));
-    }
+    check_plain_name(host)?;
+    learn_as(file, &HostLookup::new(host, port, None), key)
+}
+
+/// Appends `key` under `lookup`'s name (`host`, `[host]:port` or the `HostKeyAlias`) to `file`.
+///
+/// The whole line goes out in one `write` on an `O_APPEND` descriptor, so concurrent connections
+/// learning keys at once cannot interleave partial lines. The comment is dropped, as `ssh` does.
+pub fn learn_as(file: &Path, lookup: &HostLookup, key: &PublicKey) -> io::Result<()> {
+    let name = lookup.record_as();
+    let plain = name
+        .strip_prefix('[')
+        .and_then(|rest| rest.rsplit_once("]:"))
+        .map_or(name, |(host, _port)| host);
+    check_plain_name(plain)?;
     let blob = key_blob(key)?;
     let key_type = blob_type(&blob)
         .and_then(|t| std::str::from_utf8(t).ok())
@@ -127,12 +382,6 @@ pub fn learn(file: &Path, host: &str, port: u16, key: &PublicKey) -> io::Result<
                 "host key blob has no algorithm name",
             )
         })?;
-    let host = host.to_ascii_lowercase();
-    let name = if port == 22 {
-        host
-    } else {
-        format!("[{host}]:{port}")
-    };
     let mut line = format!("{name} {key_type} {}\n", BASE64.encode(&blob));
 
     if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -146,6 +395,21 @@ pub fn learn(file: &Path, host: &str, port: u16, key: &PublicKey) -> io::Result<
         line.insert(0, '\n');
     }
     out.write_all(line.as_bytes())
+}
+
+/// Refuses names that would turn the host field into a pattern list or break the line apart.
+fn check_plain_name(host: &str) -> io::Result<()> {
+    if host.is_empty()
+        || host
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || ",*?!|#@[]".contains(c))
+    {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("refusing to record host key for unusual host name {host:?}"),
+        ));
+    }
+    Ok(())
 }
 
 /// SHA256 fingerprint as OpenSSH prints it ("SHA256:…"), for messages.
@@ -193,18 +457,6 @@ impl<'a> Entry<'a> {
             hosts,
             blob,
         })
-    }
-}
-
-/// The names a line may match. OpenSSH looks up `host` for port 22 and `[host]:port` otherwise; we also
-/// accept `[host]:22`, which some tools write, since it cannot mean anything else.
-fn lookup_names(host: &str, port: u16) -> Vec<String> {
-    let host = host.to_ascii_lowercase();
-    let bracketed = format!("[{host}]:{port}");
-    if port == 22 {
-        vec![host, bracketed]
-    } else {
-        vec![bracketed]
     }
 }
 
@@ -418,9 +670,35 @@ mod tests {
             status(&content, "server.example.com", 2200, &key(KEY_A)),
             HostKeyStatus::Unknown
         );
+    }
+
+    /// `ssh -v`: "checking without port identifier" / "found matching key w/out port" (OpenSSH 9.2).
+    #[test]
+    fn check_should_fall_back_to_the_plain_host_line_on_other_ports() {
         let plain = format!("server.example.com {}\n", bare(KEY_A));
         assert_eq!(
             status(&plain, "server.example.com", 2222, &key(KEY_A)),
+            HostKeyStatus::Known
+        );
+        // The retry only rescues an unknown host: a different key on the port-less line does not
+        // make it "changed", and a changed bracketed line stays changed.
+        assert_eq!(
+            status(&plain, "server.example.com", 2222, &key(KEY_B)),
+            HostKeyStatus::Unknown
+        );
+        let both = format!(
+            "[server.example.com]:2222 {}\nserver.example.com {}\n",
+            bare(KEY_B),
+            bare(KEY_A)
+        );
+        let (changed, file) = check_one(&both, "server.example.com", 2222, &key(KEY_A));
+        assert_eq!(changed, HostKeyStatus::Changed { file, line: 1 });
+        // Not with an alias: it replaces host and port.
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(&dir, "kh", &plain);
+        let lookup = HostLookup::new("server.example.com", 2222, Some("alias"));
+        assert_eq!(
+            check_lookup(&[file], &lookup, &key(KEY_A)).unwrap(),
             HostKeyStatus::Unknown
         );
     }
@@ -443,7 +721,8 @@ mod tests {
         );
         assert_eq!(
             status(&content, "server.example.com", 2222, &key(KEY_A)),
-            HostKeyStatus::Unknown
+            HostKeyStatus::Known,
+            "the port-less retry"
         );
         assert_eq!(
             status(&content, "other.example.com", 22, &key(KEY_A)),
@@ -491,8 +770,8 @@ mod tests {
         assert!(known("deep.sub.example.com", 22));
         assert!(!known("example.com", 22));
         assert!(
-            !known("a.example.com", 2222),
-            "a plain pattern must not match a bracketed name"
+            known("a.example.com", 2222),
+            "no bracketed line: the port-less retry matches the plain pattern"
         );
         assert!(known("web1.example.org", 22));
         assert!(!known("web12.example.org", 22));
@@ -903,6 +1182,69 @@ mod tests {
     }
 
     #[test]
+    fn preferred_algorithms_should_put_the_types_on_file_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let user = write(&dir, "user", &format!("[h]:2222 {}\n", bare(KEY_C)));
+        let global = write(&dir, "global", "");
+        let files = [user.clone(), global.clone()];
+        let order = preferred_algorithms(&files, &HostLookup::new("h", 2222, None)).unwrap();
+        assert_eq!(
+            order.keys[0],
+            Algorithm::Ecdsa {
+                curve: EcdsaCurve::NistP256
+            }
+        );
+        assert_eq!(
+            order.keys[1],
+            Algorithm::Ed25519,
+            "the rest keep their order"
+        );
+        assert_eq!(order.keys.len(), default_algorithms().len());
+        assert!(order.certificates.is_empty(), "a plain key on file, no CA");
+        // Nothing on file: the default order, certificates first as OpenSSH offers them.
+        let order = preferred_algorithms(&files, &HostLookup::new("other", 22, None)).unwrap();
+        assert_eq!(order.keys, default_algorithms());
+        assert!(!order.certificates.is_empty());
+        // A global file counts; the port-less name does not decide the order.
+        fs::write(
+            &global,
+            format!("h {}\n[g]:22 {}\n", bare(KEY_A), bare(KEY_C)),
+        )
+        .unwrap();
+        let order = preferred_algorithms(&files, &HostLookup::new("g", 22, None)).unwrap();
+        assert!(matches!(order.keys[0], Algorithm::Ecdsa { .. }));
+        let order = preferred_algorithms(&files, &HostLookup::new("h", 2222, None)).unwrap();
+        assert!(matches!(order.keys[0], Algorithm::Ecdsa { .. }));
+        // A CA under the port-less name offers certificates.
+        fs::write(&global, format!("@cert-authority h {}\n", bare(KEY_A))).unwrap();
+        let order = preferred_algorithms(&files, &HostLookup::new("h", 2222, None)).unwrap();
+        assert!(order.certificates.contains(&Algorithm::Ed25519));
+    }
+
+    #[test]
+    fn learn_as_should_record_under_the_alias() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("known_hosts");
+        let lookup = HostLookup::new("10.0.0.7", 2222, Some("MyBox"));
+        learn_as(&file, &lookup, &key(KEY_A)).unwrap();
+        assert_eq!(
+            fs::read_to_string(&file).unwrap(),
+            format!("mybox {}\n", bare(KEY_A))
+        );
+        let files = [file];
+        assert_eq!(
+            check_lookup(&files, &lookup, &key(KEY_A)).unwrap(),
+            HostKeyStatus::Known
+        );
+        assert_eq!(
+            check(&files, "10.0.0.7", 2222, &key(KEY_A)).unwrap(),
+            HostKeyStatus::Unknown
+        );
+        let bad = HostLookup::new("h", 22, Some("a,b"));
+        assert!(learn_as(&files[0], &bad, &key(KEY_A)).is_err());
+    }
+
+    #[test]
     fn fingerprint_should_match_ssh_keygen_output() {
         assert_eq!(fingerprint(&key(KEY_A)), FINGERPRINT_A);
     }
@@ -987,7 +1329,12 @@ mod tests {
                 l.starts_with("# Host ") && l.trim_end().ends_with(|c: char| c.is_ascii_digit())
             });
             assert_eq!(openssh, output.status.success() && !name.starts_with("ca."));
-            let ours = check(std::slice::from_ref(&file), host, port, &key(KEY_A)).unwrap()
+            // `ssh-keygen -F` knows nothing of the port-less retry `ssh` makes.
+            let lookup = HostLookup {
+                fallback: None,
+                ..HostLookup::new(host, port, None)
+            };
+            let ours = check_lookup(std::slice::from_ref(&file), &lookup, &key(KEY_A)).unwrap()
                 == HostKeyStatus::Known;
             assert_eq!(ours, openssh, "{name}: {output:?}");
         }

@@ -8,6 +8,7 @@ pub mod install_key;
 pub mod known_hosts;
 pub mod pool;
 pub mod probe;
+mod proxy_command;
 pub mod quote;
 pub mod sftp;
 pub mod tunnel;

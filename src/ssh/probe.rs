@@ -9,6 +9,10 @@ use super::config::SshTarget;
 /// not, in words (never shown to the model: it names addresses).
 pub async fn first_hop_answers(target: &SshTarget, timeout: Duration) -> Result<(), String> {
     let hop = target.proxy_jump.first().unwrap_or(target);
+    if hop.proxy_command.is_some() {
+        // Reached through a command: probing it would mean running it; the connection will tell.
+        return Ok(());
+    }
     let connect = tokio::net::TcpStream::connect((hop.hostname.as_str(), hop.port));
     match tokio::time::timeout(timeout, connect).await {
         Ok(Ok(_)) => Ok(()),

@@ -251,6 +251,10 @@ impl Sshd {
             host_key_policy: HostKeyPolicy::Strict,
             connect_timeout: Duration::from_secs(10),
             keepalive_interval: Duration::from_secs(15),
+            proxy_command: None,
+            host_key_alias: None,
+            global_known_hosts_files: Vec::new(),
+            certificate_files: Vec::new(),
         }
     }
 
