@@ -93,6 +93,11 @@ describe('commandPaths', () => {
     assert.deepEqual(commandPaths('ls /tmp/ /tmp /'), ['/tmp', '/'])
   })
 
+  test('a root written with several slashes is the root, not the working directory', () => {
+    assert.deepEqual(commandPaths('rm -rf //'), ['/'])
+    assert.deepEqual(commandPaths('ls /// //etc'), ['/', '//etc'])
+  })
+
   test('stops at 32 paths', () => {
     const many = Array.from({ length: 40 }, (_, i) => `/p${i}`).join(' ')
     assert.equal(commandPaths(`touch ${many}`).length, 32)

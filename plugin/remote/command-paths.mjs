@@ -35,7 +35,8 @@ export function commandPaths(command, cwd) {
     if (!word.startsWith('/') && word !== '~' && !word.startsWith('~/') && !climbs) continue
     if (HARMLESS_PATHS.has(word) || word.startsWith('/dev/fd/')) continue
     const joined = word.startsWith('/') || word.startsWith('~') || !cwd ? word : path.posix.join(cwd, word)
-    const resolved = joined.length > 1 ? joined.replace(/\/+$/, '') : joined
+    // `//` is the root too: stripped to '' it would read as the working directory and never be asked about.
+    const resolved = joined.length > 1 ? joined.replace(/\/+$/, '') || '/' : joined
     if (!found.includes(resolved)) found.push(resolved)
     if (found.length >= COMMAND_PATHS_MAX) break
   }
