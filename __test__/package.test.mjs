@@ -177,6 +177,24 @@ async function clearDeadLocks(home) {
   return removed
 }
 
+/**
+ * The work-tree files (relative to the repo) that `entry` imports with relative specifiers, followed
+ * through each of them: what a packed plugin needs beside its entry.
+ */
+async function relativeImports(entry) {
+  const seen = new Set()
+  const walk = async (file) => {
+    const rel = path.relative(repoRoot, file)
+    if (seen.has(rel)) return
+    seen.add(rel)
+    const source = await readFile(file, 'utf8')
+    for (const [, spec] of source.matchAll(/(?:from|import\()\s*['"](\.{1,2}\/[^'"]+)['"]/g))
+      await walk(path.resolve(path.dirname(file), spec))
+  }
+  await walk(entry)
+  return [...seen]
+}
+
 /** Start `opencode serve` in `dir`, return the tool ids it lists there, stop it. */
 async function toolIds(home, dir) {
   const serve = await startServe(home.env, dir)
@@ -227,6 +245,13 @@ describe('npm pack', { timeout: 180_000 }, () => {
     const scripts = pkgJson.scripts ?? {}
     for (const s of ['preinstall', 'install', 'postinstall'])
       assert.equal(scripts[s], undefined, `no ${s} script`)
+  })
+
+  test('the tarball has every module the plugin entry imports, through every relative import', async () => {
+    const files = new Set(packed.files)
+    const needed = await relativeImports(path.join(repoRoot, 'plugin', 'server.mjs'))
+    assert.ok(needed.includes('plugin/remote/index.mjs'), `the plugin's modules: ${needed.join(' ')}`)
+    for (const f of needed) assert.ok(files.has(f), `${f} (imported by the plugin) in the tarball`)
   })
 
   test('the tarball carries the static stubs for x86_64 and aarch64 Linux', async (t) => {

@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto'
 import { createRequire } from 'node:module'
 import path from 'node:path'
 import { z } from 'zod'
-import { remoteToolHooks } from './remote-tools.mjs'
+import { remoteToolHooks } from './remote/index.mjs'
 import { registerSshProvider } from './workspace-adaptor.mjs'
 
 const require = createRequire(import.meta.url)

@@ -1,0 +1,48 @@
+// Remote tools mode: with plugin options `{"remote": {"host", "root", "workspace"}}` OpenCode's file and shell
+// tools (read, write, edit, glob, grep, bash, apply_patch, plus list) are replaced by tools of the same names
+// and arguments that run on the host through the stub (via the addon's remoteCall/remoteExec). Outputs follow
+// the OpenCode 1.18.33 built-ins, so the model notices nothing but the host.
+//
+// Layout: env.mjs (what the tools share), permissions.mjs (prompts and the stub's permission requests),
+// paths.mjs, limits.mjs, and without I/O output.mjs, edit-logic.mjs, patch.mjs, command-paths.mjs; one file
+// per tool in tools/.
+import { remoteEnv } from './env.mjs'
+import { patchTool } from './tools/apply-patch.mjs'
+import { bashTool } from './tools/bash.mjs'
+import { editTool } from './tools/edit.mjs'
+import { globTool } from './tools/glob.mjs'
+import { grepTool } from './tools/grep.mjs'
+import { listTool } from './tools/list.mjs'
+import { readTool } from './tools/read.mjs'
+import { writeTool } from './tools/write.mjs'
+
+/**
+ * The hooks of remote tools mode, or undefined when the options have no `remote` section.
+ * @param {import('@opencode-ai/plugin').PluginInput} input
+ * @param {Record<string, any>|undefined} options the plugin options (`remote`, `hosts`, …)
+ * @param {object} api the addon API (api.js)
+ * @returns {{tool: Record<string, object>, event: (input: {event: object}) => Promise<void>}|undefined}
+ */
+export function remoteToolHooks(input, options, api) {
+  const remote = options?.remote
+  if (!remote) return undefined
+  if (typeof remote.host !== 'string' || !remote.host) {
+    throw new Error('opencode-remote: the "remote" option needs a "host" (a configured host name)')
+  }
+  const env = remoteEnv(input, options, api)
+  // Connect and attach now, so the first tool call finds the stub ready (failures surface there).
+  api.remoteAttach(env.place).catch(() => {})
+  return {
+    tool: {
+      read: readTool(env),
+      write: writeTool(env),
+      edit: editTool(env),
+      list: listTool(env),
+      glob: globTool(env),
+      grep: grepTool(env),
+      bash: bashTool(env),
+      apply_patch: patchTool(env),
+    },
+    event: async ({ event }) => env.prompts.observe(event),
+  }
+}
