@@ -863,7 +863,10 @@ describe('the CLI', () => {
     const list = await cli(['hosts', 'list'])
     const doctor = await cli(['doctor', 'evil'])
     const add = await cli(['hosts', 'add', 'another', 'box'])
-    for (const [what, r] of Object.entries({ list, doctor, add })) {
+    // The entry is refused on its own: list shows it as refused beside the hosts that still work.
+    assert.equal(list.code, 0, `list: ${list.stdout}${list.stderr}`)
+    assert.match(list.stdout, /^evil\s+refused: .*hosts\.evil/m, 'list names the entry as refused')
+    for (const [what, r] of Object.entries({ doctor, add })) {
       assert.equal(r.code, 1, `${what}: ${r.stdout}${r.stderr}`)
       assert.match(`${r.stdout}${r.stderr}`, /hosts\.evil/, `${what} names the entry`)
     }
