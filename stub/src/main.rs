@@ -15,6 +15,7 @@ mod exec;
 mod fsops;
 mod listen;
 mod local_client;
+mod nofollow;
 mod owner;
 mod paths;
 mod search;
