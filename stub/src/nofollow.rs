@@ -17,7 +17,9 @@
 //! How: `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)` where the kernel has it (Linux ≥ 5.6;
 //! probed once, since seccomp filters in containers may answer `ENOSYS` or `EPERM`), otherwise a
 //! walk with one `openat(O_PATH | O_DIRECTORY | O_NOFOLLOW)` per component and `O_NOFOLLOW` on the
-//! last. Both refuse the same things; the tests run both.
+//! last. Both refuse the same things; the tests run both. `O_PATH` descriptors are used for
+//! directories on the way (a search-only directory works, as with a path lookup) and for `stat`;
+//! `fstat` and `fchdir` on them need Linux >= 3.6 (CentOS 7 has 3.10).
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
