@@ -3,8 +3,9 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::os::unix::process::ExitStatusExt;
-use std::path::PathBuf;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
@@ -20,7 +21,11 @@ use tokio::process::Child;
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::time::Instant;
 
+use rustix::fs::OFlags;
+
 use crate::error::ApiErr;
+use crate::fsops::open_failed;
+use crate::nofollow::Opener;
 use crate::util::{log, random_id};
 
 /// Between SIGTERM and SIGKILL to a process group.
@@ -81,44 +86,74 @@ impl Execs {
     }
 }
 
-/// Starts the command and returns the streaming response. `cwd` is already authorized.
+/// Opens the authorized working directory `cwd` without following symlinks
+/// ([`crate::nofollow`]). The command gets it with `fchdir` on this descriptor, never `chdir` by
+/// name, so swapping a directory on the path for a symlink after the check cannot move the command
+/// outside the root. `O_PATH` (Linux >= 3.5): a search-only directory works, as with `chdir`.
+pub fn open_cwd(open: Opener, root: &Path, cwd: &Path) -> Result<OwnedFd, ApiErr> {
+    open.open(root, cwd, OFlags::PATH | OFlags::DIRECTORY)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ENOENT | libc::ENOTDIR) => ApiErr::new(
+                ErrorKind::NotDirectory,
+                format!("working directory {} is not a directory", cwd.display()),
+            ),
+            _ => open_failed(e, cwd, "opening the working directory"),
+        })
+}
+
+/// `<shell> -c <command>` in its own process group, in the directory `dir` (opened by
+/// [`open_cwd`]; it must stay open until the command is spawned).
+pub fn command(shell: &str, req: &ExecRequest, cwd: &Path, dir: &OwnedFd) -> std::process::Command {
+    let mut cmd = std::process::Command::new(shell);
+    cmd.arg("-c")
+        .arg(&req.command)
+        .envs(&req.env)
+        .env("PWD", cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // A new process group whose id is the shell's pid: one kill(-pgid) reaches every
+        // process the command starts, unless one moves itself to another group or session.
+        .process_group(0);
+    let fd = dir.as_raw_fd();
+    // SAFETY: fchdir(2) is async-signal-safe and touches no memory; the closure runs in the forked
+    // child before exec, where `fd` (inherited, close-on-exec) is still open.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::fchdir(fd) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    cmd
+}
+
+/// Starts the command and returns the streaming response. `cwd` is already authorized and opened
+/// as `dir` ([`open_cwd`]).
 pub fn start(
     execs: Arc<Execs>,
     workspace: String,
     cwd: PathBuf,
+    dir: OwnedFd,
     req: ExecRequest,
 ) -> Result<Response, ApiErr> {
-    if !cwd.is_dir() {
-        return Err(ApiErr::new(
-            ErrorKind::NotDirectory,
-            format!("working directory {} is not a directory", cwd.display()),
-        ));
-    }
     let timeout = Duration::from_millis(
         req.timeout_ms
             .unwrap_or(limits::EXEC_DEFAULT_TIMEOUT_MS)
             .min(limits::EXEC_MAX_TIMEOUT_MS),
     );
     let shell = req.shell.as_deref().unwrap_or("/bin/sh");
-    let mut cmd = tokio::process::Command::new(shell);
-    cmd.arg("-c")
-        .arg(&req.command)
-        .current_dir(&cwd)
-        .envs(&req.env)
-        .env("PWD", &cwd)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        // A new process group whose id is the shell's pid: one kill(-pgid) reaches every
-        // process the command starts, unless one moves itself to another group or session.
-        .process_group(0)
-        .kill_on_drop(false);
+    let mut cmd = tokio::process::Command::from(command(shell, &req, &cwd, &dir));
+    cmd.kill_on_drop(false);
     let mut child = cmd.spawn().map_err(|e| {
         ApiErr::new(
             ErrorKind::BadRequest,
             format!("could not start {shell}: {e}"),
         )
     })?;
+    drop(dir);
     let pid = child.id().unwrap_or(0);
     let exec_id = random_id("exe");
     let cancel = Arc::new(Notify::new());

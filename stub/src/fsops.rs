@@ -1,9 +1,12 @@
-//! File operations. Each resolves and authorizes its paths first, then works on the resolved
-//! paths only. All of them block; the server runs them on tokio's blocking pool.
+//! File operations. Each resolves and authorizes its paths first, then opens the resolved paths
+//! without following any symlink ([`crate::nofollow`]), and creates, renames and removes through
+//! the parent directory's descriptor, so a path swapped after the check is refused, never followed.
+//! All of them block; the server runs them on tokio's blocking pool.
 
 use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, Read};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::fd::AsFd;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use base64::Engine as _;
@@ -13,9 +16,12 @@ use opencode_remote_protocol::{
     StatRequest, StatResponse, WriteRequest, WriteResponse,
 };
 
+use rustix::fs::{renameat, unlinkat, AtFlags, FileType, OFlags};
+
 use crate::error::ApiErr;
+use crate::nofollow::{self, is_symlink_error, read_flags, stat_at, Opener};
 use crate::state::{State, Target, Use};
-use crate::util::{atomic_write, time_ms};
+use crate::util::{atomic_write_at, time_ms};
 
 /// Bytes looked at to decide that a file is binary (a NUL among them), like ripgrep and git.
 pub const BINARY_SNIFF_BYTES: usize = 8 * 1024;
@@ -38,19 +44,24 @@ pub fn kind_of(ft: fs::FileType) -> FileKind {
     }
 }
 
-/// Open `path` for reading without ever blocking on it: `O_NONBLOCK` makes opening a FIFO with no
-/// writer (or a device that waits) return at once, so a worker thread can't hang on it. Answers the
-/// file only when it is a regular file; otherwise the kind it is, for the caller's error.
-pub fn open_regular(path: &Path) -> io::Result<Result<(File, fs::Metadata), FileKind>> {
-    let file = File::options()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY)
-        .open(path)?;
-    let meta = file.metadata()?;
-    if !meta.is_file() {
-        return Ok(Err(kind_of(meta.file_type())));
+/// The kind of a file type from a directory listing or `fstatat`.
+pub fn kind_of_type(ft: FileType) -> FileKind {
+    match ft {
+        FileType::Symlink => FileKind::Symlink,
+        FileType::Directory => FileKind::Dir,
+        FileType::RegularFile => FileKind::File,
+        _ => FileKind::Other,
     }
-    Ok(Ok((file, meta)))
+}
+
+/// The error for a failed open of the checked `path`: a symlink met where the check saw none means
+/// the path changed in between (see [`nofollow::changed`]).
+pub fn open_failed(err: io::Error, path: &Path, what: &str) -> ApiErr {
+    if is_symlink_error(&err) {
+        ApiErr::io(nofollow::changed(path), what)
+    } else {
+        ApiErr::io(err, what)
+    }
 }
 
 /// Whether the start of a file has a NUL byte. Leaves the reader at its start.
@@ -101,7 +112,12 @@ pub fn cut_chars(mut text: String, max: usize) -> String {
     text
 }
 
-pub fn read(state: &State, ws: &str, req: ReadRequest) -> Result<ReadResponse, ApiErr> {
+pub fn read(
+    state: &State,
+    open: Opener,
+    ws: &str,
+    req: ReadRequest,
+) -> Result<ReadResponse, ApiErr> {
     let path = state
         .authorize(
             ws,
@@ -110,15 +126,23 @@ pub fn read(state: &State, ws: &str, req: ReadRequest) -> Result<ReadResponse, A
             req.grant.as_deref(),
         )?
         .remove(0);
-    let (file, meta) = match open_regular(&path).map_err(|e| ApiErr::io(e, "opening the file"))? {
-        Ok(opened) => opened,
-        Err(FileKind::Dir) => {
+    let root = state.root(ws)?;
+    let file = open
+        .open(&root, &path, read_flags())
+        .map_err(|e| open_failed(e, &path, "opening the file"))?;
+    let file = File::from(file);
+    let meta = file
+        .metadata()
+        .map_err(|e| ApiErr::io(e, "opening the file"))?;
+    match kind_of(meta.file_type()) {
+        FileKind::File => {}
+        FileKind::Dir => {
             return Err(ApiErr::new(
                 ErrorKind::IsDirectory,
                 format!("{} is a directory", path.display()),
             ))
         }
-        Err(_) => {
+        _ => {
             return Err(ApiErr::new(
                 ErrorKind::BadRequest,
                 format!(
@@ -127,7 +151,7 @@ pub fn read(state: &State, ws: &str, req: ReadRequest) -> Result<ReadResponse, A
                 ),
             ))
         }
-    };
+    }
     let mut out = ReadResponse {
         path: display(&path),
         size: meta.len(),
@@ -201,7 +225,12 @@ pub fn read(state: &State, ws: &str, req: ReadRequest) -> Result<ReadResponse, A
     Ok(out)
 }
 
-pub fn write(state: &State, ws: &str, req: WriteRequest) -> Result<WriteResponse, ApiErr> {
+pub fn write(
+    state: &State,
+    open: Opener,
+    ws: &str,
+    req: WriteRequest,
+) -> Result<WriteResponse, ApiErr> {
     let data = match (req.content, req.base64) {
         (Some(text), None) => text.into_bytes(),
         (None, Some(b64)) => base64::engine::general_purpose::STANDARD
@@ -222,27 +251,35 @@ pub fn write(state: &State, ws: &str, req: WriteRequest) -> Result<WriteResponse
             req.grant.as_deref(),
         )?
         .remove(0);
-    let existing = match fs::metadata(&path) {
-        Ok(m) if m.is_dir() => {
+    let root = state.root(ws)?;
+    let (dir, name) = open
+        .open_parent(&root, &path, req.create_dirs.unwrap_or(true))
+        .map_err(|e| open_failed(e, &path, "writing the file"))?;
+    let existing = match stat_at(dir.as_fd(), &name) {
+        Ok(m) if m.file_type == FileType::Directory => {
             return Err(ApiErr::new(
                 ErrorKind::IsDirectory,
                 format!("{} is a directory", path.display()),
+            ))
+        }
+        // The check resolved any symlink here; one now means the path changed meanwhile.
+        Ok(m) if m.file_type == FileType::Symlink => {
+            return Err(open_failed(
+                io::Error::from_raw_os_error(libc::ELOOP),
+                &path,
+                "writing the file",
             ))
         }
         Ok(m) => Some(m),
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
         Err(e) => return Err(ApiErr::io(e, "looking at the file")),
     };
-    if let Some(parent) = path.parent() {
-        if req.create_dirs.unwrap_or(true) {
-            fs::create_dir_all(parent).map_err(|e| ApiErr::io(e, "creating directories"))?;
-        }
-    }
     let mode = match &existing {
-        Some(m) => Some(m.permissions().mode() & 0o7777),
+        Some(m) => Some(m.mode),
         None => req.mode,
     };
-    atomic_write(&path, &data, mode).map_err(|e| ApiErr::io(e, "writing the file"))?;
+    atomic_write_at(dir.as_fd(), &name, &data, mode)
+        .map_err(|e| ApiErr::io(e, "writing the file"))?;
     Ok(WriteResponse {
         path: display(&path),
         size: data.len() as u64,
@@ -250,7 +287,12 @@ pub fn write(state: &State, ws: &str, req: WriteRequest) -> Result<WriteResponse
     })
 }
 
-pub fn stat(state: &State, ws: &str, req: StatRequest) -> Result<StatResponse, ApiErr> {
+pub fn stat(
+    state: &State,
+    open: Opener,
+    ws: &str,
+    req: StatRequest,
+) -> Result<StatResponse, ApiErr> {
     let path = state
         .authorize(
             ws,
@@ -259,7 +301,11 @@ pub fn stat(state: &State, ws: &str, req: StatRequest) -> Result<StatResponse, A
             req.grant.as_deref(),
         )?
         .remove(0);
-    match fs::metadata(&path) {
+    let root = state.root(ws)?;
+    let meta = open
+        .open(&root, &path, OFlags::PATH)
+        .and_then(|fd| File::from(fd).metadata());
+    match meta {
         Ok(m) => Ok(StatResponse {
             path: display(&path),
             exists: true,
@@ -283,11 +329,16 @@ pub fn stat(state: &State, ws: &str, req: StatRequest) -> Result<StatResponse, A
                 mtime_ms: 0,
             })
         }
-        Err(e) => Err(ApiErr::io(e, "looking at the path")),
+        Err(e) => Err(open_failed(e, &path, "looking at the path")),
     }
 }
 
-pub fn list(state: &State, ws: &str, req: ListRequest) -> Result<ListResponse, ApiErr> {
+pub fn list(
+    state: &State,
+    open: Opener,
+    ws: &str,
+    req: ListRequest,
+) -> Result<ListResponse, ApiErr> {
     let path = state
         .authorize(
             ws,
@@ -300,19 +351,22 @@ pub fn list(state: &State, ws: &str, req: ListRequest) -> Result<ListResponse, A
         .limit
         .unwrap_or(limits::LIST_DEFAULT)
         .min(limits::LIST_MAX);
-    let dir = fs::read_dir(&path).map_err(|e| ApiErr::io(e, "listing the directory"))?;
+    let root = state.root(ws)?;
+    let dir = open
+        .open(&root, &path, OFlags::RDONLY | OFlags::DIRECTORY)
+        .map_err(|e| open_failed(e, &path, "listing the directory"))?;
+    let names =
+        nofollow::entries(dir.as_fd()).map_err(|e| ApiErr::io(e, "listing the directory"))?;
     let mut entries = Vec::new();
-    for entry in dir {
-        let entry = entry.map_err(|e| ApiErr::io(e, "listing the directory"))?;
-        let meta = match entry.metadata() {
-            Ok(m) => m,
-            Err(_) => continue, // removed meanwhile
+    for (name, _) in names {
+        let Ok(meta) = stat_at(dir.as_fd(), &name) else {
+            continue; // removed meanwhile
         };
         entries.push(DirEntry {
-            name: entry.file_name().to_string_lossy().into_owned(),
-            kind: kind_of(meta.file_type()),
-            size: meta.len(),
-            mtime_ms: time_ms(meta.modified()),
+            name: name.to_string_lossy().into_owned(),
+            kind: kind_of_type(meta.file_type),
+            size: meta.size,
+            mtime_ms: meta.mtime_ms,
         });
     }
     entries.sort_by(|a, b| a.name.cmp(&b.name));
@@ -325,7 +379,12 @@ pub fn list(state: &State, ws: &str, req: ListRequest) -> Result<ListResponse, A
     })
 }
 
-pub fn remove(state: &State, ws: &str, req: RemoveRequest) -> Result<RemoveResponse, ApiErr> {
+pub fn remove(
+    state: &State,
+    open: Opener,
+    ws: &str,
+    req: RemoveRequest,
+) -> Result<RemoveResponse, ApiErr> {
     let path = state
         .authorize(
             ws,
@@ -334,30 +393,31 @@ pub fn remove(state: &State, ws: &str, req: RemoveRequest) -> Result<RemoveRespo
             req.grant.as_deref(),
         )?
         .remove(0);
-    if path == state.root(ws)? {
+    let root = state.root(ws)?;
+    if path == root {
         return Err(ApiErr::new(
             ErrorKind::BadRequest,
             "refusing to remove the workspace root",
         ));
     }
-    let meta = match fs::symlink_metadata(&path) {
+    let not_found = || RemoveResponse {
+        path: display(&path),
+        removed: false,
+    };
+    let (dir, name) = match open.open_parent(&root, &path, false) {
+        Ok(opened) => opened,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(not_found()),
+        Err(e) => return Err(open_failed(e, &path, "looking at the path")),
+    };
+    let meta = match stat_at(dir.as_fd(), &name) {
         Ok(m) => m,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Ok(RemoveResponse {
-                path: display(&path),
-                removed: false,
-            })
-        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(not_found()),
         Err(e) => return Err(ApiErr::io(e, "looking at the path")),
     };
-    let result = if meta.is_dir() {
-        if req.recursive {
-            fs::remove_dir_all(&path)
-        } else {
-            fs::remove_dir(&path)
-        }
-    } else {
-        fs::remove_file(&path)
+    let result = match (meta.file_type == FileType::Directory, req.recursive) {
+        (true, true) => nofollow::remove_tree_at(dir.as_fd(), &name),
+        (true, false) => unlinkat(dir.as_fd(), &name, AtFlags::REMOVEDIR).map_err(io::Error::from),
+        (false, _) => unlinkat(dir.as_fd(), &name, AtFlags::empty()).map_err(io::Error::from),
     };
     result.map_err(|e| ApiErr::io(e, "removing"))?;
     Ok(RemoveResponse {
@@ -366,7 +426,12 @@ pub fn remove(state: &State, ws: &str, req: RemoveRequest) -> Result<RemoveRespo
     })
 }
 
-pub fn rename(state: &State, ws: &str, req: RenameRequest) -> Result<RenameResponse, ApiErr> {
+pub fn rename(
+    state: &State,
+    open: Opener,
+    ws: &str,
+    req: RenameRequest,
+) -> Result<RenameResponse, ApiErr> {
     let paths = state.authorize(
         ws,
         Operation::Rename,
@@ -377,17 +442,22 @@ pub fn rename(state: &State, ws: &str, req: RenameRequest) -> Result<RenameRespo
         req.grant.as_deref(),
     )?;
     let (from, to) = (&paths[0], &paths[1]);
-    if from == &state.root(ws)? {
+    let root = state.root(ws)?;
+    if from == &root {
         return Err(ApiErr::new(
             ErrorKind::BadRequest,
             "refusing to move the workspace root",
         ));
     }
-    fs::symlink_metadata(from).map_err(|e| ApiErr::io(e, "looking at the source"))?;
-    if let Some(parent) = to.parent() {
-        fs::create_dir_all(parent).map_err(|e| ApiErr::io(e, "creating directories"))?;
-    }
-    fs::rename(from, to).map_err(|e| ApiErr::io(e, "renaming"))?;
+    let (from_dir, from_name) = open
+        .open_parent(&root, from, false)
+        .map_err(|e| open_failed(e, from, "looking at the source"))?;
+    stat_at(from_dir.as_fd(), &from_name).map_err(|e| ApiErr::io(e, "looking at the source"))?;
+    let (to_dir, to_name) = open
+        .open_parent(&root, to, true)
+        .map_err(|e| open_failed(e, to, "creating directories"))?;
+    renameat(from_dir.as_fd(), &from_name, to_dir.as_fd(), &to_name)
+        .map_err(|e| ApiErr::io(e.into(), "renaming"))?;
     Ok(RenameResponse {
         from: display(from),
         to: display(to),
@@ -418,3 +488,6 @@ mod tests {
         assert_eq!(cut_chars("hi".into(), 5), "hi");
     }
 }
+
+#[cfg(test)]
+mod race_tests;

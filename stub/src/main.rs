@@ -16,6 +16,7 @@ mod exec;
 mod fsops;
 mod listen;
 mod local_client;
+mod nofollow;
 mod owner;
 mod paths;
 mod search;

@@ -1,12 +1,16 @@
 //! Path resolution for permission checks: every path a request names is made absolute and resolved
 //! through `.`, `..` and symlinks before it is compared with the workspace root and the approvals,
-//! and the operation then uses the resolved path.
+//! and the operation then opens the resolved path without following symlinks
+//! ([`crate::nofollow`]).
 
 use std::collections::VecDeque;
-use std::ffi::OsString;
-use std::fs;
+use std::ffi::{OsStr, OsString};
 use std::io;
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
+
+use rustix::fs::{fstat, openat, readlinkat, FileType, Mode, OFlags, CWD};
 
 /// Symlinks followed at most while resolving one path (Linux's own limit is 40).
 const MAX_SYMLINKS: usize = 40;
@@ -35,23 +39,58 @@ pub fn absolute(base: &Path, home: Option<&Path>, input: &str) -> PathBuf {
 /// Walking component by component (rather than canonicalizing the deepest existing ancestor and
 /// appending the rest lexically) matters for `missing/../link/x`: the lexical tail would hide that
 /// `link` is a symlink.
+///
+/// The walk holds a descriptor of each resolved directory and looks at the next component through
+/// it (`openat(O_PATH | O_NOFOLLOW)`, then `fstat` and `readlinkat` on that same descriptor), so a
+/// directory swapped for a symlink meanwhile is read as the link it now is, never looked through by
+/// name. The operation then opens the result without following anything ([`crate::nofollow`]): a
+/// symlink inside the root keeps working because it is resolved here and its target checked.
 pub fn resolve(path: &Path) -> io::Result<PathBuf> {
     let mut queue: VecDeque<OsString> = VecDeque::new();
     let mut out = PathBuf::from("/");
     push_components(&mut queue, path);
+    let slash = || {
+        openat(
+            CWD,
+            "/",
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+    };
+    // Descriptors of the directories of `out`, `/` first.
+    let mut dirs: Vec<OwnedFd> = vec![slash()?];
+    // Components of `out` past one that is missing or not a directory: they are appended as they
+    // are, and a `..` among them goes back lexically.
+    let mut lexical = 0usize;
     let mut links = 0;
     while let Some(part) = queue.pop_front() {
         if part == "/" {
             out = PathBuf::from("/");
+            dirs.truncate(1);
+            lexical = 0;
             continue;
         }
         if part == ".." {
             out.pop();
+            if lexical > 0 {
+                lexical -= 1;
+            } else if dirs.len() > 1 {
+                dirs.pop();
+            }
             continue;
         }
         let next = out.join(&part);
-        match fs::symlink_metadata(&next) {
-            Ok(meta) if meta.file_type().is_symlink() => {
+        if lexical > 0 {
+            out = next;
+            lexical += 1;
+            continue;
+        }
+        let at = dirs.last().expect("`/` is never popped");
+        let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let opened = openat(at, &part, flags, Mode::empty())
+            .and_then(|fd| Ok((FileType::from_raw_mode(fstat(&fd)?.st_mode as _), fd)));
+        match opened {
+            Ok((FileType::Symlink, link)) => {
                 links += 1;
                 if links > MAX_SYMLINKS {
                     return Err(io::Error::other(format!(
@@ -59,16 +98,24 @@ pub fn resolve(path: &Path) -> io::Result<PathBuf> {
                         path.display()
                     )));
                 }
-                let target = fs::read_link(&next)?;
+                // The empty path reads the link the descriptor is on (Linux >= 2.6.39).
+                let target = readlinkat(&link, "", Vec::new())?;
                 let mut front = VecDeque::new();
-                push_components(&mut front, &target);
+                push_components(&mut front, Path::new(OsStr::from_bytes(target.as_bytes())));
                 // A relative link target is relative to the link's directory, which `out` still is.
                 while let Some(c) = front.pop_back() {
                     queue.push_front(c);
                 }
             }
-            // Missing (or unreadable, or under a non-directory): nothing to follow, keep the name.
-            _ => out = next,
+            Ok((FileType::Directory, dir)) => {
+                dirs.push(dir);
+                out = next;
+            }
+            // A file, or missing, or unreadable: nothing to follow, keep the name.
+            _ => {
+                out = next;
+                lexical = 1;
+            }
         }
     }
     Ok(out)
@@ -123,6 +170,7 @@ pub fn pattern_covers(pattern: &str, path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
     use std::os::unix::fs::symlink;
 
     fn tempdir() -> PathBuf {

@@ -1,23 +1,29 @@
 //! glob and grep over a directory tree, honouring ignore files the way ripgrep (and so OpenCode's
 //! own glob and grep tools) does: `.gitignore` inside a git repository, `.git/info/exclude`, the
 //! global git excludes file, and `.ignore` files anywhere. Hidden files are searched, `.git` is
-//! not, and symlinks are not followed (a followed link could lead outside the checked directory).
-//! Output is bounded: a result limit, a cap on collected grep matches and on visited entries.
+//! not, and symlinks are not followed (a followed link could lead outside the checked directory):
+//! the walk goes by directory descriptor ([`walk`]). Output is bounded: a result limit, a cap on
+//! collected grep matches and on visited entries.
 
+mod walk;
+
+use std::fs::File;
 use std::io::BufReader;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use globset::{GlobBuilder, GlobMatcher};
-use ignore::WalkBuilder;
 use opencode_remote_protocol::{
     limits, ErrorKind, GlobRequest, GlobResponse, GrepMatch, GrepRequest, GrepResponse, Operation,
 };
+use rustix::fs::{FileType, OFlags};
 
 use crate::error::ApiErr;
-use crate::fsops::{cut_chars, looks_binary, open_regular, read_line_capped, MAX_LINE_BYTES};
+use crate::fsops::{cut_chars, looks_binary, open_failed, read_line_capped, MAX_LINE_BYTES};
+use crate::nofollow::{read_flags, Opener};
 use crate::state::{State, Target, Use};
 use crate::util::time_ms;
+use walk::Flow;
 
 /// A glob with gitignore-style anchoring, as ripgrep's `--glob`: a pattern without `/` matches
 /// the file name at any depth, one with `/` matches the whole path relative to the search root.
@@ -54,30 +60,8 @@ impl PathGlob {
     }
 }
 
-fn compile_all(patterns: &[String]) -> Result<Arc<Vec<PathGlob>>, ApiErr> {
-    Ok(Arc::new(
-        patterns
-            .iter()
-            .map(|p| PathGlob::new(p))
-            .collect::<Result<_, _>>()?,
-    ))
-}
-
-fn walker(base: &Path, ignores: Arc<Vec<PathGlob>>) -> ignore::Walk {
-    let root = base.to_path_buf();
-    let mut builder = WalkBuilder::new(base);
-    builder
-        .hidden(false)
-        .follow_links(false)
-        .require_git(true)
-        .filter_entry(move |entry| {
-            if entry.depth() > 0 && entry.file_name() == ".git" {
-                return false;
-            }
-            let rel = entry.path().strip_prefix(&root).unwrap_or(entry.path());
-            entry.depth() == 0 || !ignores.iter().any(|g| g.matches(rel))
-        });
-    builder.build()
+fn compile_all(patterns: &[String]) -> Result<Vec<PathGlob>, ApiErr> {
+    patterns.iter().map(|p| PathGlob::new(p)).collect()
 }
 
 /// Newest first; equal times by path, so the order is stable.
@@ -85,7 +69,12 @@ fn newest_first<T>(items: &mut [(u64, PathBuf, T)]) {
     items.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
 }
 
-pub fn glob(state: &State, ws: &str, req: GlobRequest) -> Result<GlobResponse, ApiErr> {
+pub fn glob(
+    state: &State,
+    open: Opener,
+    ws: &str,
+    req: GlobRequest,
+) -> Result<GlobResponse, ApiErr> {
     let base = state
         .authorize(
             ws,
@@ -94,12 +83,17 @@ pub fn glob(state: &State, ws: &str, req: GlobRequest) -> Result<GlobResponse, A
             req.grant.as_deref(),
         )?
         .remove(0);
-    if !base.is_dir() {
-        return Err(ApiErr::new(
-            ErrorKind::NotDirectory,
-            format!("{} is not a directory", base.display()),
-        ));
-    }
+    let root = state.root(ws)?;
+    let base_fd = match open.open(&root, &base, OFlags::RDONLY | OFlags::DIRECTORY) {
+        Ok(fd) => fd,
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => {
+            return Err(ApiErr::new(
+                ErrorKind::NotDirectory,
+                format!("{} is not a directory", base.display()),
+            ))
+        }
+        Err(e) => return Err(open_failed(e, &base, "opening the directory")),
+    };
     let pattern = PathGlob::new(&req.pattern)?;
     let ignores = compile_all(&req.ignore)?;
     let limit = req
@@ -109,32 +103,31 @@ pub fn glob(state: &State, ws: &str, req: GlobRequest) -> Result<GlobResponse, A
     let mut found: Vec<(u64, PathBuf, ())> = Vec::new();
     let mut matched = 0usize;
     let mut truncated = false;
-    for (visited, entry) in walker(&base, ignores).enumerate() {
+    let mut visited = 0usize;
+    let mut visit = |entry: &walk::Entry<'_>| {
+        visited += 1;
         if visited >= limits::WALK_MAX_ENTRIES {
             truncated = true;
-            break;
+            return Flow::Stop;
         }
-        let Ok(entry) = entry else { continue };
-        if entry.depth() == 0 {
-            continue;
+        if entry.file_type == FileType::Directory && !req.include_dirs {
+            return Flow::Continue;
         }
-        let is_dir = entry.file_type().is_some_and(|t| t.is_dir());
-        if is_dir && !req.include_dirs {
-            continue;
-        }
-        let rel = entry.path().strip_prefix(&base).unwrap_or(entry.path());
-        if !pattern.matches(rel) {
-            continue;
+        if !pattern.matches(entry.rel) {
+            return Flow::Continue;
         }
         matched += 1;
-        let mtime = entry.metadata().map(|m| time_ms(m.modified())).unwrap_or(0);
-        found.push((mtime, entry.into_path(), ()));
+        let mtime = entry.meta().map(|m| m.mtime_ms).unwrap_or(0);
+        found.push((mtime, entry.path.to_path_buf(), ()));
         // Keep memory bounded on huge trees: only the newest `limit` can be returned anyway.
         if found.len() >= limit * 4 + 1024 {
             newest_first(&mut found);
             found.truncate(limit);
         }
-    }
+        Flow::Continue
+    };
+    walk::walk(open, &root, &base, base_fd, &ignores, &mut visit)
+        .map_err(|e| ApiErr::io(e, "reading the directory"))?;
     newest_first(&mut found);
     truncated |= matched > limit;
     found.truncate(limit);
@@ -148,7 +141,12 @@ pub fn glob(state: &State, ws: &str, req: GlobRequest) -> Result<GlobResponse, A
     })
 }
 
-pub fn grep(state: &State, ws: &str, req: GrepRequest) -> Result<GrepResponse, ApiErr> {
+pub fn grep(
+    state: &State,
+    open: Opener,
+    ws: &str,
+    req: GrepRequest,
+) -> Result<GrepResponse, ApiErr> {
     let base = state
         .authorize(
             ws,
@@ -173,11 +171,7 @@ pub fn grep(state: &State, ws: &str, req: GrepRequest) -> Result<GrepResponse, A
     let mut total = 0usize;
     let mut truncated = false;
 
-    let mut search = |path: &Path, total: &mut usize| {
-        // Not File::open: a FIFO reached through a symlink would block this worker for good.
-        let Ok(Ok((file, meta))) = open_regular(path) else {
-            return;
-        };
+    let mut search = |file: File, meta: std::fs::Metadata, path: &Path, total: &mut usize| {
         let mtime = time_ms(meta.modified());
         let mut reader = BufReader::with_capacity(64 * 1024, file);
         if looks_binary(&mut reader).unwrap_or(true) {
@@ -206,29 +200,56 @@ pub fn grep(state: &State, ws: &str, req: GrepRequest) -> Result<GrepResponse, A
         }
     };
 
-    if base.is_file() {
-        search(&base, &mut total);
-    } else if base.is_dir() {
-        for (visited, entry) in walker(&base, ignores).enumerate() {
-            if visited >= limits::WALK_MAX_ENTRIES || total >= collect_cap {
-                truncated = true;
-                break;
-            }
-            let Ok(entry) = entry else { continue };
-            if !entry.file_type().is_some_and(|t| t.is_file()) {
-                continue;
-            }
-            let rel = entry.path().strip_prefix(&base).unwrap_or(entry.path());
-            if include.as_ref().is_some_and(|g| !g.matches(rel)) {
-                continue;
-            }
-            search(entry.path(), &mut total);
-        }
-    } else {
-        return Err(ApiErr::new(
+    // Not O_DIRECTORY: the base may be a file. O_NONBLOCK: nor may a FIFO block this worker.
+    let root = state.root(ws)?;
+    let not_found = || {
+        ApiErr::new(
             ErrorKind::NotFound,
             format!("{} does not exist", base.display()),
-        ));
+        )
+    };
+    let opened = match open.open(&root, &base, read_flags()) {
+        Ok(fd) => File::from(fd),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(not_found()),
+        Err(e) => return Err(open_failed(e, &base, "opening the path")),
+    };
+    let meta = opened
+        .metadata()
+        .map_err(|e| ApiErr::io(e, "opening the path"))?;
+    if meta.is_file() {
+        search(opened, meta, &base, &mut total);
+    } else if meta.is_dir() {
+        let mut visited = 0usize;
+        let mut visit = |entry: &walk::Entry<'_>| {
+            visited += 1;
+            if visited >= limits::WALK_MAX_ENTRIES || total >= collect_cap {
+                truncated = true;
+                return Flow::Stop;
+            }
+            if entry.file_type != FileType::RegularFile {
+                return Flow::Continue;
+            }
+            if include.as_ref().is_some_and(|g| !g.matches(entry.rel)) {
+                return Flow::Continue;
+            }
+            // Opened by name in its directory's descriptor, without following: a file swapped for
+            // a symlink since the listing is skipped.
+            if let Ok(Some((file, meta))) = entry.open_regular() {
+                search(file, meta, entry.path, &mut total);
+            }
+            Flow::Continue
+        };
+        walk::walk(
+            open,
+            &root,
+            &base,
+            OwnedFd::from(opened),
+            &ignores,
+            &mut visit,
+        )
+        .map_err(|e| ApiErr::io(e, "reading the directory"))?;
+    } else {
+        return Err(not_found());
     }
     newest_first(&mut files);
     truncated |= total > limit;

@@ -23,6 +23,7 @@ use subtle::ConstantTimeEq;
 
 use crate::error::ApiErr;
 use crate::exec::Execs;
+use crate::nofollow::Opener;
 use crate::state::{State as Workspaces, Target, Use};
 use crate::util::log;
 use crate::{fsops, search};
@@ -212,7 +213,7 @@ macro_rules! blocking_op {
             Path(ws): Path<String>,
             JsonBody(req): JsonBody<$req>,
         ) -> Result<Response, ApiErr> {
-            blocking(move || $f(&app.state, &ws, req))
+            blocking(move || $f(&app.state, Opener::new(), &ws, req))
                 .await
                 .map(|r| Json(r).into_response())
         }
@@ -234,7 +235,7 @@ async fn exec(
     JsonBody(req): JsonBody<ExecRequest>,
 ) -> Result<Response, ApiErr> {
     let checked = app.clone();
-    let (ws, req, cwd) = blocking(move || {
+    let (ws, req, cwd, dir) = blocking(move || {
         let mut targets = vec![Target::new(req.cwd.as_deref().unwrap_or(""), Use::Dir)];
         targets.extend(req.paths.iter().map(|p| Target::new(p, Use::Any)));
         let mut paths =
@@ -242,10 +243,12 @@ async fn exec(
                 .state
                 .authorize(&ws, Operation::Exec, &targets, req.grant.as_deref())?;
         let cwd = paths.swap_remove(0);
-        Ok((ws, req, cwd))
+        let root = checked.state.root(&ws)?;
+        let dir = crate::exec::open_cwd(Opener::new(), &root, &cwd)?;
+        Ok((ws, req, cwd, dir))
     })
     .await?;
-    crate::exec::start(app.execs.clone(), ws, cwd, req)
+    crate::exec::start(app.execs.clone(), ws, cwd, dir, req)
 }
 
 async fn cancel(

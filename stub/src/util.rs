@@ -1,11 +1,15 @@
 //! Small helpers: random ids, clocks, atomic file writes, JSON-lines logging.
 
+use std::ffi::{OsStr, OsString};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use rustix::fs::{openat, renameat, unlinkat, AtFlags, Mode, OFlags};
 
 /// A random id: `<prefix>_` and 32 hex digits (128 bits from the OS). Never time-based, so two
 /// requests in the same millisecond cannot collide (the seed's `perm_<ms>` did).
@@ -39,43 +43,55 @@ pub fn time_ms(t: io::Result<SystemTime>) -> u64 {
         .unwrap_or(0)
 }
 
-/// The temp name an atomic write into `target` uses: hidden, same directory, random.
-pub fn temp_path(target: &Path) -> PathBuf {
-    let name = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+/// The temp name an atomic write of `name` uses: hidden, same directory, random.
+pub fn temp_name(name: &OsStr) -> OsString {
     let rand = random_id("t");
-    target.with_file_name(format!(".{name}.{}.ocr-tmp", &rand[2..14]))
+    format!(".{}.{}.ocr-tmp", name.to_string_lossy(), &rand[2..14]).into()
 }
 
-/// Replaces `target` with `data` atomically: a temp file in the same directory, written, chmod'ed
-/// to `mode`, fsynced, renamed over `target`, then the directory fsynced. A reader sees the old or
-/// the new content, never a mix, and a crash leaves at worst a stray temp file.
+/// Replaces `target` with `data` atomically (see [`atomic_write_at`]). For the stub's own files;
+/// request paths go through [`atomic_write_at`] on a directory opened without following symlinks.
 pub fn atomic_write(target: &Path, data: &[u8], mode: Option<u32>) -> io::Result<()> {
-    let tmp = temp_path(target);
+    let (Some(dir), Some(name)) = (target.parent(), target.file_name()) else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} names no file", target.display()),
+        ));
+    };
+    let dir = File::open(dir)?;
+    atomic_write_at(dir.as_fd(), name, data, mode)
+}
+
+/// Replaces `name` in directory `dir` with `data` atomically: a temp file in the same directory
+/// (created with `O_EXCL | O_NOFOLLOW`), written, chmod'ed to `mode`, fsynced, renamed over `name`
+/// (`renameat`, which replaces a symlink rather than following it), then the directory fsynced. A
+/// reader sees the old or the new content, never a mix, and a crash leaves at worst a stray temp
+/// file.
+pub fn atomic_write_at(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    data: &[u8],
+    mode: Option<u32>,
+) -> io::Result<()> {
+    let tmp = temp_name(name);
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let mut file = File::from(openat(dir, &tmp, flags, Mode::from_raw_mode(0o666))?);
     let result = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o666)
-            .open(&tmp)?;
         if let Some(mode) = mode {
             file.set_permissions(fs::Permissions::from_mode(mode & 0o7777))?;
         }
         file.write_all(data)?;
         file.sync_all()?;
-        fs::rename(&tmp, target)
+        Ok(renameat(dir, &tmp, dir, name)?)
     })();
     if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+        let _ = unlinkat(dir, &tmp, AtFlags::empty());
         return result;
     }
-    if let Some(dir) = target.parent() {
-        // Makes the rename itself durable; some filesystems refuse fsync on a directory.
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
+    // Makes the rename itself durable; some filesystems refuse fsync on a directory.
+    let dir_flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    if let Ok(d) = openat(dir, ".", dir_flags, Mode::empty()) {
+        let _ = File::from(d).sync_all();
     }
     Ok(())
 }
