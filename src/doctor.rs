@@ -227,7 +227,7 @@ fn key_file_checks(target: &SshTarget) -> Vec<Check> {
     let mut files: Vec<PathBuf> = target.identity_files.clone();
     if files.is_empty() {
         let home = PathBuf::from(std::env::var_os("HOME").unwrap_or_default());
-        files = ["id_ed25519", "id_ecdsa", "id_rsa"]
+        files = crate::ssh::config::DEFAULT_IDENTITIES
             .iter()
             .map(|n| home.join(".ssh").join(n))
             .filter(|p| p.exists())

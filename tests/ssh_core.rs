@@ -424,7 +424,10 @@ async fn pool_should_share_one_connection_and_replace_a_dead_one() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn exec_should_adapt_to_a_server_with_fewer_sessions_than_our_cap() {
-    let sshd = sshd_with(SshdOptions { max_sessions: 2 });
+    let sshd = sshd_with(SshdOptions {
+        max_sessions: 2,
+        ..SshdOptions::default()
+    });
     let connection = Arc::new(connect(&sshd.target()).await.expect("connect"));
     let runs: Vec<_> = (0..6)
         .map(|i| {

@@ -33,12 +33,17 @@ pub static USER: LazyLock<String> = LazyLock::new(|| {
 #[derive(Debug, Clone)]
 pub struct SshdOptions {
     pub max_sessions: u32,
+    /// Lines appended to the rendered sshd_config (e.g. `TrustedUserCAKeys`).
+    pub extra_config: String,
 }
 
 impl Default for SshdOptions {
     fn default() -> Self {
         // OpenSSH's default.
-        SshdOptions { max_sessions: 10 }
+        SshdOptions {
+            max_sessions: 10,
+            extra_config: String::new(),
+        }
     }
 }
 
@@ -166,12 +171,14 @@ impl Sshd {
              MaxSessions {max_sessions}\n\
              MaxStartups 100\n\
              PrintMotd no\n\
-             LogLevel VERBOSE\n",
+             LogLevel VERBOSE\n\
+             {extra_config}\n",
             port = self.port,
             host_key = path("ssh_host_ed25519_key"),
             pid_file = path("sshd.pid"),
             authorized_keys = path("authorized_keys"),
             max_sessions = options.max_sessions,
+            extra_config = options.extra_config,
         )
     }
 
