@@ -68,7 +68,11 @@ async fn agent_should_offer_the_certificate_it_holds() {
         .stdin(Stdio::null())
         .output()
         .expect("ssh-add");
-    assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
     // Only the agent has the key and certificate now.
     std::fs::remove_file(&key).unwrap();
     std::fs::remove_file(PathBuf::from(format!("{}-cert.pub", key.display()))).unwrap();
@@ -78,7 +82,9 @@ async fn agent_should_offer_the_certificate_it_holds() {
     let mut target = sshd.target();
     target.identity_files = Vec::new();
     target.identities_only = false;
-    let connection = connect(&target).await.expect("auth with the agent's certificate");
+    let connection = connect(&target)
+        .await
+        .expect("auth with the agent's certificate");
     assert!(
         connection.auth_method.starts_with("ssh-agent certificate"),
         "{}",

@@ -32,7 +32,14 @@ fn sign(ca: &Path, key: &Path, to: &Path) {
     let status = Command::new("ssh-keygen")
         .args(["-q", "-s"])
         .arg(ca)
-        .args(["-I", "opencode-remote-test", "-n", USER.as_str(), "-V", "-5m:+1h"])
+        .args([
+            "-I",
+            "opencode-remote-test",
+            "-n",
+            USER.as_str(),
+            "-V",
+            "-5m:+1h",
+        ])
         .arg(format!("{}.pub", key.display()))
         .stdin(Stdio::null())
         .status()
@@ -56,7 +63,11 @@ async fn auth_should_offer_a_certificate_beside_the_identity_file() {
         Err(other) => panic!("expected AUTH_FAILED without a certificate, got {other}"),
         Ok(_) => panic!("the key alone must not be accepted"),
     }
-    sign(&ca, &key, &PathBuf::from(format!("{}-cert.pub", key.display())));
+    sign(
+        &ca,
+        &key,
+        &PathBuf::from(format!("{}-cert.pub", key.display())),
+    );
     let connection = connect(&target).await.expect("auth with the certificate");
     assert!(
         connection.auth_method.contains("certificate"),

@@ -229,7 +229,12 @@ async fn try_agent(
                 }
                 let label = format!("ssh-agent ({})", key.algorithm());
                 let result = handle
-                    .authenticate_publickey_with(target.user.clone(), key, keys.rsa_hash, &mut agent)
+                    .authenticate_publickey_with(
+                        target.user.clone(),
+                        key,
+                        keys.rsa_hash,
+                        &mut agent,
+                    )
                     .await
                     .map_err(|e| ssh_error(&e))?;
                 if result.success() {
@@ -239,8 +244,13 @@ async fn try_agent(
             }
             AgentIdentity::Certificate { certificate, .. } => {
                 if target.identities_only
-                    && !wanted.iter().any(|w| w.key_data() == certificate.public_key())
-                    && keys.certificates_for(certificate.public_key()).next().is_none()
+                    && !wanted
+                        .iter()
+                        .any(|w| w.key_data() == certificate.public_key())
+                    && keys
+                        .certificates_for(certificate.public_key())
+                        .next()
+                        .is_none()
                 {
                     continue;
                 }
