@@ -373,7 +373,7 @@ pub(super) async fn password(
     let mut attempts = Attempts::default();
     attempts.record("password".into(), &result);
     let offers_keyboard_interactive = matches!(&result, AuthResult::Failure { remaining_methods, .. }
-        if remaining_methods.iter().any(|m| *m == MethodKind::KeyboardInteractive));
+        if remaining_methods.contains(&MethodKind::KeyboardInteractive));
     if offers_keyboard_interactive
         && keyboard_interactive(handle, target, password, &mut attempts).await?
     {
