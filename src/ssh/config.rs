@@ -27,7 +27,7 @@ pub use parse::Origin;
 
 use evaluate::{evaluate, final_hostname, Host};
 use parse::{ConfigFile, Scope};
-use values::{connection_hash, expand_tokens, parse_time, policy_from};
+use values::{connection_hash, expand_shell_tokens, expand_tokens, parse_time, policy_from};
 
 use crate::config::address::parse_address;
 use crate::config::{HostEntry, HostKeyPolicy};
@@ -472,10 +472,19 @@ impl Resolver<'_> {
                 .get(keyword)
                 .is_some_and(|s| matches!(s.first().to_ascii_lowercase().as_str(), "yes" | "true"))
         };
-        let proxy_command = options
+        let proxy_command = match options
             .get("proxycommand")
             .filter(|s| !s.raw.eq_ignore_ascii_case("none"))
-            .map(|s| expand_tokens(&s.raw, &tokens));
+        {
+            None => None,
+            Some(setting) => Some(expand_shell_tokens(&setting.raw, &tokens).map_err(
+                |problem| {
+                    let fix =
+                        "Use a plain host name for this host, or drop the token from ProxyCommand.";
+                    self.setting_error(setting, "ProxyCommand", problem, fix)
+                },
+            )?),
+        };
         let seconds = |keyword: &str| {
             options
                 .get(keyword)

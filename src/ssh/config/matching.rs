@@ -102,15 +102,6 @@ pub fn evaluate(criteria: &str, input: &MatchInput) -> Result<MatchOutcome, Stri
     Ok(outcome)
 }
 
-/// Characters that may go into an `exec` command through a token: what a host or user name needs,
-/// and nothing a shell would act on. OpenSSH 9.6 refuses such names on the command line for the same
-/// reason; here a host name can come from a cloned project's hosts file.
-fn safe_for_shell(value: &str) -> bool {
-    value
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "-._:@[]%+,/~".contains(c))
-}
-
 /// Runs the command with OpenSSH's tokens, as OpenSSH does: `$SHELL -c`, stdio on /dev/null.
 fn run_exec(template: &str, input: &MatchInput) -> Result<bool, String> {
     let port = input.port.to_string();
@@ -128,14 +119,8 @@ fn run_exec(template: &str, input: &MatchInput) -> Result<bool, String> {
         ('r', input.user),
         ('u', input.local_user),
     ];
-    for (token, value) in &tokens {
-        if template.contains(&format!("%{token}")) && !safe_for_shell(value) {
-            return Err(format!(
-                "refusing to run Match exec: %{token} would insert {value:?}, which a shell would interpret"
-            ));
-        }
-    }
-    let command = super::expand_tokens(template, &tokens);
+    let command = super::expand_shell_tokens(template, &tokens)
+        .map_err(|problem| format!("refusing to run Match exec: {problem}"))?;
     let shell = std::env::var("SHELL")
         .ok()
         .filter(|s| !s.is_empty())

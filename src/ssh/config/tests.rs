@@ -382,3 +382,16 @@ fn resolve_should_require_some_user() {
     ));
     assert_eq!(fx.resolve(&entry("u@pi"), None).unwrap().user, "u");
 }
+
+#[test]
+fn resolve_should_refuse_a_proxy_command_token_a_shell_would_interpret() {
+    let fx = fixture();
+    let config = "Host *\n  ProxyCommand nc %h %p\n";
+    let hostile = fx.resolve(&entry("x$(touch${IFS}owned)"), Some(config));
+    match hostile {
+        Err(Error::Config { problem, .. }) => assert!(problem.contains("shell"), "{problem}"),
+        other => panic!("{other:?}"),
+    }
+    let fine = fx.resolve(&entry("pi.lan"), Some(config)).unwrap();
+    assert_eq!(fine.proxy_command.as_deref(), Some("nc pi.lan 22"));
+}

@@ -70,6 +70,28 @@ pub fn expand_tokens(text: &str, tokens: &[(char, &str)]) -> String {
     out
 }
 
+/// Characters that may go into an `exec` command through a token: what a host or user name needs,
+/// and nothing a shell would act on. OpenSSH 9.6 refuses such names on the command line for the same
+/// reason; here a host name can come from a cloned project's hosts file.
+pub fn safe_for_shell(value: &str) -> bool {
+    value
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-._:@[]%+,/~".contains(c))
+}
+
+/// Expands tokens into a command line that a shell will run (`Match exec`, `ProxyCommand`), refusing a
+/// value that the shell would interpret.
+pub fn expand_shell_tokens(template: &str, tokens: &[(char, &str)]) -> Result<String, String> {
+    for (token, value) in tokens {
+        if template.contains(&format!("%{token}")) && !safe_for_shell(value) {
+            return Err(format!(
+                "%{token} would insert {value:?}, which a shell would interpret"
+            ));
+        }
+    }
+    Ok(expand_tokens(template, tokens))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
