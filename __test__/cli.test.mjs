@@ -180,6 +180,11 @@ describe('doctor', () => {
     }
     assert.match(checks.auth.detail, new RegExp(`as ${sshd.user} with key file`))
     assert.match(checks.opencode.detail, /^1\.18\.33 at /)
+    // Like `ssh -G`, with the config line behind each value.
+    const config = checks['ssh config'].detail
+    assert.match(config, /address 127\.0\.0\.1 \(\S*config:\d+\)/)
+    assert.match(config, new RegExp(`user ${sshd.user} \\(\\S*config:\\d+\\)`))
+    assert.match(config, /host keys \S*known_hosts \(\S*config:\d+\)/)
     const text = await cli(['doctor', 'box'])
     assert.match(text.stdout, /^box\n {2}ok {3}config/)
   })

@@ -167,6 +167,43 @@ test('a password-only host is set up once with its password, and never needs it 
   }
 })
 
+test('a host that only allows keyboard-interactive is set up with its password too', async () => {
+  const server = await startSshd({
+    extraConfig: ['UsePAM yes', 'KbdInteractiveAuthentication yes', 'PasswordAuthentication no'],
+  })
+  try {
+    const chpasswd = spawnSync('chpasswd', { input: `${server.user}:kbd-int-secret\n` })
+    assert.equal(chpasswd.status, 0, String(chpasswd.stderr))
+    const kiHome = await mkdtemp(path.join(os.tmpdir(), 'ocr-ki-'))
+    await mkdir(path.join(kiHome, '.ssh'), { recursive: true, mode: 0o700 })
+    await writeFile(path.join(kiHome, '.ssh', 'known_hosts'), server.knownHostsLine + '\n')
+    await writeFile(
+      path.join(kiHome, '.ssh', 'config'),
+      `Host ki\n  HostName 127.0.0.1\n  Port ${server.port}\n  User ${server.user}\n`,
+    )
+    await mkdir(path.join(kiHome, 'config', 'opencode'), { recursive: true })
+    await writeFile(
+      path.join(kiHome, 'config', 'opencode', 'hosts.json'),
+      JSON.stringify({ hosts: { ki: 'ki' } }),
+    )
+    const kiEnv = { ...env, HOME: kiHome, XDG_CONFIG_HOME: path.join(kiHome, 'config') }
+    const result = await new Promise((resolve) => {
+      const child = execFile(
+        process.execPath,
+        [BIN, 'setup', 'ki', '--json', '--password-stdin'],
+        { env: kiEnv },
+        (error, stdout, stderr) => resolve({ code: error?.code ?? 0, stdout, stderr }),
+      )
+      child.stdin.end('kbd-int-secret\n')
+    })
+    assert.equal(result.code, 0, result.stderr + (await server.readLog()))
+    assert.match(result.stderr, /installed a new key for ki/)
+  } finally {
+    await run('usermod', ['-p', '*', server.user]).catch(() => {})
+    await server.stop()
+  }
+})
+
 /** `opencode-remote setup box --json` against `server`, from a fresh local home. */
 async function setupOn(server) {
   const nfHome = await mkdtemp(path.join(os.tmpdir(), 'ocr-nofwd-'))

@@ -6,7 +6,7 @@ rustc=$1
 shift
 case " $* " in
   *" --crate-name opencode_remote "* | *" --crate-name opencode_remote_protocol "* | \
-    *" --crate-name serde_json "* | *" --crate-name jsonc_parser "* | *" --crate-name ssh2_config "* | \
+    *" --crate-name serde_json "* | *" --crate-name jsonc_parser "* | \
     *" --crate-name session_export "* | *" --crate-name hosts_file "* | *" --crate-name opencode_json "* | \
     *" --crate-name ssh_config "*)
     exec "$rustc" "$@" -Cpasses=sancov-module \

@@ -185,7 +185,7 @@ pub async fn run(
             match setup_command(&sources, &host, &stub_dir, cli.json, out).await {
                 Err(error)
                     if matches!(error.cause(), Error::AuthFailed { accepted, .. }
-                        if accepted.iter().any(|m| m == "password"))
+                        if accepted.iter().any(|m| m == "password" || m == "keyboard-interactive"))
                         && (password_stdin
                             || std::io::IsTerminal::is_terminal(&std::io::stdin())) =>
                 {

@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::config::{self, ConfigSources, HostEntry};
 use crate::error::{display_path, Error};
 use crate::login::job::FIND_OPENCODE_SCRIPT;
-use crate::ssh::config::{resolve, SshTarget};
+use crate::ssh::config::{resolve_explained, Options, Setting, SshTarget};
 use crate::ssh::connect::{handshake, Connection};
 use crate::ssh::quote::quote;
 use crate::workspace::bootstrap::{connect_stub, probe, REUSE_DEADLINE, STUB_VERSION};
@@ -147,8 +147,8 @@ pub async fn doctor(
 }
 
 async fn check_host(entry: &HostEntry, local_version: Option<&str>, checks: &mut Vec<Check>) {
-    let target = match resolve(entry) {
-        Ok(target) => target,
+    let resolution = match resolve_explained(entry) {
+        Ok(resolution) => resolution,
         Err(error) => {
             return checks.push(Check::fail(
                 "resolve",
@@ -157,6 +157,7 @@ async fn check_host(entry: &HostEntry, local_version: Option<&str>, checks: &mut
             ))
         }
     };
+    let target = resolution.target;
     let via = target
         .proxy_jump
         .iter()
@@ -168,19 +169,33 @@ async fn check_host(entry: &HostEntry, local_version: Option<&str>, checks: &mut
         format!(" via {}", via.join(" -> "))
     };
     checks.push(Check::ok("resolve", format!("{}{route}", target.address())));
+    for (hop, options) in target.proxy_jump.iter().zip(&resolution.hop_options) {
+        checks.push(Check::ok(
+            "ssh config",
+            provenance("jump host", hop, options),
+        ));
+    }
+    checks.push(Check::ok(
+        "ssh config",
+        provenance("target", &target, &resolution.options),
+    ));
     checks.extend(key_file_checks(&target));
 
     let first_hop = target.proxy_jump.first().unwrap_or(&target);
-    if let Some(check) = tcp_check(first_hop).await {
+    if let Some(command) = &first_hop.proxy_command {
+        // No TCP of our own to test: the command is the transport, and the handshake below tells.
+        checks.push(Check::ok("tcp", format!("through ProxyCommand `{command}`")));
+    } else if let Some(check) = tcp_check(first_hop).await {
         return checks.push(check);
+    } else {
+        checks.push(Check::ok(
+            "tcp",
+            format!(
+                "{}:{} accepts connections",
+                first_hop.hostname, first_hop.port
+            ),
+        ));
     }
-    checks.push(Check::ok(
-        "tcp",
-        format!(
-            "{}:{} accepts connections",
-            first_hop.hostname, first_hop.port
-        ),
-    ));
 
     let session = match tokio::time::timeout(target.connect_timeout, handshake(&target)).await {
         Ok(Ok(session)) => session,
@@ -215,6 +230,98 @@ async fn check_host(entry: &HostEntry, local_version: Option<&str>, checks: &mut
     connection.close().await;
 }
 
+/// Which config line decided each value that matters for connecting, like `ssh -G` with the lines.
+fn provenance(role: &str, target: &SshTarget, options: &Options) -> String {
+    let from = |setting: Option<&Setting>, default: &str| match setting {
+        Some(setting) => setting.source.to_string(),
+        None => default.to_string(),
+    };
+    let paths = |files: &[PathBuf]| {
+        if files.is_empty() {
+            "none".to_string()
+        } else {
+            files
+                .iter()
+                .map(|f| display_path(f))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+    let identities = if options.list("identityfile").is_empty() {
+        "OpenSSH's default keys (default)".to_string()
+    } else {
+        options
+            .list("identityfile")
+            .iter()
+            .zip(&target.identity_files)
+            .map(|(setting, path)| format!("{} ({})", display_path(path), setting.source))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let policy = match target.host_key_policy {
+        crate::config::HostKeyPolicy::Strict => "strict",
+        crate::config::HostKeyPolicy::AcceptNew => "accept-new",
+    };
+    let mut lines = vec![
+        format!("{role} {}", target.address()),
+        format!(
+            "address {} ({})",
+            target.hostname,
+            from(options.get("hostname"), "the name itself")
+        ),
+        format!(
+            "user {} ({})",
+            target.user,
+            from(options.get("user"), "the local user")
+        ),
+        format!(
+            "port {} ({})",
+            target.port,
+            from(options.get("port"), "default")
+        ),
+        format!("identity {identities}"),
+        format!(
+            "host keys {} ({})",
+            paths(&target.known_hosts_files),
+            from(options.get("userknownhostsfile"), "default")
+        ),
+        format!(
+            "global host keys {} ({})",
+            paths(&target.global_known_hosts_files),
+            from(options.get("globalknownhostsfile"), "default")
+        ),
+        format!(
+            "host key policy {policy} ({})",
+            from(options.get("stricthostkeychecking"), "default")
+        ),
+    ];
+    if let Some(alias) = &target.host_key_alias {
+        lines.push(format!(
+            "host key alias {alias} ({})",
+            from(options.get("hostkeyalias"), "")
+        ));
+    }
+    if let Some(command) = &target.proxy_command {
+        lines.push(format!(
+            "proxy command {command} ({})",
+            from(options.get("proxycommand"), "")
+        ));
+    }
+    if !target.certificate_files.is_empty() {
+        let sources: Vec<String> = options
+            .list("certificatefile")
+            .iter()
+            .map(|s| s.source.to_string())
+            .collect();
+        lines.push(format!(
+            "certificates {} ({})",
+            paths(&target.certificate_files),
+            sources.join(", ")
+        ));
+    }
+    lines.join("\n            ")
+}
+
 fn config_fix(error: &Error) -> String {
     match error {
         Error::Config { fix, .. } => fix.clone(),
@@ -227,7 +334,7 @@ fn key_file_checks(target: &SshTarget) -> Vec<Check> {
     let mut files: Vec<PathBuf> = target.identity_files.clone();
     if files.is_empty() {
         let home = PathBuf::from(std::env::var_os("HOME").unwrap_or_default());
-        files = ["id_ed25519", "id_ecdsa", "id_rsa"]
+        files = crate::ssh::config::DEFAULT_IDENTITIES
             .iter()
             .map(|n| home.join(".ssh").join(n))
             .filter(|p| p.exists())
@@ -512,4 +619,46 @@ async fn local_opencode_version(binary: &str) -> Option<String> {
         .status
         .success()
         .then(|| text.lines().next().unwrap_or_default().trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ssh::config::{resolve_with, ResolveEnv};
+
+    #[test]
+    fn provenance_should_name_the_line_behind_each_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config");
+        std::fs::write(
+            &config,
+            "Host pi\n  HostName 10.9.9.9\n  ProxyJump bastion\nHost *\n  User dev\n  IdentityFile ~/k\n",
+        )
+        .unwrap();
+        let env = ResolveEnv {
+            home: Some(dir.path().to_path_buf()),
+            local_user: Some("me".into()),
+            local_hostname: "laptop".into(),
+        };
+        let entry = HostEntry {
+            name: "pi".into(),
+            address: "pi:2222".into(),
+            ..HostEntry::default()
+        };
+        let resolution = resolve_with(&entry, Some(&config), &env).unwrap();
+        let text = provenance("target", &resolution.target, &resolution.options);
+        let file = display_path(&config);
+        assert!(
+            text.contains(&format!("address 10.9.9.9 ({file}:2)")),
+            "{text}"
+        );
+        assert!(text.contains(&format!("user dev ({file}:5)")), "{text}");
+        assert!(text.contains("port 2222 (the host entry)"), "{text}");
+        assert!(text.contains(&format!("k ({file}:6)")), "{text}");
+        assert!(text.contains("host key policy strict (default)"), "{text}");
+        let hop = &resolution.target.proxy_jump[0];
+        let text = provenance("jump host", hop, &resolution.hop_options[0]);
+        assert!(text.contains("address bastion (the name itself)"), "{text}");
+        assert!(text.contains("port 22 (default)"), "{text}");
+    }
 }

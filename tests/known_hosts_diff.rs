@@ -29,7 +29,7 @@ use sha1::Sha1;
 use common::{free_port, USER};
 use opencode_remote::config::{HostEntry, HostKeyPolicy};
 use opencode_remote::error::Error;
-use opencode_remote::ssh::config::{resolve_with, SshTarget};
+use opencode_remote::ssh::config::{resolve_with, ResolveEnv, SshTarget};
 use opencode_remote::ssh::connect::connect;
 
 const SSHD: &str = "/usr/sbin/sshd";
@@ -465,7 +465,9 @@ async fn run_ours(config: &Path, host: &str) -> Result<bool, String> {
         address: host.into(),
         ..HostEntry::default()
     };
-    let target = resolve_with(&entry, Some(config)).map_err(|e| e.to_string())?;
+    let target = resolve_with(&entry, Some(config), &ResolveEnv::from_process())
+        .map(|r| r.target)
+        .map_err(|e| e.to_string())?;
     match connect(&target).await {
         Ok(connection) => {
             connection.close().await;
@@ -617,7 +619,9 @@ async fn run_ours_any(config: &Path) -> Result<bool, String> {
         address: "target".into(),
         ..HostEntry::default()
     };
-    let target = resolve_with(&entry, Some(config)).map_err(|e| e.to_string())?;
+    let target = resolve_with(&entry, Some(config), &ResolveEnv::from_process())
+        .map(|r| r.target)
+        .map_err(|e| e.to_string())?;
     match connect(&target).await {
         Ok(connection) => {
             connection.close().await;

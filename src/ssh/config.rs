@@ -1,27 +1,60 @@
-//! `~/.ssh/config` resolution: turns a [`HostEntry`] into the concrete [`SshTarget`] to dial, so that
+//! ssh_config resolution: turns a [`HostEntry`] into the concrete [`SshTarget`] to dial, so that
 //! `ssh pi` and `remote_login host=pi` agree.
 //!
-//! Precedence follows OpenSSH, where the command line beats the config file: explicit entry fields, then
-//! the parts of the entry's address, then `~/.ssh/config` (first match wins), then defaults.
+//! Precedence follows OpenSSH, where the command line beats the config file: explicit entry fields and the
+//! parts of the entry's address act like `ssh -l/-p/-i/-J`, then `~/.ssh/config` and `/etc/ssh/ssh_config`
+//! (first value wins), then defaults. Every ProxyJump hop is resolved as its own host, exactly as the
+//! `ssh -W` that OpenSSH runs for it would be: its own Host/Match blocks, known_hosts files and
+//! StrictHostKeyChecking, never the target's.
+//!
+//! The parser is ours (`config/`): OpenSSH's quoting, `Include`, and `Match` evaluated like OpenSSH's,
+//! which ssh2-config did not do. `tests/ssh_config_diff.rs` compares it with the installed `ssh -G`.
 
-use std::io::BufReader;
+mod evaluate;
+mod lexer;
+mod matching;
+mod parse;
+mod pattern;
+#[cfg(test)]
+mod tests;
+mod values;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ssh2_config::{HostParams, ParseRule, SshConfig};
+pub use evaluate::{Options, Setting, Source};
+pub use parse::Origin;
+
+use evaluate::{evaluate, final_hostname, Host};
+use parse::{ConfigFile, Scope};
+use values::{connection_hash, expand_shell_tokens, expand_tokens, parse_time, policy_from};
 
 use crate::config::address::parse_address;
 use crate::config::{HostEntry, HostKeyPolicy};
-use crate::error::{display_path, Error, Result};
+use crate::error::{Error, Result};
 
 pub const DEFAULT_PORT: u16 = 22;
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 pub const DEFAULT_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
-/// OpenSSH's compiled-in `GlobalKnownHostsFile`.
-const DEFAULT_GLOBAL_KNOWN_HOSTS: [&str; 2] =
-    ["/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2"];
 /// OpenSSH has no limit and simply recurses; a real chain is 1–3 hops, so deeper is treated as a loop.
 const MAX_JUMP_DEPTH: usize = 8;
+/// The identities tried when none is configured, in the order of the OpenSSH this was checked against
+/// (9.2: `ssh -G host | grep identityfile`); `tests/ssh_config_diff.rs` fails if the installed one differs.
+/// Key types russh cannot use (security keys, XMSS, DSA) are skipped when they fail to load.
+pub const DEFAULT_IDENTITIES: &[&str] = &[
+    "id_rsa",
+    "id_ecdsa",
+    "id_ecdsa_sk",
+    "id_ed25519",
+    "id_ed25519_sk",
+    "id_xmss",
+    "id_dsa",
+];
+/// OpenSSH's default `GlobalKnownHostsFile`.
+pub const DEFAULT_GLOBAL_KNOWN_HOSTS: &[&str] =
+    &["/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2"];
+/// The system-wide client config, read after the user's as OpenSSH does.
+const SYSTEM_CONFIG: &str = "/etc/ssh/ssh_config";
 
 /// Everything needed to open one SSH connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,27 +65,26 @@ pub struct SshTarget {
     pub hostname: String,
     pub port: u16,
     pub user: String,
-    /// Empty means "try the default keys" (`~/.ssh/id_ed25519`, `id_ecdsa`, `id_rsa`).
+    /// Empty means "try the default keys" ([`DEFAULT_IDENTITIES`] under `~/.ssh`).
     pub identity_files: Vec<PathBuf>,
     pub identities_only: bool,
     /// The whole chain of jump hosts, first hop first, already flattened: each hop's own `proxy_jump` is
     /// empty. Like OpenSSH, only the first hop's own ProxyJump is followed (it becomes the earlier hops).
+    /// Each hop carries its own resolved settings.
     pub proxy_jump: Vec<SshTarget>,
+    /// `ProxyCommand`, tokens expanded, to run with `sh -c` (its stdin/stdout are the transport).
+    /// `None` when unset, `ProxyCommand none`, or when ProxyJump is used.
+    pub proxy_command: Option<String>,
     pub known_hosts_files: Vec<PathBuf>,
+    /// `GlobalKnownHostsFile` (default [`DEFAULT_GLOBAL_KNOWN_HOSTS`]); read, never written.
+    pub global_known_hosts_files: Vec<PathBuf>,
+    /// `HostKeyAlias`, lower-cased as OpenSSH does: the name host keys are looked up and stored under.
+    pub host_key_alias: Option<String>,
+    /// `CertificateFile`s, offered with the matching identity at auth.
+    pub certificate_files: Vec<PathBuf>,
     pub host_key_policy: HostKeyPolicy,
     pub connect_timeout: Duration,
     pub keepalive_interval: Duration,
-    /// `ProxyCommand`, tokens already expanded: run with `sh -c`, its stdin/stdout carry the
-    /// connection. `None` also for `ProxyCommand none`.
-    pub proxy_command: Option<String>,
-    /// `HostKeyAlias`: known_hosts lines are looked up and learned under this name instead of the
-    /// host name and port.
-    pub host_key_alias: Option<String>,
-    /// `GlobalKnownHostsFile` (default `/etc/ssh/ssh_known_hosts{,2}`): read after
-    /// `known_hosts_files`, never written.
-    pub global_known_hosts_files: Vec<PathBuf>,
-    /// `CertificateFile`: user certificates to offer with the identities.
-    pub certificate_files: Vec<PathBuf>,
 }
 
 impl SshTarget {
@@ -66,46 +98,104 @@ impl SshTarget {
     }
 }
 
-/// Resolves against `$HOME/.ssh/config` when that file exists.
+/// A resolved target with the config lines behind each of its hops, for `doctor` and the tests.
+#[derive(Debug, Clone)]
+pub struct Resolution {
+    pub target: SshTarget,
+    /// The options that applied to the target.
+    pub options: Options,
+    /// The options of each hop, in the order of `target.proxy_jump`.
+    pub hop_options: Vec<Options>,
+}
+
+/// Resolves against `$HOME/.ssh/config` and `/etc/ssh/ssh_config`, like `ssh` without `-F`.
 pub fn resolve(entry: &HostEntry) -> Result<SshTarget> {
-    let env = Env::from_process();
-    let path = env
+    resolve_explained(entry).map(|r| r.target)
+}
+
+/// [`resolve`], keeping where each value came from.
+pub fn resolve_explained(entry: &HostEntry) -> Result<Resolution> {
+    let env = ResolveEnv::from_process();
+    let user_config = env
         .home
         .as_ref()
-        .map(|home| home.join(".ssh").join("config"))
-        .filter(|p| p.is_file());
-    resolve_in(entry, path.as_deref(), &env)
+        .map(|home| home.join(".ssh").join("config"));
+    let mut files = Vec::new();
+    if let Some(path) = user_config.filter(|p| p.is_file()) {
+        files.push((path, Scope::User));
+    }
+    if Path::new(SYSTEM_CONFIG).is_file() {
+        files.push((PathBuf::from(SYSTEM_CONFIG), Scope::System));
+    }
+    resolve_in(entry, &files, &env)
 }
 
-/// Resolves against the given ssh config file (`None`: no ssh config at all).
-pub fn resolve_with(entry: &HostEntry, ssh_config: Option<&Path>) -> Result<SshTarget> {
-    resolve_in(entry, ssh_config, &Env::from_process())
+/// Resolves against exactly the given user config file (like `ssh -F file`; `None`: no config at all).
+pub fn resolve_with(
+    entry: &HostEntry,
+    ssh_config: Option<&Path>,
+    env: &ResolveEnv,
+) -> Result<Resolution> {
+    let files: Vec<_> = ssh_config
+        .map(|p| (p.to_path_buf(), Scope::User))
+        .into_iter()
+        .collect();
+    resolve_in(entry, &files, env)
 }
 
-/// The process environment the resolution depends on, passed in so tests never mutate the real one.
-struct Env {
-    home: Option<PathBuf>,
-    local_user: Option<String>,
+/// The local facts resolution depends on, passed in so tests never mutate the process environment.
+#[derive(Debug, Clone, Default)]
+pub struct ResolveEnv {
+    pub home: Option<PathBuf>,
+    pub local_user: Option<String>,
+    /// For `%l`, `%L` and `%C`.
+    pub local_hostname: String,
 }
 
-impl Env {
-    fn from_process() -> Self {
+impl ResolveEnv {
+    pub fn from_process() -> Self {
         let var = |key: &str| std::env::var(key).ok().filter(|v| !v.is_empty());
-        Env {
+        ResolveEnv {
             home: var("HOME").map(PathBuf::from),
             local_user: var("USER").or_else(|| var("LOGNAME")),
+            local_hostname: local_hostname(),
         }
     }
 }
 
-fn resolve_in(entry: &HostEntry, ssh_config: Option<&Path>, env: &Env) -> Result<SshTarget> {
-    let file = ssh_config.map_or_else(|| PathBuf::from("~/.ssh/config"), Path::to_path_buf);
-    let config = ssh_config
-        .map(|path| load_ssh_config(path, env))
-        .transpose()?;
+fn local_hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates within it or fails.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return String::new();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+fn resolve_in(
+    entry: &HostEntry,
+    files: &[(PathBuf, Scope)],
+    env: &ResolveEnv,
+) -> Result<Resolution> {
+    let home = env.home.as_deref();
+    let config = files
+        .iter()
+        .map(|(path, scope)| {
+            parse::read(path, *scope, home).map_err(|e| Error::Config {
+                field: format!("line {}", e.line),
+                problem: e.problem,
+                fix: FIX_SSH_CONFIG.into(),
+                file: e.file,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
     let resolver = Resolver {
         config,
-        file,
+        file: files
+            .first()
+            .map_or_else(|| PathBuf::from("~/.ssh/config"), |(p, _)| p.clone()),
         env,
         name: &entry.name,
     };
@@ -115,12 +205,13 @@ fn resolve_in(entry: &HostEntry, ssh_config: Option<&Path>, env: &Env) -> Result
         port: entry.port,
         identity_file: entry.identity_file.clone(),
         jumps: entry.proxy_jump.as_deref().map(split_jumps),
+        later_hop: false,
         // The entry's policy is not optional and defaults to strict, so only accept-new is an explicit choice
-        // that can override ~/.ssh/config.
+        // that can override ~/.ssh/config. Like `ssh -o`, it is for the target only, not its jump hosts.
         policy: (entry.host_key_policy == HostKeyPolicy::AcceptNew)
             .then_some(HostKeyPolicy::AcceptNew),
     };
-    let mut target = resolver.target(&hop, None, &mut Vec::new())?;
+    let (mut target, options, hop_options) = resolver.target(&hop, &mut Vec::new())?;
     if entry.project {
         // A cloned repository names this host: learning an unknown key (accept-new from
         // ~/.ssh/config) would let it send the session to any server it likes, so the whole chain
@@ -136,53 +227,14 @@ fn resolve_in(entry: &HostEntry, ssh_config: Option<&Path>, env: &Env) -> Result
         target.address(),
         target.proxy_jump.len()
     );
-    Ok(target)
+    Ok(Resolution {
+        target,
+        options,
+        hop_options,
+    })
 }
 
-/// ssh2-config does not know `Match`, and without this would file the options of a Match block under the
-/// preceding `Host`. `Match all` is `Host *`; any other Match block is skipped (it matches no host), which
-/// is safer than guessing. Limitation: Match inside an `Include`d file is not rewritten.
-fn rewrite_match_blocks(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for line in text.lines() {
-        let trimmed = line.trim_start();
-        let keyword_end = trimmed
-            .find(|c: char| c.is_whitespace() || c == '=')
-            .unwrap_or(trimmed.len());
-        if trimmed[..keyword_end].eq_ignore_ascii_case("match") {
-            let args =
-                trimmed[keyword_end..].trim_start_matches(|c: char| c.is_whitespace() || c == '=');
-            let all = args
-                .split_whitespace()
-                .next()
-                .is_some_and(|a| a.eq_ignore_ascii_case("all"));
-            out.push_str(if all { "Host *" } else { "Host !*" });
-        } else {
-            out.push_str(line);
-        }
-        out.push('\n');
-    }
-    out
-}
-
-fn load_ssh_config(path: &Path, env: &Env) -> Result<SshConfig> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|err| Error::io(format!("reading {}", display_path(path)), err))?;
-    let text = rewrite_match_blocks(&text);
-    let mut config = SshConfig::default();
-    if let Some(home) = &env.home {
-        config = config.home_dir(home);
-    }
-    let rules = ParseRule::ALLOW_UNKNOWN_FIELDS | ParseRule::ALLOW_UNSUPPORTED_FIELDS;
-    config
-        .parse(&mut BufReader::new(text.as_bytes()), rules)
-        .map_err(|err| Error::Config {
-            file: path.to_path_buf(),
-            field: "(ssh config)".into(),
-            problem: err.to_string(),
-            fix: "Fix that setting; `ssh -G <host>` shows how OpenSSH reads the file.".into(),
-        })
-}
+const FIX_SSH_CONFIG: &str = "Fix that line; `ssh -G <host>` shows how OpenSSH reads the file.";
 
 fn split_jumps(list: &str) -> Vec<String> {
     if list.eq_ignore_ascii_case("none") {
@@ -197,23 +249,21 @@ struct Hop<'a> {
     user: Option<String>,
     port: Option<u16>,
     identity_file: Option<PathBuf>,
-    /// `None`: take ProxyJump from the ssh config.
+    /// `Some`: given like `ssh -J` (config ProxyJump/ProxyCommand ignored); `None`: from the config.
     jumps: Option<Vec<String>>,
+    /// A hop after the first of a chain: its `jumps` are the hops before it, which the caller resolves.
+    later_hop: bool,
     policy: Option<HostKeyPolicy>,
 }
 
-/// What a jump host takes from the hop it serves when its own ssh config says nothing.
-struct Inherited {
-    known_hosts_files: Vec<PathBuf>,
-    host_key_policy: HostKeyPolicy,
-}
-
 struct Resolver<'a> {
-    config: Option<SshConfig>,
+    config: Vec<ConfigFile>,
     file: PathBuf,
-    env: &'a Env,
+    env: &'a ResolveEnv,
     name: &'a str,
 }
+
+type Resolved = (SshTarget, Options, Vec<Options>);
 
 impl Resolver<'_> {
     fn error(&self, field: impl Into<String>, problem: impl Into<String>, fix: &str) -> Error {
@@ -225,13 +275,21 @@ impl Resolver<'_> {
         }
     }
 
+    /// An error about a config value, located at its file and line when it came from one.
+    fn setting_error(&self, setting: &Setting, keyword: &str, problem: String, fix: &str) -> Error {
+        match &setting.source {
+            Source::File(origin) => Error::Config {
+                file: origin.file.clone(),
+                field: format!("line {} ({keyword})", origin.line),
+                problem,
+                fix: fix.into(),
+            },
+            Source::Entry => self.error(format!("hosts.{}", self.name), problem, fix),
+        }
+    }
+
     /// `stack` holds the aliases being resolved above this hop, to stop ProxyJump loops.
-    fn target(
-        &self,
-        hop: &Hop,
-        inherited: Option<&Inherited>,
-        stack: &mut Vec<String>,
-    ) -> Result<SshTarget> {
+    fn target(&self, hop: &Hop, stack: &mut Vec<String>) -> Result<Resolved> {
         let fix = "Use user@host:port, host, [ipv6]:port or an alias from ~/.ssh/config.";
         let address = parse_address(hop.spec)
             .map_err(|p| self.error(format!("ProxyJump {:?}", hop.spec), p, fix))?;
@@ -251,30 +309,116 @@ impl Resolver<'_> {
                 fix,
             ));
         }
-        let params = self.config.as_ref().map(|c| c.query(&alias));
-        let params = params.as_ref();
-        let hostname = params
-            .and_then(|p| p.host_name.as_deref())
-            .map_or_else(|| alias.clone(), |h| expand_tokens(h, &[('h', &alias)]));
-        let port = hop
-            .port
-            .or(address.port)
-            .or(params.and_then(|p| p.port))
-            .unwrap_or(DEFAULT_PORT);
-        if port == 0 {
-            // Found by fuzzing: `Port 0` parses, and would only fail later as an unreachable host.
-            return Err(self.error(
-                format!("Host {alias} / Port"),
-                "port 0 is not a port",
-                "Set Port to the port sshd listens on (22 by default), or remove the line.",
-            ));
+        let options = self.options_for(hop, &address.user, address.port, &alias)?;
+        let mut target = self.build(&alias, &options)?;
+
+        let jumps = match &hop.jumps {
+            // A later hop of a chain: the hops before it are its route, already resolved by the caller.
+            Some(_) if hop.later_hop => Vec::new(),
+            Some(jumps) => jumps.clone(),
+            None => options
+                .get("proxyjump")
+                .map(|j| split_jumps(&j.raw))
+                .unwrap_or_default(),
+        };
+        let mut hop_options = Vec::new();
+        stack.push(alias);
+        for (i, spec) in jumps.iter().enumerate() {
+            // Like OpenSSH's `ssh -J first,…,prev this -W target`: later hops are reached through the
+            // earlier ones, so only the first hop's own ProxyJump (or ProxyCommand) is followed.
+            let hop = Hop {
+                spec,
+                user: None,
+                port: None,
+                identity_file: None,
+                jumps: (i > 0).then(|| jumps[..i].to_vec()),
+                later_hop: i > 0,
+                policy: None,
+            };
+            let (mut jump, jump_options, mut earlier) = self.target(&hop, stack)?;
+            target.proxy_jump.append(&mut jump.proxy_jump);
+            hop_options.append(&mut earlier);
+            target.proxy_jump.push(jump);
+            hop_options.push(jump_options);
         }
-        let user = hop
-            .user
-            .clone()
-            .or(address.user)
-            .or_else(|| params.and_then(|p| p.user.clone()));
-        let user = user
+        stack.pop();
+        if !target.proxy_jump.is_empty() {
+            target.proxy_command = None;
+        }
+        Ok((target, options, hop_options))
+    }
+
+    /// The hop's command-line-like presets, then the config files evaluated for `alias`.
+    fn options_for(
+        &self,
+        hop: &Hop,
+        address_user: &Option<String>,
+        address_port: Option<u16>,
+        alias: &str,
+    ) -> Result<Options> {
+        let mut presets = Options::default();
+        if let Some(user) = hop.user.as_ref().or(address_user.as_ref()) {
+            presets.preset("user", user);
+        }
+        if let Some(port) = hop.port.or(address_port) {
+            presets.preset("port", &port.to_string());
+        }
+        if let Some(file) = &hop.identity_file {
+            presets.preset_list("identityfile", &file.to_string_lossy());
+        }
+        if let Some(jumps) = &hop.jumps {
+            let value = if jumps.is_empty() {
+                "none".to_string()
+            } else {
+                jumps.join(",")
+            };
+            presets.preset("proxyjump", &value);
+        }
+        if hop.policy == Some(HostKeyPolicy::AcceptNew) {
+            presets.preset("stricthostkeychecking", "accept-new");
+        }
+        let home = self.home_text();
+        let host = Host {
+            name: alias,
+            local_user: self.env.local_user.as_deref().unwrap_or_default(),
+            home: &home,
+            local_hostname: &self.env.local_hostname,
+        };
+        evaluate(&self.config, &host, presets).map_err(|e| Error::Config {
+            file: e.origin.file,
+            field: format!("line {} (Match)", e.origin.line),
+            problem: e.problem,
+            fix: FIX_SSH_CONFIG.into(),
+        })
+    }
+
+    fn home_text(&self) -> String {
+        self.env
+            .home
+            .as_ref()
+            .map(|h| h.display().to_string())
+            .unwrap_or_default()
+    }
+
+    /// The target for one host from its evaluated options (its jump hosts are added by the caller).
+    fn build(&self, alias: &str, options: &Options) -> Result<SshTarget> {
+        let hostname = final_hostname(options, alias);
+        let port = match options.get("port") {
+            None => DEFAULT_PORT,
+            Some(setting) => match setting.first().parse::<u16>() {
+                Ok(port) if port > 0 => port,
+                // Found by fuzzing: `Port 0` parses, and would only fail later as an unreachable host.
+                _ => {
+                    let fix =
+                        "Set Port to the port sshd listens on (22 by default), or remove the line.";
+                    let problem = format!("'{}' is not a port from 1 to 65535", setting.first());
+                    return Err(self.setting_error(setting, "Port", problem, fix));
+                }
+            },
+        };
+        let user = options
+            .get("user")
+            .map(|s| s.first().to_string())
             .or_else(|| self.env.local_user.clone())
             .ok_or_else(|| {
                 let fix = "Set \"user\" for this host, or User in ~/.ssh/config.";
@@ -284,122 +428,97 @@ impl Resolver<'_> {
                     fix,
                 )
             })?;
+        let host_key_alias = options
+            .get("hostkeyalias")
+            .map(|s| s.first().to_ascii_lowercase());
 
-        let home = self
-            .env
-            .home
-            .as_ref()
-            .map(|h| h.display().to_string())
-            .unwrap_or_default();
+        let home = self.home_text();
         let port_text = port.to_string();
         let local_user = self.env.local_user.clone().unwrap_or_default();
+        let local_host = self.env.local_hostname.as_str();
+        let short_host = local_host.split('.').next().unwrap_or_default();
+        let key_alias = host_key_alias.as_deref().unwrap_or(&hostname);
+        // SAFETY: getuid cannot fail.
+        let uid = unsafe { libc::getuid() }.to_string();
+        let hash = connection_hash(local_host, &hostname, &port_text, &user);
         let tokens = [
+            ('C', hash.as_str()),
+            ('d', home.as_str()),
             ('h', hostname.as_str()),
-            ('n', alias.as_str()),
+            ('i', uid.as_str()),
+            ('k', key_alias),
+            ('L', short_host),
+            ('l', local_host),
+            ('n', alias),
             ('p', port_text.as_str()),
             ('r', user.as_str()),
             ('u', local_user.as_str()),
-            ('d', home.as_str()),
         ];
         let path = |text: &str| self.expand_tilde(&expand_tokens(text, &tokens));
-        let identity_files = match &hop.identity_file {
-            Some(file) => vec![path(&file.to_string_lossy())],
-            None => params
-                .and_then(|p| p.identity_file.as_ref())
-                .map(|files| files.iter().map(|f| path(&f.to_string_lossy())).collect())
-                .unwrap_or_default(),
-        };
-        let raw = |key: &str| params.and_then(|p| raw_field(p, key));
-        let identities_only = raw("identitiesonly")
-            .and_then(|v| v.first())
-            .is_some_and(|v| v.eq_ignore_ascii_case("yes") || v.eq_ignore_ascii_case("true"));
-        let known_hosts_files = match raw("userknownhostsfile") {
-            Some(files) if files.iter().any(|f| f.eq_ignore_ascii_case("none")) => Vec::new(),
-            Some(files) => files.iter().map(|f| path(f)).collect(),
-            None => match inherited {
-                Some(parent) => parent.known_hosts_files.clone(),
-                None => self.default_known_hosts(),
-            },
-        };
-        let configured_policy = raw("stricthostkeychecking")
-            .and_then(|v| v.first())
-            .map(|v| policy_from(v));
-        let host_key_policy = hop
-            .policy
-            .or(configured_policy)
-            .or(inherited.map(|parent| parent.host_key_policy))
-            .unwrap_or_default();
-        let nonzero = |d: Option<Duration>| d.filter(|d| !d.is_zero());
-        let proxy_command = raw("proxycommand")
-            .map(|words| words.join(" "))
-            .filter(|command| !command.is_empty() && !command.eq_ignore_ascii_case("none"))
-            .map(|command| expand_tokens(&command, &tokens));
-        let global_known_hosts_files = match raw("globalknownhostsfile") {
-            Some(files) if files.iter().any(|f| f.eq_ignore_ascii_case("none")) => Vec::new(),
-            Some(files) => files.iter().map(|f| path(f)).collect(),
-            None => DEFAULT_GLOBAL_KNOWN_HOSTS
+        let paths = |keyword: &str| -> Vec<PathBuf> {
+            options
+                .list(keyword)
                 .iter()
-                .map(PathBuf::from)
-                .collect(),
+                .map(|s| path(s.first()))
+                .collect()
         };
-        let certificate_files = params
-            .and_then(|p| p.certificate_file.as_ref())
-            .map(|file| vec![path(&file.to_string_lossy())])
-            .unwrap_or_default();
-        let mut target = SshTarget {
+        let file_list = |keyword: &str, defaults: Vec<PathBuf>| match options.get(keyword) {
+            Some(s) if s.args.iter().any(|f| f.eq_ignore_ascii_case("none")) => Vec::new(),
+            Some(s) => s.args.iter().map(|f| path(f)).collect(),
+            None => defaults,
+        };
+        let yes = |keyword: &str| {
+            options
+                .get(keyword)
+                .is_some_and(|s| matches!(s.first().to_ascii_lowercase().as_str(), "yes" | "true"))
+        };
+        let proxy_command = match options
+            .get("proxycommand")
+            .filter(|s| !s.raw.eq_ignore_ascii_case("none"))
+        {
+            None => None,
+            Some(setting) => Some(expand_shell_tokens(&setting.raw, &tokens).map_err(
+                |problem| {
+                    let fix =
+                        "Use a plain host name for this host, or drop the token from ProxyCommand.";
+                    self.setting_error(setting, "ProxyCommand", problem, fix)
+                },
+            )?),
+        };
+        let seconds = |keyword: &str| {
+            options
+                .get(keyword)
+                .and_then(|s| parse_time(s.first()))
+                .filter(|d| !d.is_zero())
+        };
+        Ok(SshTarget {
             name: self.name.to_string(),
-            hostname,
+            hostname: hostname.clone(),
             port,
-            user,
-            identity_files,
-            identities_only,
+            user: user.clone(),
+            identity_files: paths("identityfile"),
+            identities_only: yes("identitiesonly"),
             proxy_jump: Vec::new(),
-            known_hosts_files,
-            host_key_policy,
-            connect_timeout: nonzero(params.and_then(|p| p.connect_timeout))
-                .unwrap_or(DEFAULT_CONNECT_TIMEOUT),
-            // ServerAliveInterval 0 (OpenSSH: off) still gets the default: reconnect relies on keepalives.
-            keepalive_interval: nonzero(params.and_then(|p| p.server_alive_interval))
-                .unwrap_or(DEFAULT_KEEPALIVE_INTERVAL),
             proxy_command,
-            host_key_alias: raw("hostkeyalias").and_then(|v| v.first().cloned()),
-            global_known_hosts_files,
-            certificate_files,
-        };
-
-        let jumps = match &hop.jumps {
-            Some(jumps) => jumps.clone(),
-            None => params
-                .and_then(|p| p.proxy_jump.as_deref())
-                .map(|j| split_jumps(&j.join(",")))
+            known_hosts_files: file_list("userknownhostsfile", self.default_known_hosts()),
+            global_known_hosts_files: file_list(
+                "globalknownhostsfile",
+                DEFAULT_GLOBAL_KNOWN_HOSTS
+                    .iter()
+                    .map(PathBuf::from)
+                    .collect(),
+            ),
+            host_key_alias: host_key_alias.clone(),
+            certificate_files: paths("certificatefile"),
+            host_key_policy: options
+                .get("stricthostkeychecking")
+                .map(|s| policy_from(s.first()))
                 .unwrap_or_default(),
-        };
-        if jumps.is_empty() {
-            return Ok(target);
-        }
-        let parent = Inherited {
-            known_hosts_files: target.known_hosts_files.clone(),
-            host_key_policy: target.host_key_policy,
-        };
-        stack.push(alias);
-        for (i, spec) in jumps.iter().enumerate() {
-            // Like OpenSSH's `ssh -J first,…,last -W target last`: later hops are reached through the earlier
-            // ones, so only the first hop's own ProxyJump is followed.
-            let jumps = (i > 0).then(Vec::new);
-            let hop = Hop {
-                spec,
-                user: None,
-                port: None,
-                identity_file: None,
-                jumps,
-                policy: None,
-            };
-            let mut jump = self.target(&hop, Some(&parent), stack)?;
-            target.proxy_jump.append(&mut jump.proxy_jump);
-            target.proxy_jump.push(jump);
-        }
-        stack.pop();
-        Ok(target)
+            connect_timeout: seconds("connecttimeout").unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+            // ServerAliveInterval 0 (OpenSSH: off) still gets the default: reconnect relies on keepalives.
+            keepalive_interval: seconds("serveraliveinterval")
+                .unwrap_or(DEFAULT_KEEPALIVE_INTERVAL),
+        })
     }
 
     fn default_known_hosts(&self) -> Vec<PathBuf> {
@@ -418,333 +537,5 @@ impl Resolver<'_> {
             (Some(home), Some(rest)) if rest.starts_with('/') => home.join(&rest[1..]),
             _ => PathBuf::from(text),
         }
-    }
-}
-
-/// Options ssh2-config does not model arrive raw, keyed by the lower-cased keyword.
-fn raw_field<'p>(params: &'p HostParams, key: &str) -> Option<&'p Vec<String>> {
-    params
-        .unsupported_fields
-        .get(key)
-        .or_else(|| params.ignored_fields.get(key))
-}
-
-/// We never turn host key checking off: OpenSSH's `no` would even connect to a host whose key changed, so it
-/// maps to accept-new, the closest setting that still refuses a changed key. `ask` has no one to ask here.
-fn policy_from(value: &str) -> HostKeyPolicy {
-    match value.to_ascii_lowercase().as_str() {
-        "accept-new" | "no" | "off" | "false" => HostKeyPolicy::AcceptNew,
-        _ => HostKeyPolicy::Strict,
-    }
-}
-
-/// OpenSSH `%` tokens (ssh_config(5) "TOKENS"); unknown ones are left as written.
-fn expand_tokens(text: &str, tokens: &[(char, &str)]) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c != '%' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('%') => out.push('%'),
-            Some(t) => match tokens.iter().find(|(k, _)| *k == t) {
-                Some((_, value)) => out.push_str(value),
-                None => out.extend(['%', t]),
-            },
-            None => out.push('%'),
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    struct Fixture {
-        dir: tempfile::TempDir,
-        env: Env,
-    }
-
-    fn fixture() -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        let env = Env {
-            home: Some(dir.path().to_path_buf()),
-            local_user: Some("me".into()),
-        };
-        Fixture { dir, env }
-    }
-
-    impl Fixture {
-        fn home(&self, rest: &str) -> PathBuf {
-            self.dir.path().join(rest)
-        }
-
-        /// Resolves `entry` against an ssh config with the given text (`None`: no ssh config).
-        fn resolve(&self, entry: &HostEntry, ssh_config: Option<&str>) -> Result<SshTarget> {
-            let path = self.home(".ssh/config");
-            if let Some(text) = ssh_config {
-                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-                std::fs::write(&path, text).unwrap();
-            }
-            resolve_in(entry, ssh_config.map(|_| path.as_path()), &self.env)
-        }
-    }
-
-    fn entry(address: &str) -> HostEntry {
-        HostEntry {
-            name: "pi".into(),
-            address: address.into(),
-            ..HostEntry::default()
-        }
-    }
-
-    const ALIASES: &str = "\
-ServerAliveInterval 30
-Host pi
-  HostName=10.9.9.9
-  User dev
-  Port 2222
-  IdentityFile ~/.ssh/pi_key
-  IdentitiesOnly yes
-  UserKnownHostsFile ~/.ssh/kh1 ~/.ssh/kh_%h
-  StrictHostKeyChecking accept-new
-  ConnectTimeout 5
-  ProxyJump none
-Host *
-  User fallback
-  IdentityFile ~/.ssh/id_all
-";
-
-    #[test]
-    fn resolve_should_fall_back_to_defaults_without_ssh_config() {
-        let fx = fixture();
-        let target = fx.resolve(&entry("pi"), None).unwrap();
-        assert_eq!(target.address(), "me@pi:22");
-        assert_eq!(target.name, "pi");
-        assert!(target.identity_files.is_empty() && !target.identities_only);
-        let known = [fx.home(".ssh/known_hosts"), fx.home(".ssh/known_hosts2")];
-        assert_eq!(target.known_hosts_files, known);
-        assert_eq!(target.host_key_policy, HostKeyPolicy::Strict);
-        assert_eq!(target.connect_timeout, DEFAULT_CONNECT_TIMEOUT);
-        assert_eq!(target.keepalive_interval, DEFAULT_KEEPALIVE_INTERVAL);
-        assert!(target.proxy_jump.is_empty());
-    }
-
-    #[test]
-    fn resolve_should_apply_an_alias_from_ssh_config() {
-        let fx = fixture();
-        let target = fx.resolve(&entry("pi"), Some(ALIASES)).unwrap();
-        assert_eq!(target.address(), "dev@10.9.9.9:2222");
-        let keys = [fx.home(".ssh/pi_key"), fx.home(".ssh/id_all")];
-        assert_eq!(target.identity_files, keys);
-        assert!(target.identities_only);
-        let known = [fx.home(".ssh/kh1"), fx.home(".ssh/kh_10.9.9.9")];
-        assert_eq!(target.known_hosts_files, known);
-        assert_eq!(target.host_key_policy, HostKeyPolicy::AcceptNew);
-        assert_eq!(target.connect_timeout, Duration::from_secs(5));
-        assert_eq!(target.keepalive_interval, Duration::from_secs(30));
-        assert!(target.proxy_jump.is_empty());
-        let other = fx.resolve(&entry("other"), Some(ALIASES)).unwrap();
-        assert_eq!(other.address(), "fallback@other:22");
-    }
-
-    #[test]
-    fn resolve_should_let_global_options_before_the_first_host_win() {
-        let fx = fixture();
-        let config = "User=global\nHost pi\n  User dev\n";
-        assert_eq!(
-            fx.resolve(&entry("pi"), Some(config)).unwrap().user,
-            "global"
-        );
-    }
-
-    #[test]
-    fn resolve_should_let_address_and_entry_fields_override_ssh_config() {
-        let fx = fixture();
-        let target = fx.resolve(&entry("root@pi:2200"), Some(ALIASES)).unwrap();
-        assert_eq!((target.user.as_str(), target.port), ("root", 2200));
-        let explicit = HostEntry {
-            user: Some("ann".into()),
-            port: Some(2300),
-            identity_file: Some("~/.ssh/explicit".into()),
-            proxy_jump: Some("bastion".into()),
-            ..entry("root@pi:2200")
-        };
-        let target = fx.resolve(&explicit, Some(ALIASES)).unwrap();
-        assert_eq!((target.user.as_str(), target.port), ("ann", 2300));
-        assert_eq!(target.identity_files, [fx.home(".ssh/explicit")]);
-        assert_eq!(target.proxy_jump.len(), 1);
-        assert_eq!(target.proxy_jump[0].address(), "fallback@bastion:22");
-    }
-
-    #[test]
-    fn resolve_should_flatten_a_proxy_jump_chain_like_openssh() {
-        let fx = fixture();
-        let config = "\
-Host target
-  ProxyJump j2,bob@j3:2022
-  UserKnownHostsFile ~/.ssh/target_kh
-  StrictHostKeyChecking no
-Host j2
-  ProxyJump j1
-Host j1
-  HostName 192.0.2.1
-  UserKnownHostsFile ~/.ssh/j1_kh
-Host j3
-  ProxyJump never-followed
-";
-        let target = fx.resolve(&entry("target"), Some(config)).unwrap();
-        let chain: Vec<_> = target.proxy_jump.iter().map(SshTarget::address).collect();
-        assert_eq!(chain, ["me@192.0.2.1:22", "me@j2:22", "bob@j3:2022"]);
-        assert!(target
-            .proxy_jump
-            .iter()
-            .all(|hop| hop.proxy_jump.is_empty()));
-        assert!(target.proxy_jump.iter().all(|hop| hop.name == "pi"));
-        assert_eq!(
-            target.proxy_jump[0].known_hosts_files,
-            [fx.home(".ssh/j1_kh")]
-        );
-        assert_eq!(
-            target.proxy_jump[1].known_hosts_files,
-            [fx.home(".ssh/target_kh")]
-        );
-        let policies: Vec<_> = target
-            .proxy_jump
-            .iter()
-            .map(|h| h.host_key_policy)
-            .collect();
-        assert_eq!(policies, [HostKeyPolicy::AcceptNew; 3]);
-    }
-
-    #[test]
-    fn resolve_should_fail_on_a_jump_loop_instead_of_hanging() {
-        let fx = fixture();
-        let config = "Host a\n  ProxyJump b\nHost b\n  ProxyJump a\n";
-        match fx.resolve(&entry("a"), Some(config)) {
-            Err(Error::Config { problem, .. }) => {
-                assert!(problem.contains("a -> b -> a"), "{problem}")
-            }
-            other => panic!("{other:?}"),
-        }
-        let to_itself = HostEntry {
-            proxy_jump: Some("pi".into()),
-            ..entry("pi")
-        };
-        assert!(matches!(
-            fx.resolve(&to_itself, None),
-            Err(Error::Config { .. })
-        ));
-        let deep: String = (0..12)
-            .map(|i| format!("Host h{i}\n  ProxyJump h{}\n", i + 1))
-            .collect();
-        match fx.resolve(&entry("h0"), Some(&deep)) {
-            Err(Error::Config { problem, .. }) => assert!(problem.contains("h8"), "{problem}"),
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn resolve_should_never_turn_host_key_checking_off() {
-        let fx = fixture();
-        for (value, expected) in [
-            ("yes", HostKeyPolicy::Strict),
-            ("ask", HostKeyPolicy::Strict),
-            ("accept-new", HostKeyPolicy::AcceptNew),
-            ("no", HostKeyPolicy::AcceptNew),
-            ("off", HostKeyPolicy::AcceptNew),
-        ] {
-            let config = format!("Host pi\n  StrictHostKeyChecking {value}\n");
-            let target = fx.resolve(&entry("pi"), Some(&config)).unwrap();
-            assert_eq!(target.host_key_policy, expected, "{value}");
-        }
-        let accept_new = HostEntry {
-            host_key_policy: HostKeyPolicy::AcceptNew,
-            ..entry("pi")
-        };
-        let config = "Host pi\n  StrictHostKeyChecking yes\n";
-        let target = fx.resolve(&accept_new, Some(config)).unwrap();
-        assert_eq!(target.host_key_policy, HostKeyPolicy::AcceptNew);
-    }
-
-    /// A host a project defined never learns a key, even where ~/.ssh/config says accept-new.
-    #[test]
-    fn resolve_should_keep_a_project_host_strict_through_its_jumps() {
-        let fx = fixture();
-        let config = "Host *\n  User me\n  StrictHostKeyChecking accept-new\n";
-        let entry = HostEntry {
-            name: "evil".into(),
-            address: "evil.example".into(),
-            proxy_jump: Some("jump.example".into()),
-            project: true,
-            ..HostEntry::default()
-        };
-        let target = fx.resolve(&entry, Some(config)).unwrap();
-        assert_eq!(target.host_key_policy, HostKeyPolicy::Strict);
-        assert_eq!(target.proxy_jump[0].host_key_policy, HostKeyPolicy::Strict);
-        let users = HostEntry {
-            project: false,
-            ..entry
-        };
-        let target = fx.resolve(&users, Some(config)).unwrap();
-        assert_eq!(target.host_key_policy, HostKeyPolicy::AcceptNew);
-    }
-
-    #[test]
-    fn resolve_should_accept_ipv6_literals() {
-        let fx = fixture();
-        let config = "Host fe80::1\n  User six\n";
-        let target = fx.resolve(&entry("[fe80::1]:2222"), Some(config)).unwrap();
-        assert_eq!(target.hostname, "fe80::1");
-        assert_eq!(target.address(), "six@[fe80::1]:2222");
-        let bare = fx.resolve(&entry("u@::1"), None).unwrap();
-        assert_eq!(bare.address(), "u@[::1]:22");
-    }
-
-    #[test]
-    fn resolve_should_skip_match_blocks_rather_than_misfile_them() {
-        let fx = fixture();
-        let config =
-            "Host pi\n  User a\nMatch host pi exec \"true\"\n  Port 99\n  HostName wrong\n\
-                      Match all\n  ConnectTimeout 7\n";
-        let target = fx.resolve(&entry("pi"), Some(config)).unwrap();
-        assert_eq!(target.address(), "a@pi:22");
-        assert_eq!(target.connect_timeout, Duration::from_secs(7));
-    }
-
-    #[test]
-    fn resolve_should_expand_tokens_and_tilde() {
-        let fx = fixture();
-        let config = "Host pi\n  HostName %h.example.com\n  IdentityFile ~/.ssh/%r@%h-%p\n";
-        let target = fx.resolve(&entry("root@pi"), Some(config)).unwrap();
-        assert_eq!(target.hostname, "pi.example.com");
-        assert_eq!(
-            target.identity_files,
-            [fx.home(".ssh/root@pi.example.com-22")]
-        );
-        assert_eq!(expand_tokens("100%% %x %", &[]), "100% %x %");
-    }
-
-    #[test]
-    fn resolve_should_report_a_bad_ssh_config_with_its_file() {
-        let fx = fixture();
-        match fx.resolve(&entry("pi"), Some("Host pi\n  Port twenty-two\n")) {
-            Err(Error::Config { file, .. }) => assert_eq!(file, fx.home(".ssh/config")),
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn resolve_should_require_some_user() {
-        let mut fx = fixture();
-        fx.env.local_user = None;
-        assert!(matches!(
-            fx.resolve(&entry("pi"), None),
-            Err(Error::Config { .. })
-        ));
-        assert_eq!(fx.resolve(&entry("u@pi"), None).unwrap().user, "u");
     }
 }

@@ -247,14 +247,14 @@ impl Sshd {
             identity_files: vec![self.client_key.clone()],
             identities_only: true,
             proxy_jump: Vec::new(),
+            proxy_command: None,
+            global_known_hosts_files: Vec::new(),
+            host_key_alias: None,
+            certificate_files: Vec::new(),
             known_hosts_files: vec![self.known_hosts.clone()],
             host_key_policy: HostKeyPolicy::Strict,
             connect_timeout: Duration::from_secs(10),
             keepalive_interval: Duration::from_secs(15),
-            proxy_command: None,
-            host_key_alias: None,
-            global_known_hosts_files: Vec::new(),
-            certificate_files: Vec::new(),
         }
     }
 
