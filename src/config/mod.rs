@@ -16,6 +16,7 @@ pub mod edit;
 mod entry;
 pub mod file;
 mod load;
+pub mod migrate;
 pub mod model;
 mod trust;
 
