@@ -10,7 +10,7 @@ use jsonc_parser::cst::{CstInputValue, CstNode, CstObject, CstRootNode};
 use jsonc_parser::ParseOptions;
 use serde_json::Value;
 
-use super::{parse_hosts_text, validate_hosts, PluginOptions};
+use super::entry_problems;
 use crate::error::{Error, Result};
 
 /// Where hosts live in a file.
@@ -286,7 +286,7 @@ fn edit_options(
             };
             Ok(change(&options))
         },
-        |text| validate(file, section, text),
+        |original, text| validate(file, section, original, text),
     )
 }
 
@@ -296,7 +296,7 @@ fn edit_options(
 pub fn edit_tree(
     file: &Path,
     change: impl FnOnce(&CstRootNode) -> Result<bool>,
-    check: impl FnOnce(&str) -> Result<()>,
+    check: impl FnOnce(&str, &str) -> Result<()>,
 ) -> Result<EditOutcome> {
     let _lock = lock_for_edit(file)?;
     let existed = file.exists();
@@ -330,7 +330,7 @@ pub fn edit_tree(
         });
     }
     let text = root.to_string();
-    check(&text)?;
+    check(&original, &text)?;
     let backup = if existed {
         Some(backup(file, &original)?)
     } else {
@@ -446,25 +446,40 @@ fn our_plugin_options(file: &Path, text: &str, package: &str) -> Result<Vec<Valu
         .collect())
 }
 
-fn validate(file: &Path, section: Section<'_>, text: &str) -> Result<()> {
+/// The new text must load at least as well as the old: no new problem at the top level or in any
+/// entry. An entry that was already refused (say `"os": "windows"`, kept until it is supported) does
+/// not stop an edit elsewhere in the file.
+fn validate(file: &Path, section: Section<'_>, original: &str, text: &str) -> Result<()> {
+    let before = problems(file, section, original).unwrap_or_default();
+    let after = problems(file, section, text)?;
+    let before: Vec<String> = before.iter().map(ToString::to_string).collect();
+    match after.into_iter().find(|p| !before.contains(&p.to_string())) {
+        Some(problem) => Err(problem),
+        None => Ok(()),
+    }
+}
+
+fn problems(file: &Path, section: Section<'_>, text: &str) -> Result<Vec<Error>> {
     match section {
         Section::HostsFile => {
-            let parsed = parse_hosts_text(file, text)?;
-            validate_hosts(file, &parsed.hosts, &parsed.providers)
+            let value =
+                jsonc_parser::parse_to_serde_value::<Option<Value>>(text, &ParseOptions::default())
+                    .map_err(|e| {
+                        invalid(
+                            file,
+                            "(file)",
+                            &e.to_string(),
+                            "Fix the syntax error first.",
+                        )
+                    })?;
+            entry_problems(file, value.unwrap_or(Value::Null), false)
         }
         Section::PluginOptions { package } => {
+            let mut all = Vec::new();
             for options in our_plugin_options(file, text, package)? {
-                let options = serde_json::from_value::<PluginOptions>(options).map_err(|e| {
-                    invalid(
-                        file,
-                        "plugin options",
-                        &e.to_string(),
-                        "Check the host entry.",
-                    )
-                })?;
-                validate_hosts(file, &options.hosts, &options.providers)?;
+                all.extend(entry_problems(file, options, true)?);
             }
-            Ok(())
+            Ok(all)
         }
     }
 }

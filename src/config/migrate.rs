@@ -257,7 +257,7 @@ pub fn init_file(file: &Path) -> Result<(EditOutcome, Init)> {
             found = init_tree(root, file)?;
             Ok(found == Init::Added)
         },
-        |text| check_parses(file, text),
+        |_, text| check_parses(file, text),
     )?;
     Ok((outcome, found))
 }
@@ -290,7 +290,7 @@ pub fn migrate_file(file: &Path, dry_run: bool) -> Result<(EditOutcome, Option<M
             migration = migrate_tree(root)?;
             Ok(migration.is_some())
         },
-        |text| check_parses(file, text),
+        |_, text| check_parses(file, text),
     )?;
     Ok((outcome, migration))
 }
