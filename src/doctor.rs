@@ -143,6 +143,15 @@ pub async fn doctor(
         }
         reports.push(HostReport { host: name, checks });
     }
+    // Plugin entries of the tools this package replaces, still in OpenCode's config: `migrate`.
+    let old = config::migrate::doctor_findings(sources);
+    if !old.is_empty() {
+        let checks = old.into_iter().map(|(d, f)| Check::warn("plugin", d, f));
+        reports.push(HostReport {
+            host: "(plugins)".into(),
+            checks: checks.collect(),
+        });
+    }
     reports
 }
 

@@ -73,7 +73,10 @@ fn row(hosts: &Hosts, entry: &HostEntry) -> Row {
             .as_ref()
             .map(|p| p.to_string_lossy().into_owned()),
         run,
-        source: hosts.source(&entry.name).map(display_path).unwrap_or_default(),
+        source: hosts
+            .source(&entry.name)
+            .map(display_path)
+            .unwrap_or_default(),
         refused: None,
     }
 }
@@ -126,7 +129,9 @@ pub fn render(rows: &[Row], warnings: &[String], paint: Paint) -> String {
     for row in rows {
         if let Some(refused) = &row.refused {
             let head = format!("{}  refused: {refused}", row.name);
-            out.push_str(&colour_first(&wrap(&head, ""), "refused", |t| paint.fail(t)));
+            out.push_str(&colour_first(&wrap(&head, ""), "refused", |t| {
+                paint.fail(t)
+            }));
             out.push_str(&wrap(&format!("from {}", row.source), INDENT));
             continue;
         }
@@ -166,10 +171,7 @@ pub fn render_providers(hosts: &Hosts, rows: &[Row]) -> String {
     let mut out = String::new();
     for (name, spec) in hosts.providers() {
         out.push_str(&wrap(&format!("Provider: {name}"), ""));
-        out.push_str(&wrap(
-            &format!("Strategy: {}", strategy_name(spec)),
-            "  ",
-        ));
+        out.push_str(&wrap(&format!("Strategy: {}", strategy_name(spec)), "  "));
         if !spec.labels.is_empty() {
             out.push_str(&wrap(&format!("Labels: {}", spec.labels.join(", ")), "  "));
         }
@@ -210,7 +212,12 @@ fn wrap_indented(text: &str, first: &str, rest: &str) -> String {
     let mut out = String::new();
     let mut line = first.to_string();
     let mut empty = true;
-    for word in text.split(' ').filter(|w| !w.is_empty()) {
+    // Empty words are the extra spaces of a double space (kept: they separate columns), except at the
+    // start of a wrapped line.
+    for word in text.split(' ') {
+        if word.is_empty() && empty {
+            continue;
+        }
         let width = line.chars().count();
         if !empty && width + 1 + word.chars().count() > WIDTH {
             out.push_str(line.trim_end());

@@ -18,6 +18,10 @@ impl Paint {
         }
     }
 
+    pub fn is_off(self) -> bool {
+        !self.on
+    }
+
     pub fn ok(self, text: &str) -> String {
         self.paint(text, AnsiColor::Green.on_default())
     }

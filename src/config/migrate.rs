@@ -131,6 +131,31 @@ pub fn old_entries(files: &[PathBuf]) -> Vec<OldEntry> {
     found
 }
 
+/// For `doctor`: each old entry in OpenCode's config (global, and the project's), as (detail, fix).
+pub fn doctor_findings(sources: &super::ConfigSources) -> Vec<(String, String)> {
+    let files = opencode_config_files(&sources.config_dir, sources.project_dir.as_deref());
+    old_entries(&files)
+        .into_iter()
+        .map(|old| {
+            let detail = format!(
+                "{} loads {} ({}), which opencode-remote replaces",
+                crate::error::display_path(&old.file),
+                old.spec,
+                old.seed.package()
+            );
+            let project = match &sources.project_dir {
+                Some(dir) => format!(" --project {}", dir.display()),
+                None => String::new(),
+            };
+            let fix = format!(
+                "opencode-remote migrate{project} (rewrites it into opencode-remote's entry, keeping \
+                 its hosts and providers)"
+            );
+            (detail, fix)
+        })
+        .collect()
+}
+
 /// Options of opencode-remote-provider that have no effect here, and why.
 const DROPPED: [(&str, &str); 3] = [
     (
