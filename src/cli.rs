@@ -98,10 +98,12 @@ enum Command {
     },
 }
 
+// Written out (clap would show one `<ARGS>...`), each line within 80 columns.
 const ADD_USAGE_TOP: &str = "opencode-remote add [OPTIONS] <NAME> <ADDRESS>
        opencode-remote add [OPTIONS] <PROVIDER> <HOST> <USER> [PORT] [IDENTITY_FILE]";
 const ADD_USAGE_HOSTS: &str = "opencode-remote hosts add [OPTIONS] <NAME> <ADDRESS>
-       opencode-remote hosts add [OPTIONS] <PROVIDER> <HOST> <USER> [PORT] [IDENTITY_FILE]";
+       opencode-remote hosts add [OPTIONS] <PROVIDER> <HOST> <USER>
+                                 [PORT] [IDENTITY_FILE]";
 const REMOVE_USAGE_TOP: &str = "opencode-remote remove [OPTIONS] <NAME>
        opencode-remote remove [OPTIONS] <PROVIDER> <HOST>";
 const REMOVE_USAGE_HOSTS: &str = "opencode-remote hosts remove [OPTIONS] <NAME>
@@ -413,8 +415,7 @@ fn hosts_list(
         )
         .map_err(io);
     }
-    let text = list::render(&rows, hosts.warnings(), paint);
-    write!(out, "{}", printable(&text)).map_err(io)
+    write!(out, "{}", list::render(&rows, hosts.warnings(), paint)).map_err(io)
 }
 
 fn providers_list(
@@ -820,7 +821,7 @@ async fn setup_with_key(
                 value,
             };
             add_planned(&sources, plan, &ProviderHostOptions::default(), false, err)?;
-            load_sources(project)?
+            load_sources(project.clone())?
         }
         None => sources,
     };
@@ -836,6 +837,8 @@ async fn setup_with_key(
                     "installed a new key for {host}: {}",
                     display_path(&key)
                 );
+                // The key may have been recorded in the plugin options, which were read before.
+                let sources = load_sources(project)?;
                 setup_command(&sources, host, stub_dir, as_json, out).await
             } else {
                 let manual = crate::workspace::prepare_manual_key(host, &sources)?;

@@ -124,7 +124,9 @@ pub fn to_json(row: &Row) -> Value {
 }
 
 /// The text form: the name and address on the first line, details on indented lines below.
+/// Text from config files is made printable (no control characters) before the colour is added.
 pub fn render(rows: &[Row], warnings: &[String], paint: Paint) -> String {
+    let wrap = |text: &str, indent: &str| wrap(&super::printable(text), indent);
     let mut out = String::new();
     for row in rows {
         if let Some(refused) = &row.refused {

@@ -137,11 +137,14 @@ pub fn doctor_findings(sources: &super::ConfigSources) -> Vec<(String, String)> 
     old_entries(&files)
         .into_iter()
         .map(|old| {
+            let what = if old.spec == old.seed.package() {
+                old.spec.clone()
+            } else {
+                format!("{} ({})", old.spec, old.seed.package())
+            };
             let detail = format!(
-                "{} loads {} ({}), which opencode-remote replaces",
+                "{} loads {what}, which opencode-remote replaces",
                 crate::error::display_path(&old.file),
-                old.spec,
-                old.seed.package()
             );
             let project = match &sources.project_dir {
                 Some(dir) => format!(" --project {}", dir.display()),
