@@ -143,6 +143,15 @@ pub async fn doctor(
         }
         reports.push(HostReport { host: name, checks });
     }
+    // Plugin entries of the tools this package replaces, still in OpenCode's config: `migrate`.
+    let old = config::migrate::doctor_findings(sources);
+    if !old.is_empty() {
+        let checks = old.into_iter().map(|(d, f)| Check::warn("plugin", d, f));
+        reports.push(HostReport {
+            host: "(plugins)".into(),
+            checks: checks.collect(),
+        });
+    }
     reports
 }
 
@@ -184,7 +193,10 @@ async fn check_host(entry: &HostEntry, local_version: Option<&str>, checks: &mut
     let first_hop = target.proxy_jump.first().unwrap_or(&target);
     if let Some(command) = &first_hop.proxy_command {
         // No TCP of our own to test: the command is the transport, and the handshake below tells.
-        checks.push(Check::ok("tcp", format!("through ProxyCommand `{command}`")));
+        checks.push(Check::ok(
+            "tcp",
+            format!("through ProxyCommand `{command}`"),
+        ));
     } else if let Some(check) = tcp_check(first_hop).await {
         return checks.push(check);
     } else {

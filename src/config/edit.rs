@@ -6,11 +6,11 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use jsonc_parser::cst::{CstInputValue, CstObject, CstRootNode};
+use jsonc_parser::cst::{CstInputValue, CstNode, CstObject, CstRootNode};
 use jsonc_parser::ParseOptions;
 use serde_json::Value;
 
-use super::{parse_hosts_text, validate_hosts, PluginOptions};
+use super::entry_problems;
 use crate::error::{Error, Result};
 
 /// Where hosts live in a file.
@@ -82,6 +82,155 @@ pub fn set_host_field(
     })
 }
 
+/// Add or replace (by `name`) a host of `provider`; a missing provider is created with the
+/// `first_available` strategy, as opencode-remote-ssh's CLI did.
+pub fn set_provider_host(
+    file: &Path,
+    section: Section<'_>,
+    provider: &str,
+    host: &Value,
+) -> Result<EditOutcome> {
+    let name = host.get("name").and_then(Value::as_str).unwrap_or_default();
+    edit_options(file, section, |options| {
+        let providers = options.object_value_or_set("providers");
+        let spec = match providers.get(provider) {
+            Some(prop) => match prop.object_value() {
+                Some(spec) => spec,
+                None => return false,
+            },
+            None => providers
+                .append(
+                    provider,
+                    CstInputValue::Object(vec![("strategy".into(), "first_available".into())]),
+                )
+                .object_value_or_set(),
+        };
+        let list = spec.array_value_or_set("hosts");
+        match provider_host_node(&list, name) {
+            Some(node) => match node.element_index() {
+                Some(index) => {
+                    node.remove();
+                    list.insert(index, to_cst(host));
+                }
+                None => return false,
+            },
+            None => {
+                list.append(to_cst(host));
+            }
+        }
+        true
+    })
+}
+
+/// Remove host `name` from `provider` (or from whichever provider lists it); `changed` is false when
+/// no provider of this file lists it.
+pub fn remove_provider_host(
+    file: &Path,
+    section: Section<'_>,
+    provider: Option<&str>,
+    name: &str,
+) -> Result<EditOutcome> {
+    edit_options(file, section, |options| {
+        let Some(providers) = options.object_value("providers") else {
+            return false;
+        };
+        for prop in providers.properties() {
+            if provider.is_some_and(|p| prop.decoded_name().as_deref() != Some(p)) {
+                continue;
+            }
+            let list = prop
+                .object_value()
+                .and_then(|spec| spec.array_value("hosts"));
+            if let Some(node) = list.and_then(|list| provider_host_node(&list, name)) {
+                node.remove();
+                return true;
+            }
+        }
+        false
+    })
+}
+
+/// Record `key` as the identity file of host `name`, wherever this file defines it: its `hosts` map
+/// (`identityFile`) or a provider's host list (`ssh.identityFile`). `changed` is false when the file
+/// defines no such host.
+pub fn set_identity_file(
+    file: &Path,
+    section: Section<'_>,
+    name: &str,
+    key: &Path,
+) -> Result<EditOutcome> {
+    let key = Value::String(key.to_string_lossy().into_owned());
+    let defined_in_map = {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        jsonc_parser::parse_to_serde_value(&text, &ParseOptions::default())
+            .ok()
+            .flatten()
+            .is_some_and(|value| {
+                let options = match section {
+                    Section::HostsFile => Some(value),
+                    Section::PluginOptions { package } => our_options_in(&value, package),
+                };
+                options.is_some_and(|o| o.get("hosts").and_then(|h| h.get(name)).is_some())
+            })
+    };
+    if defined_in_map {
+        return set_host_field(file, section, name, "identityFile", &key);
+    }
+    edit_options(file, section, |options| {
+        let Some(providers) = options.object_value("providers") else {
+            return false;
+        };
+        for prop in providers.properties() {
+            let list = prop
+                .object_value()
+                .and_then(|spec| spec.array_value("hosts"));
+            let Some(host) = list
+                .and_then(|list| provider_host_node(&list, name))
+                .and_then(|node| node.as_object())
+            else {
+                continue;
+            };
+            let ssh = host.object_value_or_set("ssh");
+            match ssh.get("identityFile") {
+                Some(existing) => existing.set_value(to_cst(&key)),
+                None => {
+                    ssh.append("identityFile", to_cst(&key));
+                }
+            }
+            return true;
+        }
+        false
+    })
+}
+
+/// The element of a provider's `hosts` array whose `name` is `name`.
+fn provider_host_node(list: &jsonc_parser::cst::CstArray, name: &str) -> Option<CstNode> {
+    list.elements().into_iter().find(|element| {
+        element
+            .as_object()
+            .and_then(|host| host.get("name"))
+            .and_then(|prop| prop.value())
+            .and_then(|value| value.as_string_lit())
+            .and_then(|s| s.decoded_value().ok())
+            .is_some_and(|n| n == name)
+    })
+}
+
+/// The options object of `package`'s first entry in a parsed opencode.json.
+fn our_options_in(config: &Value, package: &str) -> Option<Value> {
+    config
+        .get("plugin")?
+        .as_array()?
+        .iter()
+        .filter(|entry| {
+            entry
+                .get(0)
+                .and_then(Value::as_str)
+                .is_some_and(|s| names_package(s, package))
+        })
+        .find_map(|entry| entry.get(1).cloned())
+}
+
 /// opencode.json(c) holds plugin options (of `package`); any other file is a hosts file.
 pub fn section_for<'a>(file: &Path, package: &'a str) -> Section<'a> {
     let name = file
@@ -111,6 +260,44 @@ fn edit(
     section: Section<'_>,
     change: impl FnOnce(&CstObject) -> bool,
 ) -> Result<EditOutcome> {
+    edit_options(file, section, |options| {
+        let hosts = options.object_value_or_set("hosts");
+        change(&hosts)
+    })
+}
+
+/// Edit the object that holds `hosts` and `providers` in `section` (the top level of a hosts file, or the
+/// plugin's options), then validate the result as that section.
+fn edit_options(
+    file: &Path,
+    section: Section<'_>,
+    change: impl FnOnce(&CstObject) -> bool,
+) -> Result<EditOutcome> {
+    edit_tree(
+        file,
+        |root| {
+            let Some(options) = options_object(root, section) else {
+                return Err(invalid(
+                    file,
+                    "plugin",
+                    "the file is not a JSON object",
+                    "Make the top level an object.",
+                ));
+            };
+            Ok(change(&options))
+        },
+        |original, text| validate(file, section, original, text),
+    )
+}
+
+/// The common path of every edit: lock, parse into a concrete syntax tree (comments and formatting
+/// kept), `change` it (false: nothing to do), `check` the new text, back up the old file, replace it
+/// atomically. A missing file starts as `{}`.
+pub fn edit_tree(
+    file: &Path,
+    change: impl FnOnce(&CstRootNode) -> Result<bool>,
+    check: impl FnOnce(&str, &str) -> Result<()>,
+) -> Result<EditOutcome> {
     let _lock = lock_for_edit(file)?;
     let existed = file.exists();
     let original = if existed {
@@ -120,7 +307,11 @@ fn edit(
         String::new()
     };
     let root = CstRootNode::parse(
-        if existed { &original } else { "{}\n" },
+        if existed && !original.trim().is_empty() {
+            &original
+        } else {
+            "{}\n"
+        },
         &ParseOptions::default(),
     )
     .map_err(|e| {
@@ -131,15 +322,7 @@ fn edit(
             "Fix the syntax error first.",
         )
     })?;
-    let Some(hosts) = hosts_object(&root, section) else {
-        return Err(invalid(
-            file,
-            "plugin",
-            "the file is not a JSON object",
-            "Make the top level an object.",
-        ));
-    };
-    if !change(&hosts) {
+    if !change(&root)? {
         return Ok(EditOutcome {
             file: file.to_path_buf(),
             backup: None,
@@ -147,7 +330,7 @@ fn edit(
         });
     }
     let text = root.to_string();
-    validate(file, section, &text)?;
+    check(&original, &text)?;
     let backup = if existed {
         Some(backup(file, &original)?)
     } else {
@@ -161,11 +344,11 @@ fn edit(
     })
 }
 
-/// The `hosts` object of `section`, created when missing.
-fn hosts_object(root: &CstRootNode, section: Section<'_>) -> Option<CstObject> {
+/// The object holding `hosts` and `providers` in `section`, created when missing.
+fn options_object(root: &CstRootNode, section: Section<'_>) -> Option<CstObject> {
     let top = root.object_value_or_set();
     match section {
-        Section::HostsFile => Some(top.object_value_or_set("hosts")),
+        Section::HostsFile => Some(top),
         Section::PluginOptions { package } => {
             let plugins = top.array_value_or_set("plugin");
             let entry = plugins
@@ -202,13 +385,13 @@ fn hosts_object(root: &CstRootNode, section: Section<'_>) -> Option<CstObject> {
                     tuple.as_array()?.elements().get(1)?.as_object()?
                 }
             };
-            Some(options.object_value_or_set("hosts"))
+            Some(options)
         }
     }
 }
 
 /// The package spec of a `plugin` array element (a string, or the first item of a tuple).
-fn plugin_spec(element: &jsonc_parser::cst::CstNode) -> Option<String> {
+pub(crate) fn plugin_spec(element: &jsonc_parser::cst::CstNode) -> Option<String> {
     let node = match element.as_array() {
         Some(tuple) => tuple.elements().into_iter().next()?,
         None => element.clone(),
@@ -217,7 +400,7 @@ fn plugin_spec(element: &jsonc_parser::cst::CstNode) -> Option<String> {
 }
 
 /// `opencode-remote`, `opencode-remote@1.2.3`, or a path/URL ending in the package directory.
-fn names_package(spec: &str, package: &str) -> bool {
+pub(crate) fn names_package(spec: &str, package: &str) -> bool {
     let bare = spec
         .rsplit_once('@')
         .filter(|(name, _)| !name.is_empty())
@@ -263,30 +446,45 @@ fn our_plugin_options(file: &Path, text: &str, package: &str) -> Result<Vec<Valu
         .collect())
 }
 
-fn validate(file: &Path, section: Section<'_>, text: &str) -> Result<()> {
+/// The new text must load at least as well as the old: no new problem at the top level or in any
+/// entry. An entry that was already refused (say `"os": "windows"`, kept until it is supported) does
+/// not stop an edit elsewhere in the file.
+fn validate(file: &Path, section: Section<'_>, original: &str, text: &str) -> Result<()> {
+    let before = problems(file, section, original).unwrap_or_default();
+    let after = problems(file, section, text)?;
+    let before: Vec<String> = before.iter().map(ToString::to_string).collect();
+    match after.into_iter().find(|p| !before.contains(&p.to_string())) {
+        Some(problem) => Err(problem),
+        None => Ok(()),
+    }
+}
+
+fn problems(file: &Path, section: Section<'_>, text: &str) -> Result<Vec<Error>> {
     match section {
         Section::HostsFile => {
-            let parsed = parse_hosts_text(file, text)?;
-            validate_hosts(file, &parsed.hosts, &parsed.providers)
+            let value =
+                jsonc_parser::parse_to_serde_value::<Option<Value>>(text, &ParseOptions::default())
+                    .map_err(|e| {
+                        invalid(
+                            file,
+                            "(file)",
+                            &e.to_string(),
+                            "Fix the syntax error first.",
+                        )
+                    })?;
+            entry_problems(file, value.unwrap_or(Value::Null), false)
         }
         Section::PluginOptions { package } => {
+            let mut all = Vec::new();
             for options in our_plugin_options(file, text, package)? {
-                let options = serde_json::from_value::<PluginOptions>(options).map_err(|e| {
-                    invalid(
-                        file,
-                        "plugin options",
-                        &e.to_string(),
-                        "Check the host entry.",
-                    )
-                })?;
-                validate_hosts(file, &options.hosts, &options.providers)?;
+                all.extend(entry_problems(file, options, true)?);
             }
-            Ok(())
+            Ok(all)
         }
     }
 }
 
-fn invalid(file: &Path, field: &str, problem: &str, fix: &str) -> Error {
+pub(crate) fn invalid(file: &Path, field: &str, problem: &str, fix: &str) -> Error {
     Error::Config {
         file: file.to_path_buf(),
         field: field.into(),
@@ -382,7 +580,7 @@ fn mode_of(file: &Path) -> Option<u32> {
     }
 }
 
-fn to_cst(value: &Value) -> CstInputValue {
+pub(crate) fn to_cst(value: &Value) -> CstInputValue {
     match value {
         Value::Null => CstInputValue::Null,
         Value::Bool(b) => CstInputValue::Bool(*b),

@@ -198,6 +198,31 @@ pub fn validate_hosts(
     first.map_or(Ok(()), Err)
 }
 
+/// The entries of a hosts file (`plugin_options` false) or of plugin options that do not load, each as
+/// its config error; a problem with the whole value (syntax, an unknown top-level key) is `Err`. Edits
+/// compare these before and after, so an entry that was already refused does not block editing another.
+pub fn entry_problems(path: &Path, value: Value, plugin_options: bool) -> Result<Vec<Error>> {
+    let mut value = value;
+    if value.is_null() {
+        return Ok(Vec::new());
+    }
+    let refused = take_refused(path, &mut value);
+    let (specs, providers) = if plugin_options {
+        let options: PluginOptions = deserialize(path, value)?;
+        (options.hosts, options.providers)
+    } else {
+        let file: HostsFile = deserialize(path, value)?;
+        (file.hosts, file.providers)
+    };
+    let mut checked = Hosts::default();
+    merge(&mut checked, path, &specs, &providers, Level::User)?;
+    Ok(refused
+        .iter()
+        .chain(checked.refused())
+        .map(Refused::error)
+        .collect())
+}
+
 /// Largest hosts file we read. Files are read at every call, so a huge one (a mistaken path, a log
 /// redirected onto it) would cost memory and time on every tool call; a real one is a few KiB.
 pub const MAX_HOSTS_FILE_BYTES: u64 = 1024 * 1024;
@@ -454,6 +479,9 @@ fn merge(
             hosts.user_providers.insert(provider.clone());
         }
         hosts.providers.insert(provider.clone(), kept);
+        hosts
+            .provider_sources
+            .insert(provider.clone(), file.to_path_buf());
     }
     Ok(())
 }

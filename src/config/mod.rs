@@ -16,12 +16,13 @@ pub mod edit;
 mod entry;
 pub mod file;
 mod load;
+pub mod migrate;
 pub mod model;
 mod trust;
 
 pub use entry::HostEntry;
 pub use load::{
-    load_hosts, parse_hosts_text, read_hosts_file, validate_hosts, INLINE_SOURCE,
+    entry_problems, load_hosts, parse_hosts_text, read_hosts_file, validate_hosts, INLINE_SOURCE,
     MAX_HOSTS_FILE_BYTES,
 };
 pub use model::{HostKeyPolicy, HostsFile, Os, PluginOptions, ProviderSpec};
@@ -72,6 +73,18 @@ impl ConfigSources {
         }
     }
 
+    /// The file to edit for a host whose [`Hosts::source`] is `source`: plugin options live in an
+    /// opencode.json(c) (the global one, or the project's that named the plugin).
+    pub fn editable_file(&self, source: &Path) -> PathBuf {
+        if source == Path::new(INLINE_SOURCE) {
+            return existing_or_first(&self.config_dir, "opencode");
+        }
+        match &self.inline_from_project {
+            Some(file) if source.to_string_lossy().ends_with(" (plugin options)") => file.clone(),
+            _ => source.to_path_buf(),
+        }
+    }
+
     /// The files read, lowest precedence first. Also the list to watch for reloading.
     pub fn files(&self) -> Vec<PathBuf> {
         let mut files = self.user_files();
@@ -97,6 +110,16 @@ impl ConfigSources {
     }
 }
 
+/// `<dir>/<stem>.jsonc` if it exists, else `<dir>/<stem>.json`.
+pub fn existing_or_first(dir: &Path, stem: &str) -> PathBuf {
+    let jsonc = dir.join(format!("{stem}.jsonc"));
+    if jsonc.exists() {
+        jsonc
+    } else {
+        dir.join(format!("{stem}.json"))
+    }
+}
+
 fn hosts_files_in(dir: &Path) -> Vec<PathBuf> {
     vec![dir.join("hosts.jsonc"), dir.join("hosts.json")]
 }
@@ -110,6 +133,8 @@ pub struct Hosts {
     /// Which file each host came from, so the CLI can edit or name the right one.
     sources: BTreeMap<String, PathBuf>,
     providers: BTreeMap<String, ProviderSpec>,
+    /// Which file each provider was (last) defined in, so the CLI adds hosts to it there.
+    provider_sources: BTreeMap<String, PathBuf>,
     /// Provider names the user's own config defines: a project may not replace them.
     user_providers: BTreeSet<String>,
     /// Hosts whose entry this version cannot load, by name: refused one by one, so the other hosts of
@@ -223,6 +248,19 @@ impl Hosts {
     /// Provider groups for SSH workspaces, as written (their hosts are also in this map by name).
     pub fn providers(&self) -> &BTreeMap<String, ProviderSpec> {
         &self.providers
+    }
+
+    /// The file (or [`INLINE_SOURCE`]) that defines provider `name`.
+    pub fn provider_source(&self, name: &str) -> Option<&Path> {
+        self.provider_sources.get(name).map(PathBuf::as_path)
+    }
+
+    /// The provider that lists host `name`.
+    pub fn provider_of(&self, name: &str) -> Option<&str> {
+        self.providers
+            .iter()
+            .find(|(_, spec)| spec.hosts.iter().any(|h| h.name == name))
+            .map(|(provider, _)| provider.as_str())
     }
 
     fn insert(&mut self, entry: HostEntry, file: &Path) {

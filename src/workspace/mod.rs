@@ -32,13 +32,69 @@ pub async fn install_key_with_password(
     let installed = crate::ssh::install_key::authorize(&connection, &public).await;
     connection.close().await;
     installed?;
-    let file = match hosts.source(&entry.name) {
-        Some(source) if source != Path::new(config::INLINE_SOURCE) => source.to_path_buf(),
-        _ => sources.config_dir.join("hosts.json"),
-    };
-    let section = config::edit::section_for(&file, "opencode-remote");
-    config::edit::set_host_field(&file, section, &entry.name, "identityFile", &json!(key))?;
+    record_identity_file(&hosts, sources, &entry.name, &key)?;
     Ok(key)
+}
+
+/// A generated key for a host whose password cannot be asked for: what the manual steps need.
+#[derive(Debug, Clone)]
+pub struct ManualKey {
+    pub key: PathBuf,
+    /// The `authorized_keys` line.
+    pub public: String,
+    pub user: String,
+    pub hostname: String,
+    pub port: u16,
+    /// The file the key was recorded in as the host's `identityFile`.
+    pub recorded_in: PathBuf,
+}
+
+/// Generate (or reuse) the host's key and record it as its `identityFile`, so that once the public
+/// key is in `authorized_keys` the next `setup` logs in with it.
+pub fn prepare_manual_key(host: &str, sources: &ConfigSources) -> Result<ManualKey> {
+    let hosts = config::load_hosts(sources)?;
+    let entry = hosts.get(host)?;
+    let target = resolve(entry)?;
+    let (key, public) = crate::ssh::install_key::ensure_local_key(&entry.name)?;
+    let recorded_in = record_identity_file(&hosts, sources, &entry.name, &key)?;
+    Ok(ManualKey {
+        key,
+        public,
+        user: target.user.clone(),
+        hostname: target.hostname.clone(),
+        port: target.port,
+        recorded_in,
+    })
+}
+
+/// Write `key` as the `identityFile` of host `name` where it is defined: a hosts map, a provider's
+/// host (`ssh.identityFile`), or the plugin options in opencode.json(c).
+fn record_identity_file(
+    hosts: &config::Hosts,
+    sources: &ConfigSources,
+    name: &str,
+    key: &Path,
+) -> Result<PathBuf> {
+    let source = hosts.source(name).ok_or_else(|| Error::UnknownHost {
+        name: name.to_string(),
+        known: hosts.names(),
+    })?;
+    let file = sources.editable_file(source);
+    let section = config::edit::section_for(&file, "opencode-remote");
+    let outcome = config::edit::set_identity_file(&file, section, name, key)?;
+    if !outcome.changed {
+        return Err(Error::Config {
+            file: file.clone(),
+            field: name.to_string(),
+            problem: "the host is not defined in this file, so its new key could not be recorded"
+                .into(),
+            fix: format!(
+                "Add \"identityFile\": \"{}\" to the host's entry by hand.",
+                key.display()
+            ),
+        });
+    }
+    Ok(file)
 }
 
 /// What `setup` reports.

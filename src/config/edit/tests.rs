@@ -1,3 +1,4 @@
+use crate::config::parse_hosts_text;
 use serde_json::json;
 
 use super::*;
@@ -148,4 +149,124 @@ fn set_host_should_keep_the_file_mode() {
         std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
         0o600
     );
+}
+
+#[test]
+fn provider_hosts_are_added_replaced_and_removed_with_comments_kept() {
+    let text = "{\n  // workspaces\n  \"providers\": {\n    \"default\": {\n      \"hosts\": [\n        {\"name\": \"a\", \"ssh\": {\"host\": \"10.0.0.1\"}} // first\n      ]\n    }\n  }\n}\n";
+    let (_dir, path) = file_with("hosts.jsonc", text);
+    let b = json!({"name": "b", "ssh": {"host": "10.0.0.2", "user": "ops", "port": 2222}});
+    set_provider_host(&path, Section::HostsFile, "default", &b).unwrap();
+    let a = json!({"name": "a", "ssh": {"host": "10.0.0.9", "user": "me"}});
+    set_provider_host(&path, Section::HostsFile, "default", &a).unwrap();
+    // The same name in a second provider of the file is refused, as loading would refuse it.
+    assert!(set_provider_host(&path, Section::HostsFile, "lab", &b).is_err());
+    let c = json!({"name": "c", "ssh": {"host": "10.0.0.3"}});
+    set_provider_host(&path, Section::HostsFile, "lab", &c).unwrap();
+    let written = std::fs::read_to_string(&path).unwrap();
+    assert!(written.contains("// workspaces"), "{written}");
+    let parsed = parse_hosts_text(&path, &written).unwrap();
+    let default = &parsed.providers["default"];
+    assert_eq!(
+        default
+            .hosts
+            .iter()
+            .map(|h| (h.name.as_str(), h.ssh.host.as_str()))
+            .collect::<Vec<_>>(),
+        vec![("a", "10.0.0.9"), ("b", "10.0.0.2")]
+    );
+    assert_eq!(
+        parsed.providers["lab"].strategy,
+        super::super::model::Strategy::FirstAvailable
+    );
+    assert!(parsed.hosts.is_empty(), "no hosts map was added");
+
+    let removed = remove_provider_host(&path, Section::HostsFile, Some("default"), "b").unwrap();
+    assert!(removed.changed);
+    let none = remove_provider_host(&path, Section::HostsFile, Some("default"), "b").unwrap();
+    assert!(!none.changed);
+    assert!(
+        remove_provider_host(&path, Section::HostsFile, None, "c")
+            .unwrap()
+            .changed
+    );
+    let parsed = parse_hosts_text(&path, &std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(parsed.providers["default"].hosts.len(), 1);
+    assert!(parsed.providers["lab"].hosts.is_empty());
+}
+
+#[test]
+fn identity_file_is_recorded_where_the_host_is_defined() {
+    let key = Path::new("/home/me/.ssh/opencode-remote_x");
+    // A hosts map entry.
+    let (_dir, path) = file_with("hosts.json", r#"{"hosts": {"x": "me@x"}}"#);
+    assert!(
+        set_identity_file(&path, Section::HostsFile, "x", key)
+            .unwrap()
+            .changed
+    );
+    let parsed = parse_hosts_text(&path, &std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(
+        serde_json::to_value(&parsed.hosts["x"]).unwrap(),
+        json!({"host": "me@x", "identityFile": key})
+    );
+    // A provider host.
+    let (_dir, path) = file_with(
+        "hosts.json",
+        r#"{"providers": {"p": {"hosts": [{"name": "x", "ssh": {"host": "h", "identityFile": "~/old"}}]}}}"#,
+    );
+    assert!(
+        set_identity_file(&path, Section::HostsFile, "x", key)
+            .unwrap()
+            .changed
+    );
+    let parsed = parse_hosts_text(&path, &std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(
+        parsed.providers["p"].hosts[0].ssh.identity_file.as_deref(),
+        Some(key)
+    );
+    // Inline plugin options, provider form.
+    let section = Section::PluginOptions {
+        package: "opencode-remote",
+    };
+    let (_dir, path) = file_with(
+        "opencode.jsonc",
+        "{\"plugin\": [[\"opencode-remote\", {\"providers\": {\"p\": {\"hosts\": [{\"name\": \"x\", \"ssh\": {\"host\": \"h\"}}]}}}]]} // c\n",
+    );
+    assert!(set_identity_file(&path, section, "x", key).unwrap().changed);
+    let written = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        written.contains("\"identityFile\": \"/home/me/.ssh/opencode-remote_x\"")
+            && written.ends_with("// c\n"),
+        "{written}"
+    );
+    // Not defined here: unchanged.
+    assert!(
+        !set_identity_file(&path, section, "nope", key)
+            .unwrap()
+            .changed
+    );
+}
+
+#[test]
+fn an_entry_already_refused_does_not_block_editing_another() {
+    let (_dir, path) = file_with(
+        "hosts.jsonc",
+        r#"{"hosts": {"win": {"host": "me@w", "os": "windows"}, "pi": "me@pi"}}"#,
+    );
+    set_host(&path, Section::HostsFile, "dev", &json!("me@dev")).unwrap();
+    assert!(
+        remove_host(&path, Section::HostsFile, "pi")
+            .unwrap()
+            .changed
+    );
+    // A new problem is still refused.
+    let error = set_host(
+        &path,
+        Section::HostsFile,
+        "bad",
+        &json!({"host": "h", "os": "windows"}),
+    )
+    .unwrap_err();
+    assert!(error.to_string().contains("hosts.bad.os"), "{error}");
 }
