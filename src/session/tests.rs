@@ -253,9 +253,10 @@ mod hostile {
     proptest! {
         #![proptest_config(cases(256))]
 
-        /// Any text at all (NUL, control characters, quotes, any Unicode) survives parse and serialize.
+        /// Any text at all (NUL, control characters, quotes, any Unicode) survives parse and serialize, in
+        /// a part and in a field of its own (`x_…`: a random key could hit a typed field such as `id`).
         #[test]
-        fn parse_should_keep_any_message_text_exactly(text in any::<String>(), key in "[a-z]{1,8}") {
+        fn parse_should_keep_any_message_text_exactly(text in any::<String>(), key in "x_[a-z]{1,8}") {
             let mut value = running_export();
             value["messages"][0]["parts"][0]["text"] = json!(text);
             value["messages"][0]["info"][key.as_str()] = json!(text);
