@@ -65,17 +65,23 @@ test('an unknown host rejects with code UNKNOWN_HOST and lists names', async () 
   )
 })
 
-test('a bad config file names the file and field, not the address', async () => {
+test('a bad host entry is refused alone, naming the file and field, not the address', async () => {
   const file = path.join(home, 'config', 'opencode', 'hosts.jsonc')
   await writeFile(file, '{ "hosts": { "bad": { "host": "x@10.1.1.1", "port": "twenty-two" } } }')
   try {
-    await assert.rejects(api.listHosts(null, null), (err) => {
-      assert.equal(err.code, 'CONFIG_INVALID')
-      assert.match(err.message, /~\/config\/opencode\/hosts\.jsonc/)
-      assert.match(err.message, /hosts\.bad\.port/)
-      assert.ok(!err.message.includes('10.1.1.1'), err.message)
-      return true
-    })
+    const names = await api.listHosts(null, null)
+    assert.ok(!names.includes('bad'), names.join(', '))
+    assert.ok(names.includes('beta'), 'the other hosts are still offered')
+    await assert.rejects(
+      api.remoteLogin({ sessionId: 'ses_api', host: 'bad', exportJson: session }),
+      (err) => {
+        assert.equal(err.code, 'CONFIG_INVALID')
+        assert.match(err.message, /~\/config\/opencode\/hosts\.jsonc/)
+        assert.match(err.message, /hosts\.bad\.port/)
+        assert.ok(!err.message.includes('10.1.1.1'), err.message)
+        return true
+      },
+    )
   } finally {
     await writeFile(file, '{}')
   }
