@@ -10,14 +10,18 @@ import os from 'node:os'
 import path from 'node:path'
 import { after, before, test } from 'node:test'
 import { startSshd } from './harness/sshd.mjs'
-import { repoRoot } from './support/package.mjs'
+import { installPackedPackage } from './support/package.mjs'
 
-const BIN = path.join(repoRoot, 'bin', 'opencode-remote.js')
+/** The installed package's CLI: it holds the stubs that setup uploads. */
+let BIN
 const PASSWORD = 'once-only-secret'
 let server
 
 before(async () => {
-  server = await startSshd({ extraConfig: ['PasswordAuthentication yes'] })
+  ;[server, { bin: BIN }] = await Promise.all([
+    startSshd({ extraConfig: ['PasswordAuthentication yes'] }),
+    installPackedPackage(),
+  ])
   const chpasswd = spawnSync('chpasswd', { input: `${server.user}:${PASSWORD}\n` })
   assert.equal(chpasswd.status, 0, String(chpasswd.stderr))
 })
