@@ -126,6 +126,14 @@ pub mod routes {
     pub fn workspace_op(ws: &str, op: &str) -> String {
         format!("/v1/workspaces/{ws}/{op}")
     }
+    /// `/v1/workspaces/{ws}/oc<path>`: an OpenCode server route (`path` = `/file/content`, `/vcs`,
+    /// `/pty/{id}/connect`, …) served from the host with OpenCode's own request and response shapes.
+    /// The addon's workspace router forwards the TUI's requests here unchanged but for this prefix.
+    pub fn opencode(ws: &str, path: &str) -> String {
+        format!("/v1/workspaces/{ws}/oc{path}")
+    }
+    /// The route template of [`opencode`] in the stub's router, before the OpenCode path.
+    pub const OPENCODE_PREFIX: &str = "/v1/workspaces/{ws}/oc";
     /// `POST /v1/workspaces/{ws}/exec/{exec_id}/cancel`.
     pub fn exec_cancel(ws: &str, exec_id: &str) -> String {
         format!("/v1/workspaces/{ws}/exec/{exec_id}/cancel")

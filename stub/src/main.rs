@@ -17,6 +17,7 @@ mod fsops;
 mod listen;
 mod local_client;
 mod nofollow;
+mod oc;
 mod owner;
 mod paths;
 mod search;

@@ -66,6 +66,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/workspaces/{ws}/exec/{exec_id}/cancel", post(cancel))
         .route("/v1/workspaces/{ws}/permissions", get(permissions))
         .route("/v1/workspaces/{ws}/permissions/reply", post(reply))
+        .merge(crate::oc::routes())
         .fallback(no_route)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(from_fn_with_state(app.clone(), require_token))
