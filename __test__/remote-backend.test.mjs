@@ -62,6 +62,19 @@ test('files are written, read and searched on the host, not locally', async () =
   assert.equal(JSON.stringify(grep.result).includes('hello.txt'), true, JSON.stringify(grep.result))
 })
 
+test('a request with a field the protocol does not know is refused here, naming the field', async () => {
+  const before = await api.remoteCall(place, 'fs/read', { path: 'src/hello.txt' })
+  assert.ok(before.result, JSON.stringify(before))
+  await assert.rejects(
+    api.remoteCall(place, 'fs/read', { path: 'src/hello.txt', offest: 3 }),
+    (err) => err.code === 'INVALID_ARGUMENT' && /fs\/read/.test(err.message) && /offest/.test(err.message),
+  )
+  await assert.rejects(
+    api.remoteCall(place, 'fs/chmod', { path: 'src/hello.txt' }),
+    (err) => err.code === 'INVALID_ARGUMENT' && /unknown operation `fs\/chmod`/.test(err.message),
+  )
+})
+
 test('commands run on the host as the remote user, in the workspace root', async () => {
   const { result } = await api.remoteExec(place, { command: 'id -un; pwd; echo oops >&2; exit 3' })
   assert.equal(result.stdout, `${sshd.user}\n${path.join(sshd.userHome, 'project')}\n`)

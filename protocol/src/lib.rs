@@ -214,7 +214,7 @@ pub struct StubInfo {
 
 /// `POST /v1/workspaces`: register a workspace, or update its root. Idempotent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RegisterWorkspace {
     /// Workspace id: 1–128 of `[A-Za-z0-9._-]`, not starting with `.`.
     pub id: String,
@@ -261,6 +261,107 @@ pub enum Operation {
     Grep,
     /// `exec` (its `cwd` and `paths`).
     Exec,
+}
+
+impl Operation {
+    /// Every operation a tool may call through `POST /v1/workspaces/{ws}/<route>`.
+    pub const ALL: [Operation; 9] = [
+        Operation::Read,
+        Operation::Write,
+        Operation::Stat,
+        Operation::List,
+        Operation::Remove,
+        Operation::Rename,
+        Operation::Glob,
+        Operation::Grep,
+        Operation::Exec,
+    ];
+
+    /// The route of this operation under a workspace: `fs/read`, `glob`, `exec`, ….
+    pub const fn route(self) -> &'static str {
+        match self {
+            Operation::Read => "fs/read",
+            Operation::Write => "fs/write",
+            Operation::Stat => "fs/stat",
+            Operation::List => "fs/list",
+            Operation::Remove => "fs/remove",
+            Operation::Rename => "fs/rename",
+            Operation::Glob => "glob",
+            Operation::Grep => "grep",
+            Operation::Exec => "exec",
+        }
+    }
+
+    /// The operation whose route is `route`.
+    pub fn from_route(route: &str) -> Option<Operation> {
+        Operation::ALL.into_iter().find(|op| op.route() == route)
+    }
+
+    /// The stub's route template, `/v1/workspaces/{ws}/<route>`.
+    pub fn route_template(self) -> String {
+        routes::workspace_op("{ws}", self.route())
+    }
+}
+
+/// A file or search request as a tool sends it, checked against the protocol's types before it
+/// leaves this machine: a misspelt or extra field is refused here with its name, not on the host.
+/// `exec` has its own streaming call and is not one of these.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum ToolRequest {
+    /// `fs/read`.
+    Read(ReadRequest),
+    /// `fs/write`.
+    Write(WriteRequest),
+    /// `fs/stat`.
+    Stat(StatRequest),
+    /// `fs/list`.
+    List(ListRequest),
+    /// `fs/remove`.
+    Remove(RemoveRequest),
+    /// `fs/rename`.
+    Rename(RenameRequest),
+    /// `glob`.
+    Glob(GlobRequest),
+    /// `grep`.
+    Grep(GrepRequest),
+}
+
+impl ToolRequest {
+    /// Parses `body` as the request of the operation at `route`. The error names the route and,
+    /// for a bad body, the field serde found wrong.
+    pub fn parse(route: &str, body: serde_json::Value) -> Result<ToolRequest, String> {
+        use serde_json::from_value;
+        let op = Operation::from_route(route)
+            .filter(|op| *op != Operation::Exec)
+            .ok_or_else(|| format!("unknown operation `{route}`"))?;
+        let bad = |e: serde_json::Error| format!("bad `{route}` request: {e}");
+        Ok(match op {
+            Operation::Read => ToolRequest::Read(from_value(body).map_err(bad)?),
+            Operation::Write => ToolRequest::Write(from_value(body).map_err(bad)?),
+            Operation::Stat => ToolRequest::Stat(from_value(body).map_err(bad)?),
+            Operation::List => ToolRequest::List(from_value(body).map_err(bad)?),
+            Operation::Remove => ToolRequest::Remove(from_value(body).map_err(bad)?),
+            Operation::Rename => ToolRequest::Rename(from_value(body).map_err(bad)?),
+            Operation::Glob => ToolRequest::Glob(from_value(body).map_err(bad)?),
+            Operation::Grep => ToolRequest::Grep(from_value(body).map_err(bad)?),
+            Operation::Exec => unreachable!("filtered above"),
+        })
+    }
+
+    /// Which operation this is.
+    pub fn operation(&self) -> Operation {
+        match self {
+            ToolRequest::Read(_) => Operation::Read,
+            ToolRequest::Write(_) => Operation::Write,
+            ToolRequest::Stat(_) => Operation::Stat,
+            ToolRequest::List(_) => Operation::List,
+            ToolRequest::Remove(_) => Operation::Remove,
+            ToolRequest::Rename(_) => Operation::Rename,
+            ToolRequest::Glob(_) => Operation::Glob,
+            ToolRequest::Grep(_) => Operation::Grep,
+        }
+    }
 }
 
 /// Kind of permission a request needs. Same name as OpenCode's own permission.
@@ -312,7 +413,7 @@ pub enum Reply {
 
 /// `POST …/permissions/reply`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PermissionReply {
     /// [`PermissionRequest::request_id`].
     pub request_id: String,
@@ -349,7 +450,7 @@ pub struct PermissionsInfo {
 
 /// `POST …/fs/read`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ReadRequest {
     /// File to read: absolute, relative to the workspace root, or `~/…`.
     pub path: String,
@@ -418,7 +519,7 @@ pub struct ReadResponse {
 /// `POST …/fs/write`: replace a file atomically (temp file in the same directory, fsync, rename),
 /// keeping an existing file's mode.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WriteRequest {
     /// File to write.
     pub path: String,
@@ -453,7 +554,7 @@ pub struct WriteResponse {
 
 /// `POST …/fs/stat`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StatRequest {
     /// Path to look at.
     pub path: String,
@@ -500,7 +601,7 @@ pub struct StatResponse {
 
 /// `POST …/fs/list`: the entries of one directory, sorted by name.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ListRequest {
     /// Directory to list (default: the workspace root).
     #[serde(default)]
@@ -541,7 +642,7 @@ pub struct ListResponse {
 
 /// `POST …/fs/remove`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RemoveRequest {
     /// File or directory to remove. A symlink is removed itself, not its target.
     pub path: String,
@@ -565,7 +666,7 @@ pub struct RemoveResponse {
 
 /// `POST …/fs/rename`: move a file or directory (both paths are checked).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RenameRequest {
     /// Existing path.
     pub from: String,
@@ -589,7 +690,7 @@ pub struct RenameResponse {
 /// `POST …/glob`: files under a directory whose path matches a glob, honouring `.gitignore`,
 /// `.ignore` and `.git/info/exclude` (also outside a git repository), newest first.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GlobRequest {
     /// Glob, gitignore-style: without a `/` it matches file names at any depth (`*.rs`), with one
     /// it matches the path relative to `path` (`src/**/*.rs`).
@@ -626,7 +727,7 @@ pub struct GlobResponse {
 /// `POST …/grep`: lines matching a regex (Rust `regex` syntax) in files under a directory,
 /// honouring ignore files like [`GlobRequest`]; binary files are skipped.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GrepRequest {
     /// The regex.
     pub pattern: String,
@@ -683,7 +784,7 @@ pub struct GrepResponse {
 /// SIGKILL after a grace period). Background processes left when the shell exits normally are
 /// left running.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ExecRequest {
     /// The command line, given to the shell as one argument.
     pub command: String,
@@ -840,6 +941,45 @@ pub fn is_valid_workspace_id(id: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_operation_should_round_trip_through_its_route() {
+        for op in Operation::ALL {
+            assert_eq!(Operation::from_route(op.route()), Some(op));
+            assert_eq!(
+                op.route_template(),
+                format!("/v1/workspaces/{{ws}}/{}", op.route())
+            );
+        }
+        assert_eq!(Operation::from_route("fs/chmod"), None);
+    }
+
+    #[test]
+    fn tool_request_should_refuse_an_unknown_field_by_name() {
+        let err = ToolRequest::parse("fs/read", serde_json::json!({"path": "a", "offest": 3}))
+            .unwrap_err();
+        assert!(err.contains("fs/read") && err.contains("offest"), "{err}");
+    }
+
+    #[test]
+    fn tool_request_should_refuse_unknown_operations_and_exec() {
+        for route in ["fs/chmod", "exec", "permissions/reply", ""] {
+            let err = ToolRequest::parse(route, serde_json::json!({})).unwrap_err();
+            assert!(err.contains("unknown operation"), "{route}: {err}");
+        }
+    }
+
+    #[test]
+    fn tool_request_should_serialize_as_the_bare_request() {
+        let parsed =
+            ToolRequest::parse("grep", serde_json::json!({"pattern": "x", "path": "src"})).unwrap();
+        assert_eq!(parsed.operation(), Operation::Grep);
+        let sent = serde_json::to_value(&parsed).unwrap();
+        assert_eq!(sent["pattern"], "x");
+        assert_eq!(sent["path"], "src");
+        let back: GrepRequest = serde_json::from_value(sent).unwrap();
+        assert_eq!(back.pattern, "x");
+    }
 
     #[test]
     fn permission_error_should_be_flat_like_opencode_expects() {

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock};
 
 use opencode_remote_protocol::{
-    routes, ErrorKind, ExecEvent, ExecRequest, PermissionReply, PermissionReplyResponse,
-    PermissionRequest, RegisterWorkspace, WorkspaceInfo,
+    routes, ErrorKind, ExecEvent, ExecRequest, Operation, PermissionReply, PermissionReplyResponse,
+    PermissionRequest, RegisterWorkspace, ToolRequest, WorkspaceInfo,
 };
 use serde_json::Value;
 use tokio::sync::Mutex;
@@ -21,18 +21,6 @@ use super::stub_client::{NdjsonStream, StubError};
 use crate::config::{self, ConfigSources};
 use crate::error::{Error, Result};
 use crate::ssh::config::resolve;
-
-/// The operations a tool may call, mapped to the stub's routes (`exec` and replies have their own).
-const OPERATIONS: &[&str] = &[
-    "fs/read",
-    "fs/write",
-    "fs/stat",
-    "fs/list",
-    "fs/remove",
-    "fs/rename",
-    "glob",
-    "grep",
-];
 
 /// One workspace on one host.
 #[derive(Debug, Clone)]
@@ -221,13 +209,16 @@ pub async fn call(
     operation: &str,
     body: &Value,
 ) -> Result<Outcome<Value>> {
-    if !OPERATIONS.contains(&operation) {
-        return Err(stub_error(place, &format!("unknown operation {operation}")));
-    }
-    let path = routes::workspace_op(&place.workspace, operation);
+    let request =
+        ToolRequest::parse(operation, body.clone()).map_err(|problem| Error::InvalidArgument {
+            field: "body".into(),
+            problem,
+        })?;
+    let path = routes::workspace_op(&place.workspace, request.operation().route());
+    let request = &request;
     with_stub(place, sources, |stub| {
         let path = path.clone();
-        async move { stub.client.post::<Value, Value>(&path, body).await }
+        async move { stub.client.post::<ToolRequest, Value>(&path, request).await }
     })
     .await
 }
@@ -247,7 +238,7 @@ pub async fn exec(
     spill_dir: Option<&Path>,
     cancel: &CancellationToken,
 ) -> Result<Outcome<ExecResult>> {
-    let path = routes::workspace_op(&place.workspace, "exec");
+    let path = routes::workspace_op(&place.workspace, Operation::Exec.route());
     let started = with_stub(place, sources, |stub| {
         let path = path.clone();
         async move {
