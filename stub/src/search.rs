@@ -5,10 +5,12 @@
 //! the walk goes by directory descriptor ([`walk`]). Output is bounded: a result limit, a cap on
 //! collected grep matches and on visited entries.
 
+mod prefilter;
 mod walk;
 
+use std::borrow::Cow;
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufRead, BufReader, Read};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
@@ -19,10 +21,13 @@ use opencode_remote_protocol::{
 use rustix::fs::{FileType, OFlags};
 
 use crate::error::ApiErr;
-use crate::fsops::{cut_chars, looks_binary, open_failed, read_line_capped, MAX_LINE_BYTES};
+use crate::fsops::{
+    cut_chars, looks_binary, open_failed, read_line_capped, BINARY_SNIFF_BYTES, MAX_LINE_BYTES,
+};
 use crate::nofollow::{read_flags, Opener};
 use crate::state::{State, Target, Use};
 use crate::util::time_ms;
+use prefilter::Prefilter;
 use walk::Flow;
 
 /// A glob with gitignore-style anchoring, as ripgrep's `--glob`: a pattern without `/` matches
@@ -171,30 +176,35 @@ pub fn grep(
     let mut total = 0usize;
     let mut truncated = false;
 
+    let prefilter = Prefilter::new(&req.pattern, req.case_insensitive, MAX_LINE_BYTES);
+    let mut whole = Vec::new();
     let mut search = |file: File, meta: std::fs::Metadata, path: &Path, total: &mut usize| {
         let mtime = time_ms(meta.modified());
-        let mut reader = BufReader::with_capacity(64 * 1024, file);
-        if looks_binary(&mut reader).unwrap_or(true) {
-            return;
-        }
-        let shown = path.to_string_lossy().into_owned();
-        let mut line = Vec::new();
-        let mut number = 0u64;
-        let mut matches = Vec::new();
-        while let Ok(true) = read_line_capped(&mut reader, &mut line, MAX_LINE_BYTES) {
-            number += 1;
-            if regex.is_match(&line) {
-                matches.push(GrepMatch {
-                    path: shown.clone(),
-                    line: number,
-                    text: cut_chars(String::from_utf8_lossy(&line).into_owned(), max_chars),
-                });
-                *total += 1;
-                if *total >= collect_cap {
-                    break;
+        let lines = LineSearch {
+            regex: &regex,
+            shown: path.to_string_lossy(),
+            max_chars,
+            collect_cap,
+        };
+        let matches = match &prefilter {
+            // A file small enough is read whole and skipped when the buffer has no match.
+            Some(prefilter) if meta.len() <= PREFILTER_MAX_BYTES => {
+                whole.clear();
+                let read = (&file).take(PREFILTER_MAX_BYTES).read_to_end(&mut whole);
+                let sniff = whole.len().min(BINARY_SNIFF_BYTES);
+                if read.is_err() || whole[..sniff].contains(&0) || !prefilter.may_match(&whole) {
+                    return;
                 }
+                lines.run(&mut whole.as_slice(), total)
             }
-        }
+            _ => {
+                let mut reader = BufReader::with_capacity(64 * 1024, file);
+                if looks_binary(&mut reader).unwrap_or(true) {
+                    return;
+                }
+                lines.run(&mut reader, total)
+            }
+        };
         if !matches.is_empty() {
             files.push((mtime, path.to_path_buf(), matches));
         }
@@ -263,6 +273,41 @@ pub fn grep(
         matches,
         truncated,
     })
+}
+
+/// Files up to this size are read whole and go through the [`Prefilter`] first.
+const PREFILTER_MAX_BYTES: u64 = 4 * 1024 * 1024;
+
+/// The exact, per-line part of grep.
+struct LineSearch<'a> {
+    regex: &'a regex::bytes::Regex,
+    shown: Cow<'a, str>,
+    max_chars: usize,
+    collect_cap: usize,
+}
+
+impl LineSearch<'_> {
+    /// The matching lines of `reader`, counting each into `total` and stopping at the cap.
+    fn run(&self, reader: &mut impl BufRead, total: &mut usize) -> Vec<GrepMatch> {
+        let mut line = Vec::new();
+        let mut number = 0u64;
+        let mut matches = Vec::new();
+        while let Ok(true) = read_line_capped(reader, &mut line, MAX_LINE_BYTES) {
+            number += 1;
+            if self.regex.is_match(&line) {
+                matches.push(GrepMatch {
+                    path: self.shown.to_string(),
+                    line: number,
+                    text: cut_chars(String::from_utf8_lossy(&line).into_owned(), self.max_chars),
+                });
+                *total += 1;
+                if *total >= self.collect_cap {
+                    break;
+                }
+            }
+        }
+        matches
+    }
 }
 
 #[cfg(test)]
