@@ -5,7 +5,7 @@
 //! the walk goes by directory descriptor ([`walk`]). Output is bounded: a result limit, a cap on
 //! collected grep matches and on visited entries.
 
-mod walk;
+pub mod walk;
 
 use std::fs::File;
 use std::io::BufReader;
