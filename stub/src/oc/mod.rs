@@ -21,7 +21,7 @@ use std::sync::Arc;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use opencode_remote_protocol::{routes, ErrorKind};
+use opencode_remote_protocol::routes;
 use serde::Serialize;
 
 use crate::error::ApiErr;
@@ -119,12 +119,12 @@ impl OcErr {
 impl From<ApiErr> for OcErr {
     fn from(err: ApiErr) -> OcErr {
         let message = err.0.message;
-        match err.0.kind {
-            ErrorKind::NotFound => OcErr {
+        match err.0.kind.status() {
+            404 => OcErr {
                 status: StatusCode::NOT_FOUND,
                 body: ErrBody::new("NotFoundError", message),
             },
-            ErrorKind::BadRequest => OcErr::bad_request("Query", message),
+            400 => OcErr::bad_request("Query", message),
             _ => OcErr::unknown(message),
         }
     }
