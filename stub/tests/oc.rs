@@ -346,7 +346,10 @@ fn vcs_routes_should_answer_like_opencode_outside_git() {
     fs::create_dir_all(&root).unwrap();
     fs::write(root.join("a.txt"), "x\n").unwrap();
     stub.register("p", &root);
-    assert_eq!(ok(&stub, "p", "/vcs"), json!({}));
+    assert_eq!(
+        ok(&stub, "p", "/vcs"),
+        json!({"branch": null, "default_branch": null})
+    );
     assert_eq!(ok(&stub, "p", "/vcs/status"), json!([]));
     assert_eq!(ok(&stub, "p", "/vcs/diff?mode=git"), json!([]));
     assert_eq!(ok(&stub, "p", "/vcs/diff?mode=branch"), json!([]));

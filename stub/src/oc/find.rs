@@ -265,8 +265,8 @@ fn find_files(state: &Workspaces, ws: &str, req: &FilesRequest) -> Result<Vec<St
         if visited >= FILES_MAX_ENTRIES {
             return Flow::Stop;
         }
-        // Symlinks are listed by name (never followed), as OpenCode's file finder lists them.
-        if matches!(entry.file_type, FileType::RegularFile | FileType::Symlink) {
+        // Symlinks are left out, as OpenCode's file index leaves them out.
+        if entry.file_type == FileType::RegularFile {
             let rel = entry.rel.to_string_lossy().into_owned();
             let mut parent = Path::new(&rel).parent();
             while let Some(p) = parent.filter(|p| !p.as_os_str().is_empty()) {

@@ -297,12 +297,11 @@ fn sorted(mut changes: Vec<Change>) -> Vec<Change> {
     changes
 }
 
-/// OpenCode's `VcsInfo`: both fields absent outside git.
+/// OpenCode's `VcsInfo`: an unknown branch is `null` (both are, outside git), as OpenCode
+/// encodes it.
 #[derive(Serialize, Default)]
 struct VcsInfo {
-    #[serde(skip_serializing_if = "Option::is_none")]
     branch: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     default_branch: Option<String>,
 }
 
