@@ -8,6 +8,16 @@
 //! tool calls of the model: nobody is asked for permission here, and a path outside the workspace
 //! root is simply refused (400, OpenCode's `BadRequest` shape). Errors use OpenCode's shapes
 //! (`{"name": ..., "data": {"message": ...}}`), so the TUI handles them as it does OpenCode's.
+//!
+//! Where the answers knowingly differ from OpenCode 1.18.33 (`__test__/oc-routes.test.mjs` compares
+//! everything else with a real `opencode serve`):
+//! - a path outside the root is a 400 `BadRequest` (OpenCode dies: 500 `UnknownError`);
+//! - a text file that is not UTF-8 is answered as binary (OpenCode's decoder throws: 500);
+//! - messages of 500s say what failed (OpenCode's say "Unexpected server error" with a log ref);
+//! - find.text lists matches in the walk's order (ripgrep's, in OpenCode, is unspecified too);
+//! - find.files ranks with a small fzf-like scorer, not OpenCode's native finder (fff): the same
+//!   best match first, but only real subsequence matches, and equal ranks by length then name;
+//! - every answer is bounded (file content, walked entries, changed files, patch bytes).
 
 mod collate;
 mod file;
