@@ -78,30 +78,41 @@ pub fn read_line_capped(
     line: &mut Vec<u8>,
     cap: usize,
 ) -> io::Result<bool> {
+    let consumed = read_line_raw(reader, line, cap)?;
+    if line.last() == Some(&b'\n') {
+        line.pop();
+    }
+    if line.last() == Some(&b'\r') {
+        line.pop();
+    }
+    Ok(consumed > 0)
+}
+
+/// Reads one line into `line` with its `\n` (when there is one and it fits), keeping at most
+/// `cap` bytes and skipping the rest. Returns the bytes the line takes in the file (0 at end of
+/// file), so a caller can count byte offsets.
+pub fn read_line_raw(reader: &mut impl BufRead, line: &mut Vec<u8>, cap: usize) -> io::Result<u64> {
     line.clear();
-    let mut any = false;
+    let mut consumed = 0u64;
     loop {
         let buf = reader.fill_buf()?;
         if buf.is_empty() {
             break;
         }
-        any = true;
         let (chunk, done) = match buf.iter().position(|&b| b == b'\n') {
-            Some(i) => (&buf[..i], Some(i + 1)),
-            None => (buf, None),
+            Some(i) => (&buf[..=i], true),
+            None => (buf, false),
         };
         let room = cap.saturating_sub(line.len());
         line.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        let used = done.unwrap_or(buf.len());
+        let used = chunk.len();
         reader.consume(used);
-        if done.is_some() {
+        consumed += used as u64;
+        if done {
             break;
         }
     }
-    if line.last() == Some(&b'\r') {
-        line.pop();
-    }
-    Ok(any)
+    Ok(consumed)
 }
 
 /// Cuts `text` to at most `max` characters.
@@ -480,6 +491,19 @@ mod tests {
         assert!(read_line_capped(&mut r, &mut line, 100).unwrap());
         assert_eq!(line, b"three");
         assert!(!read_line_capped(&mut r, &mut line, 100).unwrap());
+    }
+
+    #[test]
+    fn read_line_raw_should_keep_the_newline_and_count_skipped_bytes() {
+        let mut r = Cursor::new(b"one\r\ntwo-long-line\nend".to_vec());
+        let mut line = Vec::new();
+        assert_eq!(read_line_raw(&mut r, &mut line, 100).unwrap(), 5);
+        assert_eq!(line, b"one\r\n");
+        assert_eq!(read_line_raw(&mut r, &mut line, 3).unwrap(), 14);
+        assert_eq!(line, b"two");
+        assert_eq!(read_line_raw(&mut r, &mut line, 100).unwrap(), 3);
+        assert_eq!(line, b"end");
+        assert_eq!(read_line_raw(&mut r, &mut line, 100).unwrap(), 0);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! collected grep matches and on visited entries.
 
 mod prefilter;
-mod walk;
+pub mod walk;
 
 use std::borrow::Cow;
 use std::fs::File;

@@ -231,7 +231,7 @@ fn load_rules(dir: BorrowedFd<'_>, path: &Path) -> Rules {
 }
 
 /// A small regular file's content, or `None`.
-fn read_small(dir: BorrowedFd<'_>, name: &OsStr) -> Option<Vec<u8>> {
+pub fn read_small(dir: BorrowedFd<'_>, name: &OsStr) -> Option<Vec<u8>> {
     let (file, meta) = nofollow::open_regular_at(dir, name).ok()??;
     if meta.len() > MAX_IGNORE_FILE_BYTES {
         return None;
@@ -244,7 +244,7 @@ fn read_small(dir: BorrowedFd<'_>, name: &OsStr) -> Option<Vec<u8>> {
 }
 
 /// A gitignore matcher rooted at `dir` from the text of its file `name`.
-fn matcher(dir: &Path, name: &str, text: Option<Vec<u8>>) -> Gitignore {
+pub fn matcher(dir: &Path, name: &str, text: Option<Vec<u8>>) -> Gitignore {
     let Some(text) = text else {
         return Gitignore::empty();
     };
