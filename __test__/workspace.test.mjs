@@ -226,6 +226,13 @@ describe('ssh-provider workspaces', () => {
     assert.doesNotMatch(log, /server is unsecured/)
     const direct = await fetch(`${url}/session`, { signal: AbortSignal.timeout(10_000) })
     assert.equal(direct.status, 401)
+    // Nothing of the workspace server acts on the local project tree it runs in.
+    const config = await serve.client.get(`/config?${q}`)
+    assert.deepEqual(
+      [config.snapshot, config.lsp, config.formatter],
+      [false, false, false],
+      'no snapshots, language servers or formatters on the local tree',
+    )
     assert.equal(tools[1].state.output.trim(), marker, 'bash cat ran on the host')
     assert.match(tools[2].state.output, /Found 1 match/)
     assert.equal(

@@ -332,9 +332,21 @@ async fn start_server(id: &str, spec: &ServerLaunch, place: Place) -> Result<Cre
         "remote".into(),
         json!({ "host": place.host, "root": place.root, "workspace": place.workspace }),
     );
-    let config = json!({ "plugin": [[spec.plugin_spec, Value::Object(options)]] });
+    let config = json!({
+        "plugin": [[spec.plugin_spec, Value::Object(options)]],
+        // The server runs in the local project directory, but the workspace's files are on the
+        // host: snapshots (undo), language servers and formatters would act on the local tree.
+        "snapshot": false,
+        "lsp": false,
+        "formatter": false,
+    });
     let mut env = spec.env.clone();
     env.push(("OPENCODE_CONFIG_CONTENT".into(), config.to_string()));
+    // Nor does it watch the local tree for changes.
+    env.push((
+        "OPENCODE_EXPERIMENTAL_DISABLE_FILEWATCHER".into(),
+        "true".into(),
+    ));
     // Its own sessions DB; config and credentials stay the user's.
     env.push((
         "OPENCODE_DB".into(),
