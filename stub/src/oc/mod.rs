@@ -4,13 +4,17 @@
 //! bodies and answers, so the router passes them through untouched and the TUI sees the host.
 //! Each family of routes has its own module; every path is confined to the workspace root.
 
+mod path;
+
 use std::sync::Arc;
 
+use axum::routing::get;
 use axum::Router;
+use opencode_remote_protocol::routes::OPENCODE_PREFIX;
 
 use crate::server::App;
 
 /// Every OpenCode route the stub serves, with full paths under `routes::OPENCODE_PREFIX`.
 pub fn routes() -> Router<Arc<App>> {
-    Router::new()
+    Router::new().route(&format!("{OPENCODE_PREFIX}/path"), get(path::get))
 }
