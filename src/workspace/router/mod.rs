@@ -6,6 +6,7 @@
 
 mod proxy;
 pub mod table;
+mod tickets;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -26,6 +27,7 @@ use crate::config::ConfigSources;
 use crate::error::{Error, Result};
 use proxy::{full, Body, HttpClient};
 use table::{Refusal, Route};
+use tickets::{Tickets, TICKET_LIFETIME};
 
 /// Where a workspace's requests go.
 pub struct Upstreams {
@@ -41,6 +43,7 @@ pub struct Upstreams {
 struct Shared {
     upstreams: Upstreams,
     client: HttpClient,
+    tickets: Tickets,
     /// Ends the accept loop, every connection and every joined upgrade.
     shutdown: CancellationToken,
 }
@@ -65,6 +68,7 @@ impl Router {
         let shared = Arc::new(Shared {
             upstreams,
             client: proxy::client(),
+            tickets: Tickets::default(),
             shutdown: shutdown.clone(),
         });
         tokio::spawn(accept(listener, shared));
@@ -115,13 +119,14 @@ async fn handle(
     shared: Arc<Shared>,
     request: Request<Incoming>,
 ) -> std::result::Result<Response<Body>, Infallible> {
-    if !authorized(&request, &shared.upstreams.authorization) {
+    if !authorized(&request, &shared.upstreams.authorization) && !ticketed(&shared, &request) {
         return Ok(unauthorized());
     }
     let answer = match table::route(request.method(), request.uri().path()) {
         Route::Server => to_server(&shared, request).await,
         Route::Host => to_host(&shared, request).await,
         Route::Refused(refusal) => Ok(refuse(&shared, refusal)),
+        Route::ConnectToken => Ok(connect_token(&shared, &request)),
     };
     Ok(answer.unwrap_or_else(|message| {
         let host = &shared.upstreams.place.host;
@@ -144,6 +149,53 @@ fn authorized(request: &Request<Incoming>, expected: &Authorization) -> bool {
             .zip(expected)
             .fold(0u8, |acc, (a, b)| acc | (a ^ b))
             == 0
+}
+
+/// A terminal WebSocket (`GET /pty/{id}/connect?ticket=…`, upgrading) with a ticket this router
+/// issued for that terminal; the ticket is used up.
+fn ticketed(shared: &Shared, request: &Request<Incoming>) -> bool {
+    let pty = table::pty_action(request.uri().path(), "connect");
+    let ticket = request.uri().query().and_then(|q| query_value(q, "ticket"));
+    match (pty, ticket) {
+        (Some(pty), Some(ticket)) if proxy::is_upgrade(request.headers()) => {
+            shared.tickets.redeem(ticket, pty)
+        }
+        _ => false,
+    }
+}
+
+/// The raw value of `name` in a query string (tickets are hex: nothing to decode).
+fn query_value<'a>(query: &'a str, name: &str) -> Option<&'a str> {
+    query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+}
+
+/// `query` without `name` (the stub has no use for the router's tickets).
+fn query_without(query: Option<&str>, name: &str) -> Option<String> {
+    let kept: Vec<&str> = query?
+        .split('&')
+        .filter(|pair| pair.split('=').next() != Some(name))
+        .collect();
+    Some(kept.join("&"))
+}
+
+/// OpenCode's `PtyTicketConnectToken`. Like OpenCode's server, only for a request that says it wants
+/// one (`x-opencode-ticket: 1`), which a page on another site cannot send without asking first.
+fn connect_token(shared: &Shared, request: &Request<Incoming>) -> Response<Body> {
+    let asked = request
+        .headers()
+        .get("x-opencode-ticket")
+        .is_some_and(|v| v == "1");
+    let pty = table::pty_action(request.uri().path(), "connect-token").unwrap_or_default();
+    if !asked {
+        let body =
+            json!({ "_tag": "PtyForbiddenError", "message": "Invalid PTY connect token request" });
+        return json_response(StatusCode::FORBIDDEN, &body);
+    }
+    let ticket = shared.tickets.issue(pty);
+    let body = json!({ "ticket": ticket, "expires_in": TICKET_LIFETIME.as_secs() });
+    json_response(StatusCode::OK, &body)
 }
 
 /// OpenCode's own answer to missing credentials.
@@ -187,11 +239,8 @@ async fn to_host(
     request: Request<Incoming>,
 ) -> std::result::Result<Response<Body>, String> {
     let Upstreams { place, sources, .. } = &shared.upstreams;
-    let path = table::host_path(
-        &place.workspace,
-        request.uri().path(),
-        request.uri().query(),
-    );
+    let query = query_without(request.uri().query(), "ticket");
+    let path = table::host_path(&place.workspace, request.uri().path(), query.as_deref());
     let (parts, body) = request.into_parts();
     let again = (matches!(parts.method, Method::GET | Method::HEAD)
         && !proxy::is_upgrade(&parts.headers))
@@ -259,7 +308,13 @@ async fn toast(shared: Arc<Shared>, message: String) {
 }
 
 fn named_error(status: StatusCode, name: &str, message: &str) -> Response<Body> {
-    let body = json!({ "name": name, "data": { "message": message } });
+    json_response(
+        status,
+        &json!({ "name": name, "data": { "message": message } }),
+    )
+}
+
+fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<Body> {
     let mut response = Response::new(full(body.to_string()));
     *response.status_mut() = status;
     response.headers_mut().insert(
@@ -267,4 +322,20 @@ fn named_error(status: StatusCode, name: &str, message: &str) -> Response<Body> 
         HeaderValue::from_static("application/json"),
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_helpers_should_find_and_drop_the_ticket() {
+        assert_eq!(query_value("cursor=3&ticket=ab12", "ticket"), Some("ab12"));
+        assert_eq!(query_value("xticket=1", "ticket"), None);
+        assert_eq!(
+            query_without(Some("cursor=3&ticket=ab12&x=1"), "ticket").as_deref(),
+            Some("cursor=3&x=1")
+        );
+        assert_eq!(query_without(None, "ticket"), None);
+    }
 }

@@ -14,6 +14,8 @@ pub enum Route {
     Host,
     /// Answered by the router with an error that says why.
     Refused(Refusal),
+    /// `POST /pty/{id}/connect-token`: the router issues the terminal's WebSocket ticket itself.
+    ConnectToken,
 }
 
 /// A request the router refuses, and why.
@@ -49,6 +51,9 @@ const REFUSED_SESSION_ACTIONS: &[(&str, Refusal)] = &[
 /// The upstream of a request. `GET /session/{id}/diff` stays with the server: the control plane
 /// answers every `GET /session…` from its own replica and never forwards it anyway.
 pub fn route(method: &Method, path: &str) -> Route {
+    if method == Method::POST && pty_action(path, "connect-token").is_some() {
+        return Route::ConnectToken;
+    }
     if HOST_PATHS.contains(&path) || HOST_TREES.iter().any(|tree| is_under(path, tree)) {
         return Route::Host;
     }
@@ -79,6 +84,12 @@ fn refused_session_action(path: &str) -> Option<Refusal> {
         .iter()
         .find(|(name, _)| *name == action)
         .map(|(_, refusal)| *refusal)
+}
+
+/// The terminal id of `/pty/{id}/<action>`.
+pub fn pty_action<'a>(path: &'a str, action: &str) -> Option<&'a str> {
+    let (id, rest) = path.strip_prefix("/pty/")?.split_once('/')?;
+    (!id.is_empty() && rest == action).then_some(id)
 }
 
 /// The stub's URL path (and query) for a host request: the OpenCode path under the workspace's
@@ -143,6 +154,10 @@ mod tests {
             assert_eq!(get(path), Route::Host, "{path}");
         }
         assert_eq!(route(&Method::POST, "/vcs/apply"), Route::Host);
+        assert_eq!(
+            route(&Method::POST, "/pty/pty_1/connect-token"),
+            Route::ConnectToken
+        );
         assert_eq!(route(&Method::POST, "/pty"), Route::Host);
         assert_eq!(route(&Method::PUT, "/pty/pty_1"), Route::Host);
         assert_eq!(route(&Method::DELETE, "/pty/pty_1"), Route::Host);
@@ -198,6 +213,15 @@ mod tests {
         ] {
             assert_eq!(route(&Method::POST, path), Route::Server, "{path}");
         }
+    }
+
+    #[test]
+    fn pty_actions_should_name_their_terminal() {
+        assert_eq!(pty_action("/pty/pty_1/connect", "connect"), Some("pty_1"));
+        assert_eq!(pty_action("/pty/pty_1/connect-token", "connect"), None);
+        assert_eq!(pty_action("/pty//connect", "connect"), None);
+        assert_eq!(pty_action("/pty/pty_1/connect/x", "connect"), None);
+        assert_eq!(pty_action("/vcs/pty_1/connect", "connect"), None);
     }
 
     #[test]
