@@ -326,7 +326,224 @@ fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<Body>
 
 #[cfg(test)]
 mod tests {
+    //! The router against a fake workspace server on loopback: credentials, streaming, WebSocket
+    //! pass-through and terminal tickets. (Host routes need a stub; the JS tests cover them.)
+
     use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    const AUTH: &str = "Basic b3BlbmNvZGU6c2VjcmV0";
+
+    /// A fake workspace server: `/ws` upgrades and echoes, `/sse` sends one event and then holds
+    /// the stream open, anything else answers its own method and path.
+    async fn fake_server() -> String {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                tokio::spawn(async move {
+                    let service = service_fn(|mut request: Request<Incoming>| async move {
+                        let seen = format!(
+                            "{} {} auth={:?}",
+                            request.method(),
+                            request.uri(),
+                            request.headers().get("authorization")
+                        );
+                        let response = match request.uri().path() {
+                            "/ws" => {
+                                let upgrade = hyper::upgrade::on(&mut request);
+                                tokio::spawn(async move {
+                                    let mut io = TokioIo::new(upgrade.await.unwrap());
+                                    let mut buf = [0u8; 4];
+                                    io.read_exact(&mut buf).await.unwrap();
+                                    io.write_all(&buf).await.unwrap();
+                                });
+                                Response::builder()
+                                    .status(StatusCode::SWITCHING_PROTOCOLS)
+                                    .header("connection", "upgrade")
+                                    .header("upgrade", "websocket")
+                                    .body(full(""))
+                                    .unwrap()
+                            }
+                            "/sse" => {
+                                let (tx, rx) = tokio::sync::mpsc::channel(1);
+                                tokio::spawn(async move {
+                                    tx.send("data: first\n\n".into()).await.unwrap();
+                                    tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+                                });
+                                Response::builder()
+                                    .header("content-type", "text/event-stream")
+                                    .header("x-opencode-sync", "{}")
+                                    .body(ChannelBody(rx).boxed())
+                                    .unwrap()
+                            }
+                            _ => Response::new(full(seen)),
+                        };
+                        Ok::<_, Infallible>(response)
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .with_upgrades()
+                        .await;
+                });
+            }
+        });
+        url
+    }
+
+    /// A body fed by a channel, one frame per message, ending when the sender goes.
+    struct ChannelBody(tokio::sync::mpsc::Receiver<hyper::body::Bytes>);
+
+    impl hyper::body::Body for ChannelBody {
+        type Data = hyper::body::Bytes;
+        type Error = hyper::Error;
+
+        fn poll_frame(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<std::result::Result<hyper::body::Frame<Self::Data>, Self::Error>>>
+        {
+            self.0
+                .poll_recv(cx)
+                .map(|data| data.map(|data| Ok(hyper::body::Frame::data(data))))
+        }
+    }
+
+    async fn router() -> Router {
+        Router::start(Upstreams {
+            server_url: fake_server().await,
+            authorization: Authorization::for_test(AUTH),
+            place: Place {
+                host: "nowhere".into(),
+                workspace: "w1".into(),
+                root: "/r".into(),
+                stub_dir: None,
+            },
+            sources: ConfigSources::default(),
+        })
+        .await
+        .unwrap()
+    }
+
+    /// Send raw request bytes; return the connection and what arrived first.
+    async fn raw(router: &Router, request: &str) -> (TcpStream, String) {
+        let mut stream = TcpStream::connect(router.url.trim_start_matches("http://"))
+            .await
+            .unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        let n = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read(&mut buf))
+            .await
+            .expect("an answer in time")
+            .unwrap();
+        (stream, String::from_utf8_lossy(&buf[..n]).into_owned())
+    }
+
+    #[tokio::test]
+    async fn requests_without_the_workspace_credentials_should_get_401() {
+        let router = router().await;
+        for auth in [
+            "",
+            "authorization: Basic d3Jvbmc=\r\n",
+            "authorization: Basic b3BlbmNvZGU6c2VjcmV\r\n",
+        ] {
+            let (_, answer) = raw(
+                &router,
+                &format!("GET /session HTTP/1.1\r\nhost: x\r\n{auth}\r\n"),
+            )
+            .await;
+            assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+            assert!(
+                answer.contains("www-authenticate: Basic realm=\"Secure Area\""),
+                "{answer}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn server_requests_should_pass_with_path_query_and_credentials() {
+        let router = router().await;
+        let request = format!("GET /session/ses_1/message?limit=2 HTTP/1.1\r\nhost: x\r\nauthorization: {AUTH}\r\n\r\n");
+        let (_, answer) = raw(&router, &request).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(
+            answer.contains(&format!(
+                "GET /session/ses_1/message?limit=2 auth=Some(\"{AUTH}\")"
+            )),
+            "{answer}"
+        );
+    }
+
+    #[tokio::test]
+    async fn events_should_stream_unbuffered_with_their_sync_header() {
+        let router = router().await;
+        let request = format!("GET /sse HTTP/1.1\r\nhost: x\r\nauthorization: {AUTH}\r\n\r\n");
+        let (mut stream, mut answer) = raw(&router, &request).await;
+        while !answer.contains("data: first") {
+            let mut buf = vec![0u8; 4096];
+            let n = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut buf))
+                .await
+                .expect("the first event while the stream stays open")
+                .unwrap();
+            answer.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        assert!(answer.contains("x-opencode-sync: {}"), "{answer}");
+    }
+
+    #[tokio::test]
+    async fn a_websocket_should_be_joined_to_its_upstream() {
+        let router = router().await;
+        let request = format!("GET /ws HTTP/1.1\r\nhost: x\r\nauthorization: {AUTH}\r\nconnection: Upgrade\r\nupgrade: websocket\r\n\r\n");
+        let (mut stream, answer) = raw(&router, &request).await;
+        assert!(answer.starts_with("HTTP/1.1 101"), "{answer}");
+        stream.write_all(b"ping").await.unwrap();
+        let mut echo = [0u8; 4];
+        tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            stream.read_exact(&mut echo),
+        )
+        .await
+        .expect("the echo in time")
+        .unwrap();
+        assert_eq!(&echo, b"ping");
+    }
+
+    #[tokio::test]
+    async fn a_terminal_ticket_should_stand_in_for_credentials_once() {
+        let router = router().await;
+        let ask = |extra: &str| {
+            format!("POST /pty/pty_1/connect-token HTTP/1.1\r\nhost: x\r\nauthorization: {AUTH}\r\ncontent-length: 0\r\n{extra}\r\n")
+        };
+        let (_, refused) = raw(&router, &ask("")).await;
+        assert!(refused.starts_with("HTTP/1.1 403"), "{refused}");
+        let (_, answer) = raw(&router, &ask("x-opencode-ticket: 1\r\n")).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        let body: serde_json::Value =
+            serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+        assert_eq!(body["expires_in"], 60);
+        let ticket = body["ticket"].as_str().unwrap();
+        let connect = |pty: &str, ticket: &str| {
+            format!("GET /pty/{pty}/connect?cursor=0&ticket={ticket} HTTP/1.1\r\nhost: x\r\nconnection: Upgrade\r\nupgrade: websocket\r\n\r\n")
+        };
+        let (_, other) = raw(&router, &connect("pty_2", ticket)).await;
+        assert!(
+            other.starts_with("HTTP/1.1 401"),
+            "another terminal: {other}"
+        );
+        let ticket = {
+            let (_, answer) = raw(&router, &ask("x-opencode-ticket: 1\r\n")).await;
+            let body: serde_json::Value =
+                serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+            body["ticket"].as_str().unwrap().to_string()
+        };
+        // Past the credentials check: the (absent) stub is what fails here.
+        let (_, passed) = raw(&router, &connect("pty_1", &ticket)).await;
+        assert!(passed.starts_with("HTTP/1.1 502"), "{passed}");
+        let (_, again) = raw(&router, &connect("pty_1", &ticket)).await;
+        assert!(again.starts_with("HTTP/1.1 401"), "used up: {again}");
+    }
 
     #[test]
     fn query_helpers_should_find_and_drop_the_ticket() {
