@@ -1,7 +1,8 @@
 // The `ssh-provider` workspace adaptor (OpenCode experimental workspaces). A workspace is a host (picked
 // by name, alias or the provider's strategy), a root directory on it, the stub there, and a local
-// `opencode serve` running this plugin in remote tools mode; OpenCode proxies the workspace's sessions
-// to that server. All of it lives in the addon; this maps OpenCode's adaptor calls onto it.
+// `opencode serve` running this plugin in remote tools mode. OpenCode proxies the workspace's requests to
+// the workspace's router (the target URL), which sends files, search, vcs, terminals and paths to the host
+// and the rest to that server. All of it lives in the addon; this maps OpenCode's adaptor calls onto it.
 import { fileURLToPath } from 'node:url'
 import path from 'node:path'
 
@@ -78,7 +79,8 @@ export function registerSshProvider(input, options, api) {
     async target(info) {
       const running = await api.workspaceTarget(info.id, launch)
       if (!running) throw new Error(`workspace ${info.id} has no lease on any host; create it again`)
-      // The workspace server has a per-start password; OpenCode sends these headers with every request.
+      // The router asks for the workspace server's per-start password; OpenCode sends these headers with
+      // every request.
       return { type: 'remote', url: running.url, headers: running.headers }
     },
     async remove(info) {

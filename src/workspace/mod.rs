@@ -136,6 +136,7 @@ pub async fn setup(
 }
 
 pub mod leases;
+pub mod router;
 pub mod server;
 
 use std::collections::HashMap;
@@ -183,14 +184,17 @@ pub struct CreatedWorkspace {
     pub id: String,
     pub host: String,
     pub root: String,
+    /// The workspace's router (see [`router`]), which the control plane forwards to.
     pub url: String,
-    /// The `authorization` header the control plane must send to the server: never logged.
+    /// The `authorization` header the control plane must send to the router: never logged.
     #[serde(skip)]
     pub authorization: server::Authorization,
 }
 
 struct Running {
     server: WorkspaceServer,
+    /// Stops when dropped, with the entry.
+    _router: router::Router,
     created: CreatedWorkspace,
 }
 
@@ -366,17 +370,31 @@ async fn start_server(id: &str, spec: &ServerLaunch, place: Place) -> Result<Cre
         env,
     })
     .await?;
+    let router = router::Router::start(router::Upstreams {
+        server_url: server.url.clone(),
+        authorization: server.authorization(),
+        place: place.clone(),
+        sources: spec.sources.clone(),
+    });
+    let router = match router.await {
+        Ok(router) => router,
+        Err(error) => {
+            server.stop().await;
+            return Err(error);
+        }
+    };
     let created = CreatedWorkspace {
         id: id.to_string(),
         host: place.host,
         root: place.root,
-        url: server.url.clone(),
+        url: router.url.clone(),
         authorization: server.authorization(),
     };
     RUNNING.lock().await.insert(
         id.to_string(),
         Running {
             server,
+            _router: router,
             created: created.clone(),
         },
     );
@@ -443,7 +461,7 @@ async fn running_target(id: &str) -> Option<CreatedWorkspace> {
     running.get(id).map(|r| r.created.clone())
 }
 
-/// Stop the workspace's server and release its lease. The stub stays on the host for reuse.
+/// Stop the workspace's server and router, and release its lease. The stub stays on the host for reuse.
 pub async fn remove(id: &str) -> Result<Option<leases::Lease>> {
     let mut running = RUNNING.lock().await;
     if let Some(workspace) = running.remove(id) {

@@ -126,6 +126,12 @@ async fn stub_for(
     Ok((stub, verified))
 }
 
+/// The stub serving `place`, set up on first use as for the tools, for the workspace router;
+/// `fresh` sets it up again (after its connection failed).
+pub async fn stub(place: &Place, sources: &ConfigSources, fresh: bool) -> Result<Arc<Stub>> {
+    stub_for(place, sources, fresh).await.map(|(stub, _)| stub)
+}
+
 /// Make sure the stub serves `place` (bootstrapping it when needed), as `create` does before it
 /// starts the workspace's server. Warm, this is the handshake and one exec.
 pub async fn attach(place: &Place, sources: &ConfigSources) -> Result<()> {

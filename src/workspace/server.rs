@@ -61,6 +61,11 @@ impl Authorization {
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    #[cfg(test)]
+    pub fn for_test(value: &str) -> Authorization {
+        Authorization(value.to_string())
+    }
 }
 
 impl std::fmt::Debug for Authorization {

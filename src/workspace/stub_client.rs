@@ -81,6 +81,16 @@ impl StubClient {
         }
     }
 
+    /// `http://127.0.0.1:<tunnel port>`.
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// The `authorization` header value the stub requires (`Bearer <token>`); never log it.
+    pub fn authorization(&self) -> &str {
+        &self.authorization
+    }
+
     pub async fn health(&self) -> Result<Health, StubError> {
         self.request::<(), Health>(Method::GET, routes::HEALTH, None)
             .await

@@ -204,6 +204,11 @@ impl State {
         self.workspaces.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The user's home on this host, when known.
+    pub fn user_home(&self) -> Option<&Path> {
+        self.user_home.as_deref()
+    }
+
     /// Number of registered workspaces.
     pub fn count(&self) -> usize {
         self.lock().len()

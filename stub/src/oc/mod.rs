@@ -23,6 +23,7 @@ mod collate;
 mod file;
 mod find;
 mod git;
+mod path;
 mod vcs;
 
 use std::path::{Component, Path, PathBuf};
@@ -30,6 +31,7 @@ use std::sync::Arc;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use axum::Router;
 use opencode_remote_protocol::routes;
 use serde::Serialize;
@@ -43,7 +45,7 @@ pub use collate::locale_cmp;
 
 /// Every OpenCode route the stub serves, with full paths under `routes::OPENCODE_PREFIX`.
 pub fn routes() -> Router<Arc<App>> {
-    let router = Router::new();
+    let router = Router::new().route(&at("/path"), get(path::get));
     let router = file::routes(router);
     let router = find::routes(router);
     vcs::routes(router)
