@@ -4,6 +4,8 @@
 //! bodies and answers, so the router passes them through untouched and the TUI sees the host.
 //! Each family of routes has its own module; every path is confined to the workspace root.
 
+pub mod pty;
+
 use std::sync::Arc;
 
 use axum::Router;
@@ -12,5 +14,5 @@ use crate::server::App;
 
 /// Every OpenCode route the stub serves, with full paths under `routes::OPENCODE_PREFIX`.
 pub fn routes() -> Router<Arc<App>> {
-    Router::new()
+    Router::new().merge(pty::routes())
 }
