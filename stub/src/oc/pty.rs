@@ -25,6 +25,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use opencode_remote_protocol::routes::OPENCODE_PREFIX;
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::error::ApiErr;
@@ -53,12 +54,18 @@ pub fn routes() -> Router<Arc<App>> {
         .route(&p("/{pty}/connect"), get(connect))
 }
 
-/// An answer in one of OpenCode's error shapes.
-struct OcErr(StatusCode, Value);
+/// An answer in one of OpenCode's error shapes: its JSON, keys in OpenCode's order.
+struct OcErr(StatusCode, String);
 
 impl IntoResponse for OcErr {
     fn into_response(self) -> Response {
-        (self.0, Json(self.1)).into_response()
+        (self.0, [(header::CONTENT_TYPE, "application/json")], self.1).into_response()
+    }
+}
+
+impl OcErr {
+    fn new(status: StatusCode, body: &impl Serialize) -> OcErr {
+        OcErr(status, serde_json::to_string(body).unwrap_or_default())
     }
 }
 
@@ -67,22 +74,65 @@ impl From<ApiErr> for OcErr {
     /// TUI, acts on them.
     fn from(e: ApiErr) -> Self {
         let status = StatusCode::from_u16(e.0.kind.status()).unwrap_or(StatusCode::BAD_REQUEST);
-        OcErr(status, json!({ "error": *e.0 }))
+        OcErr::new(status, &json!({ "error": *e.0 }))
     }
 }
 
+/// `PtyNotFoundError` (and `PtyForbiddenError`, without `ptyID`).
+#[derive(Serialize)]
+struct Tagged<'a> {
+    _tag: &'static str,
+    #[serde(rename = "ptyID", skip_serializing_if = "Option::is_none")]
+    pty_id: Option<&'a str>,
+    message: String,
+}
+
+/// `{name, data}` errors: Effect's `BadRequest`, OpenCode's `UnknownError`.
+#[derive(Serialize)]
+struct Named {
+    name: &'static str,
+    data: NamedData,
+}
+
+#[derive(Serialize)]
+struct NamedData {
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kind: Option<&'static str>,
+    #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+    reference: Option<String>,
+}
+
+/// `POST …/connect-token`'s answer.
+#[derive(Serialize)]
+struct ConnectToken {
+    ticket: String,
+    expires_in: u64,
+}
+
 fn not_found(id: &str) -> OcErr {
-    OcErr(
+    OcErr::new(
         StatusCode::NOT_FOUND,
-        json!({ "_tag": "PtyNotFoundError", "ptyID": id, "message": format!("PTY session not found: {id}") }),
+        &Tagged {
+            _tag: "PtyNotFoundError",
+            pty_id: Some(id),
+            message: format!("PTY session not found: {id}"),
+        },
     )
 }
 
 /// Effect's `HttpApiError.BadRequest` as OpenCode answers it; `kind` is `Payload` or `Params`.
-fn bad_request(message: String, kind: &str) -> OcErr {
-    OcErr(
+fn bad_request(message: String, kind: &'static str) -> OcErr {
+    OcErr::new(
         StatusCode::BAD_REQUEST,
-        json!({ "name": "BadRequest", "data": { "message": message, "kind": kind } }),
+        &Named {
+            name: "BadRequest",
+            data: NamedData {
+                message,
+                kind: Some(kind),
+                reference: None,
+            },
+        },
     )
 }
 
@@ -93,16 +143,27 @@ fn unknown(message: String) -> OcErr {
     let mut bytes = [0u8; 4];
     getrandom::fill(&mut bytes).expect("no OS randomness");
     let reference: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    OcErr(
+    OcErr::new(
         StatusCode::INTERNAL_SERVER_ERROR,
-        json!({ "name": "UnknownError", "data": { "message": message, "ref": format!("err_{reference}") } }),
+        &Named {
+            name: "UnknownError",
+            data: NamedData {
+                message,
+                kind: None,
+                reference: Some(format!("err_{reference}")),
+            },
+        },
     )
 }
 
 fn forbidden() -> OcErr {
-    OcErr(
+    OcErr::new(
         StatusCode::FORBIDDEN,
-        json!({ "_tag": "PtyForbiddenError", "message": "Invalid PTY connect token request" }),
+        &Tagged {
+            _tag: "PtyForbiddenError",
+            pty_id: None,
+            message: "Invalid PTY connect token request".into(),
+        },
     )
 }
 
@@ -250,17 +311,17 @@ async fn connect_token(
     State(app): AppState,
     Path((ws, id)): Path<(String, String)>,
     headers: HeaderMap,
-) -> Result<Json<Value>, OcErr> {
+) -> Result<Json<ConnectToken>, OcErr> {
     check_id(&id)?;
     let marked = headers.get(TICKET_HEADER).is_some_and(|v| v == "1");
     if !marked || !origin_allowed(&headers) {
         return Err(forbidden());
     }
     running(&app, &ws, &id)?;
-    let ticket = app.tickets.issue(&ws, &id);
-    Ok(Json(
-        json!({ "ticket": ticket, "expires_in": TICKET_TTL.as_secs() }),
-    ))
+    Ok(Json(ConnectToken {
+        ticket: app.tickets.issue(&ws, &id),
+        expires_in: TICKET_TTL.as_secs(),
+    }))
 }
 
 /// `GET …/connect`: the WebSocket. Answers without a body, as OpenCode does, when the session does
