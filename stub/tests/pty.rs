@@ -93,6 +93,9 @@ struct Term {
     text: String,
     /// The cursor of the meta frame.
     cursor: Option<u64>,
+    /// Where the TUI would reconnect from: the meta frame's cursor plus the UTF-16 length of the
+    /// text after it.
+    seen: u64,
     close: Option<(u16, String)>,
 }
 
@@ -119,6 +122,7 @@ impl Term {
             ws,
             text: String::new(),
             cursor: None,
+            seen: 0,
             close: None,
         })
     }
@@ -144,11 +148,15 @@ impl Term {
                 );
             }
             match self.ws.read() {
-                Ok(Message::Text(t)) => self.text.push_str(&t),
+                Ok(Message::Text(t)) => {
+                    self.text.push_str(&t);
+                    self.seen += t.encode_utf16().count() as u64;
+                }
                 Ok(Message::Binary(b)) => {
                     assert_eq!(b[0], 0, "meta frames start with a zero byte");
                     let meta: Value = serde_json::from_slice(&b[1..]).unwrap();
                     self.cursor = meta["cursor"].as_u64();
+                    self.seen = self.cursor.unwrap();
                 }
                 Ok(Message::Close(frame)) => {
                     self.close = Some(
@@ -335,7 +343,7 @@ fn reconnect_should_replay_from_the_cursor() {
     first.until("output", |t| t.text.contains("one-42"));
     std::thread::sleep(Duration::from_millis(200));
     first.until("the prompt", |t| t.text.ends_with(' '));
-    let seen = first.cursor.unwrap() + first.text.encode_utf16().count() as u64;
+    let seen = first.seen;
     drop(first);
 
     let mut all = Term::open(&stub, &id, "cursor=0").unwrap();
@@ -583,4 +591,95 @@ fn shells_should_list_the_hosts_shells() {
     for s in shells {
         assert_eq!(s.as_object().unwrap().len(), 3, "{s}");
     }
+}
+
+/// The workspace's `pty.*` events, read line by line.
+struct Events(BufReader<UnixStream>);
+
+impl Events {
+    fn open(stub: &Stub, ws: &str) -> Events {
+        let mut stream = UnixStream::connect(&stub.socket).unwrap();
+        stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        let head = format!(
+            "GET /v1/workspaces/{ws}/pty-events HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\n\r\n",
+            stub.token
+        );
+        stream.write_all(head.as_bytes()).unwrap();
+        let mut reader = BufReader::new(stream);
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        assert!(line.contains(" 200 "), "{line}");
+        while line != "\r\n" {
+            line.clear();
+            reader.read_line(&mut line).unwrap();
+        }
+        Events(reader)
+    }
+
+    /// The next event (chunk-size lines of the chunked body skipped).
+    fn next(&mut self) -> Value {
+        loop {
+            let mut line = String::new();
+            assert!(
+                self.0.read_line(&mut line).unwrap() > 0,
+                "the event stream ended"
+            );
+            if line.starts_with('{') {
+                return serde_json::from_str(&line).unwrap();
+            }
+        }
+    }
+}
+
+#[test]
+fn events_should_carry_what_opencode_publishes_on_its_bus() {
+    let (_sb, stub, _root) = setup();
+    register_second(&stub);
+    let mut events = Events::open(&stub, WS);
+    // Another workspace's terminal is not among them.
+    create(&stub, json!({ "command": "/bin/sh" }));
+    let (status, _) = json_call(
+        &stub,
+        "POST",
+        "/v1/workspaces/w2/oc/pty",
+        Some(json!({ "command": "/bin/sh" })),
+    );
+    assert_eq!(status, 200);
+    let first = events.next();
+    assert_eq!(first["type"], "pty.created");
+
+    let info = create(
+        &stub,
+        json!({ "command": "/bin/sh", "args": ["-c", "exit 3"] }),
+    );
+    let id = info["id"].clone();
+    assert_eq!(
+        events.next(),
+        json!({ "type": "pty.created", "properties": { "info": info } })
+    );
+    assert_eq!(
+        events.next(),
+        json!({ "type": "pty.exited", "properties": { "id": id, "exitCode": 3 } })
+    );
+
+    let running = first["properties"]["info"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, updated) = json_call(
+        &stub,
+        "PUT",
+        &oc(&format!("/pty/{running}")),
+        Some(json!({ "title": "x" })),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        events.next(),
+        json!({ "type": "pty.updated", "properties": { "info": updated } })
+    );
+    json_call(&stub, "DELETE", &oc(&format!("/pty/{running}")), None);
+    assert_eq!(
+        events.next(),
+        json!({ "type": "pty.deleted", "properties": { "id": running } })
+    );
 }

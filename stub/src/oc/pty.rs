@@ -10,6 +10,9 @@
 //!   exit or removal closes with 1000, a session gone before attaching with 4404;
 //! - a connect ticket (`POST …/connect-token` with `x-opencode-ticket: 1`) is single-use, bound to
 //!   its session, valid 60 s.
+//!
+//! Beside them, `routes::PTY_EVENTS` streams the `pty.*` bus events OpenCode would publish, for the
+//! router to republish.
 
 use std::collections::HashMap;
 use std::path::Path as FsPath;
@@ -24,7 +27,7 @@ use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use opencode_remote_protocol::routes::OPENCODE_PREFIX;
+use opencode_remote_protocol::routes::{self, OPENCODE_PREFIX};
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -52,6 +55,7 @@ pub fn routes() -> Router<Arc<App>> {
         .route(&p("/{pty}"), get(get_one).put(update).delete(remove))
         .route(&p("/{pty}/connect-token"), post(connect_token))
         .route(&p("/{pty}/connect"), get(connect))
+        .route(routes::PTY_EVENTS, get(events))
 }
 
 /// An answer in one of OpenCode's error shapes: its JSON, keys in OpenCode's order.
@@ -361,6 +365,58 @@ async fn connect(
         return empty(StatusCode::BAD_REQUEST);
     };
     upgrade.on_upgrade(move |socket| serve_socket(app, ws, id, cursor, socket))
+}
+
+/// `GET /v1/workspaces/{ws}/pty-events`: the workspace's `pty.*` bus events as NDJSON, from now
+/// until the client goes away. A reader too slow for [`crate::pty::session`]'s queue misses
+/// events (logged), as a slow SSE client of OpenCode's would.
+async fn events(State(app): AppState, Path(ws): Path<String>) -> Result<Response, OcErr> {
+    app.state.root(&ws)?;
+    let mut events = app.ptys.subscribe();
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(16);
+    tokio::spawn(async move {
+        loop {
+            let event = tokio::select! {
+                // The client went away.
+                _ = tx.closed() => return,
+                event = events.recv() => event,
+            };
+            match event {
+                Ok((workspace, event)) if workspace == ws => {
+                    let mut line = serde_json::to_vec(&event).unwrap_or_default();
+                    line.push(b'\n');
+                    if tx.send(Bytes::from(line)).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    let fields = json!({ "workspace": ws, "missed": n });
+                    crate::util::log("warn", "pty events dropped", fields);
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    });
+    Ok(Response::builder()
+        .header(header::CONTENT_TYPE, "application/x-ndjson")
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(axum::body::Body::from_stream(Lines(rx)))
+        .unwrap_or_default())
+}
+
+/// NDJSON lines as a response body.
+struct Lines(tokio::sync::mpsc::Receiver<Bytes>);
+
+impl futures_core::Stream for Lines {
+    type Item = Result<Bytes, std::convert::Infallible>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.0.poll_recv(cx).map(|o| o.map(Ok))
+    }
 }
 
 /// One attached client: replay, cursor frame, then output out and input in until either ends.

@@ -3,7 +3,8 @@
 //! to it. Each belongs to one workspace; another workspace never sees it.
 //!
 //! OpenCode publishes `pty.created`, `pty.updated`, `pty.exited` and `pty.deleted` on its bus; the
-//! stub has no bus of the control plane's to publish on, so they are only logged here.
+//! stub cannot reach the control plane's bus, so it logs them and offers them to the router
+//! ([`Ptys::subscribe`], `routes::pty_events`), which republishes them.
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -14,7 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::Serialize;
 use tokio::io::unix::AsyncFd;
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 
 use super::replay::{Replay, Utf8Stream};
 use super::{kill_session, set_size, signal_session, spawn, Size, DEFAULT_SIZE};
@@ -24,6 +25,8 @@ use crate::util::log;
 const EXITED_KEPT: usize = 25;
 /// Bytes read from the terminal at once.
 const READ_CHUNK_BYTES: usize = 16 * 1024;
+/// Bus events buffered for a slow event reader before it misses some.
+const EVENT_QUEUE: usize = 256;
 
 /// OpenCode's `Pty` schema; `exitCode` only once exited.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -118,13 +121,54 @@ struct Sessions {
     next_key: u64,
 }
 
+/// One of OpenCode's `pty.*` bus events, as its event stream carries it.
+#[derive(Debug, Clone, Serialize)]
+pub struct BusEvent {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub properties: serde_json::Value,
+}
+
 /// Every terminal session of this stub.
-#[derive(Default)]
 pub struct Ptys {
     sessions: Mutex<Sessions>,
+    /// (workspace, event)
+    events: broadcast::Sender<(String, BusEvent)>,
+}
+
+impl Default for Ptys {
+    fn default() -> Self {
+        Ptys {
+            sessions: Mutex::default(),
+            events: broadcast::channel(EVENT_QUEUE).0,
+        }
+    }
 }
 
 impl Ptys {
+    /// The bus events of every workspace from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<(String, BusEvent)> {
+        self.events.subscribe()
+    }
+
+    /// Logs an event and offers it to the event readers.
+    fn publish(&self, workspace: &str, kind: &'static str, properties: serde_json::Value) {
+        let mut line = serde_json::json!({ "workspace": workspace });
+        for key in ["id", "exitCode"] {
+            if let Some(v) = properties.get(key) {
+                line[key] = v.clone();
+            }
+        }
+        if let Some(info) = properties.get("info") {
+            line["id"] = info["id"].clone();
+            line["pid"] = info["pid"].clone();
+        }
+        log("info", kind, line);
+        let _ = self
+            .events
+            .send((workspace.to_string(), BusEvent { kind, properties }));
+    }
+
     fn lock(&self) -> MutexGuard<'_, Sessions> {
         self.sessions.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -181,7 +225,11 @@ impl Ptys {
         );
         tokio::spawn(write_input(master.clone(), input_rx));
         tokio::spawn(self.clone().drive(id, spawned.child, master, reaped));
-        event("pty.created", workspace, &info);
+        self.publish(
+            workspace,
+            "pty.created",
+            serde_json::json!({ "info": info }),
+        );
         Ok(info)
     }
 
@@ -229,8 +277,14 @@ impl Ptys {
                 );
             }
         }
-        event("pty.updated", workspace, &session.info);
-        Some(session.info.clone())
+        let info = session.info.clone();
+        drop(map);
+        self.publish(
+            workspace,
+            "pty.updated",
+            serde_json::json!({ "info": info }),
+        );
+        Some(info)
     }
 
     /// Removes a session, hanging its terminal up and killing what runs in it (OpenCode's
@@ -249,11 +303,7 @@ impl Ptys {
             kill_session(session.info.pid, live.reaped);
         }
         session.end_subscribers();
-        log(
-            "info",
-            "pty.deleted",
-            serde_json::json!({ "workspace": workspace, "id": id }),
-        );
+        self.publish(workspace, "pty.deleted", serde_json::json!({ "id": id }));
         true
     }
 
@@ -355,17 +405,13 @@ impl Ptys {
             }
         }
         drop(map);
-        log(
-            "info",
+        self.publish(
+            &workspace,
             "pty.exited",
-            serde_json::json!({ "workspace": workspace, "id": id, "exitCode": code }),
+            serde_json::json!({ "id": id, "exitCode": code }),
         );
         for (workspace, old) in forget {
-            log(
-                "info",
-                "pty.deleted",
-                serde_json::json!({ "workspace": workspace, "id": old }),
-            );
+            self.publish(&workspace, "pty.deleted", serde_json::json!({ "id": old }));
         }
     }
 
@@ -457,15 +503,6 @@ fn write(fd: &OwnedFd, data: &[u8]) -> io::Result<usize> {
         return Err(io::Error::last_os_error());
     }
     Ok(n as usize)
-}
-
-/// One log line for what OpenCode would publish on its bus.
-fn event(kind: &str, workspace: &str, info: &Info) {
-    log(
-        "info",
-        kind,
-        serde_json::json!({ "workspace": workspace, "id": info.id, "pid": info.pid }),
-    );
 }
 
 /// OpenCode's ascending id: `pty_`, 12 hex digits of milliseconds × 4096 plus a counter, and 14
