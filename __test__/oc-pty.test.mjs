@@ -252,6 +252,12 @@ describe('the stub answers /pty as OpenCode 1.18.33 does', { timeout: 240_000 },
     same(...(await both('POST', '/pty', { body: { args: ['a', 2] } })), 'an arg not a string')
     same(...(await both('POST', '/pty', { body: { command: null } })), 'command null')
     same(...(await both('POST', '/pty', { body: [] })), 'body an array')
+    const [g, h] = await both('POST', '/pty', { body: '' })
+    assert.equal(
+      h.status,
+      g.status,
+      `an empty body: opencode ${g.status} ${g.text}; stub ${h.status} ${h.text}`,
+    )
     const [e, f] = await both('POST', '/pty', { body: 'not json' })
     assert.equal(f.status, e.status)
     assert.deepEqual(Object.keys(f.json.data), Object.keys(e.json.data))

@@ -171,6 +171,18 @@ fn forbidden() -> OcErr {
     )
 }
 
+/// A JSON request body as OpenCode decodes it: none is a 400 (`undefined` is no object), one that
+/// is not JSON a 500.
+fn payload(body: &[u8]) -> Result<Value, OcErr> {
+    if body.is_empty() {
+        return Err(bad_request(
+            "Expected object, got undefined".into(),
+            "Payload",
+        ));
+    }
+    serde_json::from_slice(body).map_err(|e| unknown(format!("the request body is not JSON: {e}")))
+}
+
 /// The `ptyID` path parameter must start with `pty`, as OpenCode's schema says.
 fn check_id(id: &str) -> Result<(), OcErr> {
     if id.starts_with("pty") {
@@ -223,9 +235,7 @@ async fn create(
     body: Bytes,
 ) -> Result<Json<Info>, OcErr> {
     let root = app.state.root(&ws)?;
-    let input: Value = serde_json::from_slice(&body)
-        .map_err(|e| unknown(format!("the request body is not JSON: {e}")))?;
-    let input = CreateInput::parse(&input).map_err(|m| bad_request(m, "Payload"))?;
+    let input = CreateInput::parse(&payload(&body)?).map_err(|m| bad_request(m, "Payload"))?;
     let command = input
         .command
         .filter(|c| !c.is_empty())
@@ -290,9 +300,7 @@ async fn update(
     body: Bytes,
 ) -> Result<Json<Info>, OcErr> {
     check_id(&id)?;
-    let input: Value = serde_json::from_slice(&body)
-        .map_err(|e| unknown(format!("the request body is not JSON: {e}")))?;
-    let input = UpdateInput::parse(&input).map_err(|m| bad_request(m, "Payload"))?;
+    let input = UpdateInput::parse(&payload(&body)?).map_err(|m| bad_request(m, "Payload"))?;
     running(&app, &ws, &id)?;
     app.ptys
         .update(&ws, &id, input.title, input.size)
