@@ -683,3 +683,22 @@ fn events_should_carry_what_opencode_publishes_on_its_bus() {
         json!({ "type": "pty.deleted", "properties": { "id": running } })
     );
 }
+
+#[test]
+fn a_client_that_falls_behind_should_be_told_to_reconnect() {
+    let (_sb, stub, _root) = setup();
+    let info = create(
+        &stub,
+        json!({ "command": "/bin/sh", "args": ["-c", "sleep 0.5; head -c 30000000 /dev/zero | tr '\\0' x; sleep 30"] }),
+    );
+    let id = info["id"].as_str().unwrap();
+    let mut slow = Term::open(&stub, id, "cursor=-1").unwrap();
+    // Not reading while 30 MB pass: the socket fills, then the stub's queue for this client.
+    std::thread::sleep(Duration::from_secs(4));
+    let (code, _) = slow.until_closed();
+    assert_eq!(code, 1013, "not a normal close, so the TUI reconnects");
+    let mut again = Term::open(&stub, id, &format!("cursor={}", slow.seen)).unwrap();
+    again.until("the replay", |t| t.cursor.is_some());
+    assert!(again.text.len() <= 2 * 1024 * 1024, "the replay is bounded");
+    assert!(again.cursor.unwrap() > slow.seen);
+}

@@ -467,8 +467,13 @@ async fn serve_socket(
                         break;
                     }
                 }
-                Some(Output::End) | None => {
+                Some(Output::End) => {
                     let _ = socket.send(close(1000, "")).await;
+                    break;
+                }
+                // Too far behind: any code but 1000 makes the TUI reconnect from its cursor.
+                None => {
+                    let _ = socket.send(close(1013, "output overflow; reconnect")).await;
                     break;
                 }
             },

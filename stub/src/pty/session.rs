@@ -25,6 +25,10 @@ use crate::util::log;
 const EXITED_KEPT: usize = 25;
 /// Bytes read from the terminal at once.
 const READ_CHUNK_BYTES: usize = 16 * 1024;
+/// Output messages queued for one attached client. A client that falls this far behind is
+/// dropped (its connection closes with a code other than 1000) and reconnects from its cursor, getting
+/// the replay; OpenCode's queue has no bound, but the stub's memory should.
+const CLIENT_QUEUE: usize = 256;
 /// Bus events buffered for a slow event reader before it misses some.
 const EVENT_QUEUE: usize = 256;
 
@@ -50,7 +54,8 @@ pub enum Status {
     Exited,
 }
 
-/// What an attached client receives after its replay.
+/// What an attached client receives after its replay. When the stream ends without [`Output::End`]
+/// the client fell behind by [`CLIENT_QUEUE`] messages.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Output {
     Data(String),
@@ -81,7 +86,7 @@ pub struct Spec {
 pub struct Attached {
     pub replay: Vec<String>,
     pub cursor: u64,
-    pub output: mpsc::UnboundedReceiver<Output>,
+    pub output: mpsc::Receiver<Output>,
     /// Input for the terminal.
     pub input: mpsc::UnboundedSender<Vec<u8>>,
     /// This attachment, for [`Ptys::detach`].
@@ -100,7 +105,7 @@ struct Session {
     workspace: String,
     info: Info,
     replay: Replay,
-    subscribers: HashMap<u64, mpsc::UnboundedSender<Output>>,
+    subscribers: HashMap<u64, mpsc::Sender<Output>>,
     live: Option<Live>,
 }
 
@@ -108,7 +113,7 @@ impl Session {
     /// Ends every attached client's stream (OpenCode's `onEnd`).
     fn end_subscribers(&mut self) {
         for (_, tx) in self.subscribers.drain() {
-            let _ = tx.send(Output::End);
+            let _ = tx.try_send(Output::End);
         }
     }
 }
@@ -346,7 +351,7 @@ impl Ptys {
             None => 0,
         };
         let replay = session.replay.since(from);
-        let (tx, output) = mpsc::unbounded_channel();
+        let (tx, output) = mpsc::channel(CLIENT_QUEUE);
         session.subscribers.insert(key, tx);
         Ok(Attached {
             replay,
@@ -376,7 +381,7 @@ impl Ptys {
         session.replay.push(data);
         session
             .subscribers
-            .retain(|_, tx| tx.send(Output::Data(data.to_string())).is_ok());
+            .retain(|_, tx| tx.try_send(Output::Data(data.to_string())).is_ok());
     }
 
     /// The process has exited: status and exit code, clients' streams ended, the oldest exited
