@@ -102,9 +102,7 @@ struct Term {
 impl Term {
     fn open(stub: &Stub, id: &str, query: &str) -> Result<Term, tungstenite::Error> {
         let stream = UnixStream::connect(&stub.socket).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_millis(200)))
-            .unwrap();
+        stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
         let url = format!(
             "ws://localhost{}?{query}",
             oc(&format!("/pty/{id}/connect"))
@@ -118,6 +116,10 @@ impl Term {
             tungstenite::HandshakeError::Failure(e) => e,
             tungstenite::HandshakeError::Interrupted(_) => panic!("handshake interrupted"),
         })?;
+        // Short reads from here on, so a wait can check its deadline.
+        ws.get_ref()
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
         Ok(Term {
             ws,
             text: String::new(),
