@@ -236,17 +236,18 @@ async fn create(
 ) -> Result<Json<Info>, OcErr> {
     let root = app.state.root(&ws)?;
     let input = CreateInput::parse(&payload(&body)?).map_err(|m| bad_request(m, "Payload"))?;
-    let command = input
-        .command
-        .filter(|c| !c.is_empty())
-        .unwrap_or_else(shell::preferred);
+    let command = input.command.filter(|c| !c.is_empty());
     let cwd_given = input.cwd.filter(|c| !c.is_empty());
     let cwd_shown = cwd_given
         .clone()
         .unwrap_or_else(|| root.to_string_lossy().into_owned());
-    let (cwd, dir) = tokio::task::spawn_blocking(move || open_cwd(&root, cwd_given.as_deref()))
-        .await
-        .map_err(|e| unknown(format!("worker failed: {e}")))??;
+    // Both look at the file system: on the blocking pool.
+    let (command, cwd, dir) = tokio::task::spawn_blocking(move || {
+        let (cwd, dir) = open_cwd(&root, cwd_given.as_deref())?;
+        Ok::<_, OcErr>((command.unwrap_or_else(shell::preferred), cwd, dir))
+    })
+    .await
+    .map_err(|e| unknown(format!("worker failed: {e}")))??;
     let mut env: HashMap<String, String> = std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .collect();
