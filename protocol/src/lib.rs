@@ -132,6 +132,16 @@ pub mod routes {
     pub fn opencode(ws: &str, path: &str) -> String {
         format!("/v1/workspaces/{ws}/oc{path}")
     }
+    /// `GET /v1/workspaces/{ws}/pty-events`: NDJSON, one OpenCode bus event per line, as the
+    /// workspace's terminals change: `{"type":"pty.created"|"pty.updated","properties":{"info":Pty}}`,
+    /// `{"type":"pty.exited","properties":{"id","exitCode"}}`, `{"type":"pty.deleted","properties":{"id"}}`.
+    /// OpenCode publishes these on its bus (the TUI closes a terminal's tab on `pty.exited`); the
+    /// stub cannot reach the control plane's bus, so the router republishes them.
+    pub fn pty_events(ws: &str) -> String {
+        format!("/v1/workspaces/{ws}/pty-events")
+    }
+    /// The route template of [`pty_events`].
+    pub const PTY_EVENTS: &str = "/v1/workspaces/{ws}/pty-events";
     /// The route template of [`opencode`] in the stub's router, before the OpenCode path.
     pub const OPENCODE_PREFIX: &str = "/v1/workspaces/{ws}/oc";
     /// `POST /v1/workspaces/{ws}/exec/{exec_id}/cancel`.

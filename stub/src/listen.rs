@@ -50,7 +50,9 @@ pub async fn serve(listener: UnixListener, router: Router) {
             let connection = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service);
+                .serve_connection(TokioIo::new(stream), service)
+                // A terminal's WebSocket (`/pty/{id}/connect`) is an HTTP/1.1 upgrade.
+                .with_upgrades();
             let _ = connection.await;
             drop(permit);
         });

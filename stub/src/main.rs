@@ -20,6 +20,7 @@ mod nofollow;
 mod oc;
 mod owner;
 mod paths;
+mod pty;
 mod search;
 mod server;
 mod socket;
@@ -265,6 +266,8 @@ fn serve(home: &Path, token_file: &Path) -> Result<i32> {
         token,
         state: state::State::load(home, std::env::var_os("HOME").map(PathBuf::from)),
         execs: Arc::default(),
+        ptys: Arc::default(),
+        tickets: Default::default(),
         started_at,
     });
     let runtime = tokio::runtime::Builder::new_current_thread()

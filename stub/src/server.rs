@@ -34,6 +34,10 @@ pub struct App {
     pub token: Vec<u8>,
     pub state: Workspaces,
     pub execs: Arc<Execs>,
+    /// Terminals (OpenCode's `/pty` routes), by workspace.
+    pub ptys: Arc<crate::pty::session::Ptys>,
+    /// Single-use tickets for opening a terminal's WebSocket.
+    pub tickets: crate::oc::pty::Tickets,
     pub started_at: u64,
 }
 
@@ -203,6 +207,7 @@ async fn remove_workspace(
     Path(ws): Path<String>,
 ) -> Result<Json<WorkspaceInfo>, ApiErr> {
     app.execs.cancel_all(Some(&ws));
+    app.ptys.remove_workspace(&ws);
     blocking(move || app.state.remove(&ws)).await.map(Json)
 }
 

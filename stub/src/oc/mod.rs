@@ -24,6 +24,7 @@ mod file;
 mod find;
 mod git;
 mod path;
+pub mod pty;
 mod vcs;
 
 use std::path::{Component, Path, PathBuf};
@@ -48,7 +49,7 @@ pub fn routes() -> Router<Arc<App>> {
     let router = Router::new().route(&at("/path"), get(path::get));
     let router = file::routes(router);
     let router = find::routes(router);
-    vcs::routes(router)
+    vcs::routes(router).merge(pty::routes())
 }
 
 /// The stub's route for OpenCode's `path`.
