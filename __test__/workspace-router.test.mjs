@@ -4,16 +4,20 @@
 // commands are refused with a message that says why (as an error body and as a TUI toast), and the router
 // itself answers nobody without the workspace's credentials.
 import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs'
 import { mkdtemp, realpath, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
+import { promisify } from 'node:util'
 import { after, before, describe, test } from 'node:test'
 import { startFakeLlm } from './harness/fake-llm.mjs'
 import { makeOpencodeHome, startServe, waitForMessages } from './harness/opencode.mjs'
 import { startSshd } from './harness/sshd.mjs'
+import { connectWebSocket } from './harness/ws.mjs'
 import { installPackedPackage } from './support/package.mjs'
 
+const execFileAsync = promisify(execFile)
 const HOST = 'prod-1'
 let llm, sshd, local, serve, pkg, ws, q
 
@@ -104,7 +108,7 @@ describe('the workspace router', () => {
       { timeoutMs: 120_000, retries: 0 },
     )
     const [user] = await serve.client.get(`/session/${session.id}/message?${q}`)
-    const toasts = collectToasts()
+    const toasts = await collectToasts()
     const refused = async (route, body) => {
       const error = await serve.client.post(`/session/${session.id}/${route}?${q}`, body).then(
         () => assert.fail(`${route} was not refused`),
@@ -134,6 +138,74 @@ describe('the workspace router', () => {
     assert.equal(after.revert, undefined, 'nothing was reverted')
   })
 
+  test('the file list, file content, find and git state are the host’s, never the local tree’s', async () => {
+    // On the host, as the remote user: a git repository on its own branch, with a committed file and a change.
+    await onHost(
+      'cd ~/routed && git init -q -b host-branch . && printf "host line\\n" > on-host.txt && ' +
+        'git add on-host.txt && git -c user.name=t -c user.email=t@e commit -qm one && ' +
+        'printf "host line\\nHOSTMARK changed\\n" > on-host.txt',
+    )
+    // Locally, in the project directory the workspace server runs in: a file the answers must not show.
+    await writeFile(path.join(local.projectDir, 'only-local.txt'), 'LOCALMARK\n')
+
+    const names = (await serve.client.get(`/file?path=.&${q}`)).map((n) => n.name)
+    assert.ok(names.includes('on-host.txt'), JSON.stringify(names))
+    assert.ok(!names.includes('only-local.txt'), JSON.stringify(names))
+    const content = await serve.client.get(`/file/content?path=on-host.txt&${q}`)
+    assert.equal(content.content, 'host line\nHOSTMARK changed', 'OpenCode trims the content it shows')
+    const localOnly = await serve.client.get(`/file/content?path=only-local.txt&${q}`)
+    assert.equal(
+      localOnly.content,
+      '',
+      'the host has no such file (OpenCode answers a missing file as empty)',
+    )
+
+    const found = await serve.client.get(`/find/file?query=on-host&${q}`)
+    assert.deepEqual(found.slice(0, 1), ['on-host.txt'])
+    assert.deepEqual(await serve.client.get(`/find/file?query=only-local&${q}`), [])
+    const text = await serve.client.get(`/find?pattern=HOSTMARK&${q}`)
+    assert.equal(text.length, 1, JSON.stringify(text))
+    assert.equal(text[0].path.text, 'on-host.txt')
+    assert.deepEqual(await serve.client.get(`/find?pattern=LOCALMARK&${q}`), [])
+
+    const vcs = await serve.client.get(`/vcs?${q}`)
+    assert.equal(vcs.branch, 'host-branch', JSON.stringify(vcs))
+    const status = await serve.client.get(`/vcs/status?${q}`)
+    assert.deepEqual(
+      status.map((f) => [f.file, f.status]),
+      [['on-host.txt', 'modified']],
+      JSON.stringify(status),
+    )
+  })
+
+  test('the terminal is a shell on the host: its user and directory, resize and exit', async () => {
+    const pty = await serve.client.post(`/pty?${q}`, { title: 'host shell' })
+    assert.equal(pty.status, 'running')
+    assert.equal(pty.cwd, await realpath(path.join(sshd.userHome, 'routed')))
+    await serve.client.put(`/pty/${pty.id}?${q}`, { size: { rows: 33, cols: 101 } })
+    const { ticket } = await serve.client.post(
+      `/pty/${pty.id}/connect-token?${q}`,
+      {},
+      { headers: { 'x-opencode-ticket': '1' } },
+    )
+    const socket = await connectWebSocket(
+      `${serve.url.replace('http', 'ws')}/pty/${pty.id}/connect?ticket=${ticket}&cursor=0&${q}`,
+    )
+    socket.send('echo "I am $(whoami) in $(pwd), size $(stty size)"; exit 3\r')
+    let output = ''
+    let closed = null
+    while (!closed) {
+      const message = await socket.next(20_000)
+      if (message.type === 'text') output += message.data
+      if (message.type === 'close') closed = message
+    }
+    const root = await realpath(path.join(sshd.userHome, 'routed'))
+    assert.match(output, new RegExp(`I am ${sshd.user} in ${root}, size 33 101`), output)
+    assert.equal(closed.code, 1000, 'closed normally when the shell exits')
+    const running = await serve.client.get(`/pty?${q}`)
+    assert.ok(!running.some((p) => p.id === pty.id), 'an exited terminal is no longer listed')
+  })
+
   test('the router answers nobody without the workspace’s credentials', async () => {
     const routers = await routerPorts()
     assert.equal(routers.length, 1, `one workspace, one router: ${routers}`)
@@ -155,10 +227,18 @@ describe('the workspace router', () => {
   })
 })
 
+/** Runs `command` on the SSH host as the remote user. */
+async function onHost(command) {
+  const { stdout } = await execFileAsync('ssh', sshd.sshArgs([sshd.host, command]), { timeout: 30_000 })
+  return stdout
+}
+
 /** Collect the `tui.toast.show` events the control plane publishes, as the TUI receives them. */
-function collectToasts() {
+async function collectToasts() {
   const shown = []
   const controller = new AbortController()
+  let connected
+  const ready = new Promise((resolve) => (connected = resolve))
   const done = (async () => {
     const response = await fetch(`${serve.url}/global/event`, { signal: controller.signal })
     let buffer = ''
@@ -168,11 +248,16 @@ function collectToasts() {
       buffer = lines.pop()
       for (const line of lines.filter((l) => l.startsWith('data: '))) {
         const event = JSON.parse(line.slice(6))
+        // The stream's first event: from here on no toast can be missed.
+        if (event.payload?.type === 'server.connected') connected()
         if (event.payload?.type === 'tui.toast.show')
           shown.push({ workspace: event.workspace, ...event.payload.properties })
       }
     }
-  })().catch(() => {})
+  })()
+    .catch(() => {})
+    .finally(() => connected())
+  await ready
   return {
     async until(check, timeoutMs = 20_000) {
       const deadline = Date.now() + timeoutMs
