@@ -254,12 +254,12 @@ describe('npm pack', { timeout: 180_000 }, () => {
     for (const f of needed) assert.ok(files.has(f), `${f} (imported by the plugin) in the tarball`)
   })
 
-  test('the tarball carries the static stubs for x86_64 and aarch64 Linux', async (t) => {
+  test('the tarball carries the static stubs for x86_64, aarch64 and armv7 Linux', async (t) => {
     if (!packed.arches.includes('aarch64')) {
       t.skip('stub/dist has no current release build (scripts/build-dist.sh or stub/build.sh)')
       return
     }
-    for (const arch of ['x86_64', 'aarch64']) {
+    for (const arch of ['x86_64', 'aarch64', 'armv7']) {
       const re = new RegExp(`^stub/dist/opencode-remote-stub-[^/]+-${arch}-linux$`)
       assert.ok(
         packed.files.some((f) => re.test(f)),
@@ -383,7 +383,7 @@ describe('npm pack', { timeout: 180_000 }, () => {
 })
 
 // `prepack` (scripts/check-stubs.mjs) on a copy of the package: packing without the stubs, or with a stub
-// that is not what SHA256SUMS says, fails and says what to run; with both stubs and their sums it packs.
+// that is not what SHA256SUMS says, fails and says what to run; with every stub and their sums it packs.
 describe('prepack', { timeout: 60_000 }, () => {
   let dir
   const stubs = () => path.join(dir, 'stub', 'dist')
@@ -410,23 +410,23 @@ describe('prepack', { timeout: 60_000 }, () => {
   test('without stub/dist, npm pack fails, naming the missing files and the build command', async () => {
     const out = await pack()
     assert.notEqual(out.code, 0, 'npm pack refused')
-    for (const missing of [name('x86_64'), name('aarch64'), 'SHA256SUMS']) {
+    for (const missing of [name('x86_64'), name('aarch64'), name('armv7'), 'SHA256SUMS']) {
       assert.ok(out.stderr.includes(`stub/dist/${missing} is missing`), out.stderr)
     }
     assert.match(out.stderr, /npm run build:dist/)
   })
 
-  test('with both stubs and their SHA256SUMS it packs them; a stub that does not match its sum fails', async () => {
+  test('with every stub and their SHA256SUMS it packs them; a stub that does not match its sum fails', async () => {
     await mkdir(stubs(), { recursive: true })
     const sums = []
-    for (const arch of ['x86_64', 'aarch64']) {
+    for (const arch of ['x86_64', 'aarch64', 'armv7']) {
       await writeFile(path.join(stubs(), name(arch)), `stub for ${arch}\n`, { mode: 0o755 })
       sums.push(`${await sha256(path.join(stubs(), name(arch)))}  ${name(arch)}`)
     }
     await writeFile(path.join(stubs(), 'SHA256SUMS'), sums.join('\n') + '\n')
     const ok = await pack()
     assert.equal(ok.code, 0, ok.stderr)
-    for (const f of [name('x86_64'), name('aarch64'), 'SHA256SUMS'])
+    for (const f of [name('x86_64'), name('aarch64'), name('armv7'), 'SHA256SUMS'])
       assert.ok(ok.files.includes(`stub/dist/${f}`))
 
     await writeFile(path.join(stubs(), name('aarch64')), 'rebuilt, sums not updated\n', { mode: 0o755 })

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict'
 import { execFile, spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { mkdir, mkdtemp, readdir, readFile, stat, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, mkdtemp, readdir, readFile, stat, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { after, before, test } from 'node:test'
@@ -243,6 +243,27 @@ test('a host with AllowTcpForwarding no refuses too (OpenSSH applies it to strea
     assert.equal(result.code, 1, result.stderr)
     assert.match(result.stderr, /FORWARDING_REFUSED/)
     assert.match(result.stderr, /`AllowTcpForwarding` yes or local/)
+  } finally {
+    await server.stop()
+  }
+})
+
+test('a host whose CPU has no stub gets an "unsupported architecture" error naming its `uname -m`', async () => {
+  // ARMv6 (the first Raspberry Pis): a 32-bit ARM the armv7 stub does not run on. The remote user's PATH
+  // starts with a `uname` that says so.
+  const fake = await mkdtemp(path.join(os.tmpdir(), 'ocr-uname-'))
+  await chmod(fake, 0o755)
+  await writeFile(path.join(fake, 'uname'), '#!/bin/sh\necho Linux armv6l\n', { mode: 0o755 })
+  const server = await startSshd({ env: { PATH: `${fake}:/usr/local/bin:/usr/bin:/bin` } })
+  try {
+    const result = await setupOn(server)
+    assert.equal(result.code, 1, result.stderr)
+    assert.match(result.stderr, /REMOTE_RUN_FAILED/)
+    assert.match(
+      result.stderr,
+      /unsupported architecture armv6l \(`uname -m` on the host\): opencode-remote has a stub for x86_64, aarch64 and armv7 Linux only/,
+    )
+    assert.equal(existsSync(path.join(server.userHome, '.opencode-remote', 'bin')), false, 'nothing uploaded')
   } finally {
     await server.stop()
   }

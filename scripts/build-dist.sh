@@ -4,9 +4,10 @@
 #       linux-x64-gnu    against glibc 2.17, so it loads on old distros (a native build here needs 2.34)
 #       linux-x64-musl
 #       linux-arm64-gnu  against glibc 2.17
-#     into $DIST_DIR (default ./dist), then copied into npm/<platform>/ for `napi prepublish`;
-#   - the two static musl stubs (x86_64, aarch64) into stub/dist/, with SHA256SUMS (shipped in the root
-#     package, see package.json `files`).
+#     into $DIST_DIR (default ./dist), then copied into npm/<platform>/ for `napi prepublish`; the
+#     arm64 one is then smoke-tested under qemu-aarch64 (scripts/smoke-arm64.sh);
+#   - the three static musl stubs (x86_64, aarch64, armv7) into stub/dist/, with SHA256SUMS (shipped in
+#     the root package, see package.json `files`).
 # macOS and Windows addons are built on real runners: .github/workflows/release.yml.
 #
 # Installs what it needs: a venv with cargo-zigbuild + ziglang under $BUILD_CACHE (default
@@ -14,8 +15,9 @@
 # The repository's index.js / index.d.ts and the dev .node are left alone (checked at the end).
 #
 # Env: DIST_DIR, BUILD_CACHE, DIST_TARGET_DIR (cargo target dir, default target/dist),
-#      DIST_ADDONS=0 / DIST_STUBS=0 to skip a half, DIST_STUBS=cargo to build the stubs without
-#      stub/build.sh, CARGO_ZIGBUILD_VERSION, ZIGLANG_VERSION.
+#      DIST_ADDONS=0 / DIST_STUBS=0 to skip a half, DIST_SMOKE=0 to skip the arm64 addon's smoke test
+#      (it needs root), DIST_STUBS=cargo to build the x86_64 and aarch64 stubs without stub/build.sh
+#      (no armv7: prepack then refuses to pack), CARGO_ZIGBUILD_VERSION, ZIGLANG_VERSION.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -90,6 +92,15 @@ if [ "${DIST_ADDONS:-1}" != 0 ]; then
     cp "$src" "npm/$plat/"
     echo "npm/$plat/opencode-remote.$plat.node"
   done
+  # The arm64 addon runs before it ships: loaded by Debian's arm64 node under qemu-aarch64, against a
+  # test sshd (scripts/smoke-arm64.sh; DIST_SMOKE=0 skips it).
+  if [ "${DIST_SMOKE:-1}" != 0 ]; then
+    log "smoke test of linux-arm64-gnu under qemu-aarch64"
+    s=$(now)
+    env -u CARGO_TARGET_DIR SMOKE_ADDON=npm/linux-arm64-gnu/opencode-remote.linux-arm64-gnu.node \
+      bash scripts/smoke-arm64.sh
+    echo "smoke: $(($(now) - s)) s"
+  fi
   if ! diff -q "$DIST_DIR/index.d.ts" index.d.ts > /dev/null; then
     echo "build-dist: warning: the release build's index.d.ts differs from the committed one" \
       "(run \`npm run build\` and commit the bindings)" >&2
@@ -128,8 +139,11 @@ if [ "${DIST_STUBS:-1}" != 0 ]; then
     (cd stub/dist && sha256sum opencode-remote-stub-*-linux > SHA256SUMS)
   fi
   echo "stubs: $(($(now) - s)) s"
-  ls stub/dist/opencode-remote-stub-*-x86_64-linux stub/dist/opencode-remote-stub-*-aarch64-linux \
-    stub/dist/SHA256SUMS > /dev/null
+  if [ "${DIST_STUBS:-1}" = cargo ]; then
+    for arch in "${STUB_ARCHES[@]}"; do ls "stub/dist/opencode-remote-stub-$stub_version-$arch-linux"; done
+  else
+    node scripts/check-stubs.mjs
+  fi
 fi
 
 # --- nothing in the work tree moved ------------------------------------------------------------------

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Checks what scripts/build-dist.sh produced: the three Linux addons in npm/<platform>/ and the two
+# Checks what scripts/build-dist.sh produced: the three Linux addons in npm/<platform>/ and the three
 # static stubs in stub/dist/, by `file`, ELF headers and symbol versions, and that `npm pack` ships the
 # stubs. Prints the `file` line and size of each. Exits non-zero on the first kind of mismatch it finds
 # (after printing everything).
@@ -8,6 +8,7 @@
 #   linux-arm64-gnu  ELF aarch64 shared object, highest GLIBC_ symbol <= 2.17
 #   stub x86_64      ELF x86-64 executable, statically linked (static-pie accepted), no interpreter
 #   stub aarch64     ELF aarch64 executable, statically linked, no interpreter
+#   stub armv7       ELF 32-bit ARM EABI5 executable, statically linked, no interpreter
 # Env: MAX_GLIBC (default 2.17).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -77,9 +78,9 @@ check_musl_addon() {
 }
 
 check_static_stub() {
-  local label=$1 f=$2 arch=$3
+  local label=$1 f=$2 arch=$3 bits=${4:-64}
   # "statically linked" (non-PIE) or "static-pie linked"
-  check "$label" "$f" "ELF 64-bit LSB" "$arch" "static" || return 0
+  check "$label" "$f" "ELF $bits-bit LSB" "$arch" "static" || return 0
   local kind
   kind=$(file -b "$f")
   [[ $kind == *"statically linked"* || $kind == *"static-pie linked"* ]] || bad "not statically linked"
@@ -97,11 +98,14 @@ echo "== stubs"
 shopt -s nullglob
 x86_stubs=(stub/dist/opencode-remote-stub-*-x86_64-linux)
 arm_stubs=(stub/dist/opencode-remote-stub-*-aarch64-linux)
+armv7_stubs=(stub/dist/opencode-remote-stub-*-armv7-linux)
 shopt -u nullglob
 [ ${#x86_stubs[@]} -le 1 ] || bad "more than one x86_64 stub in stub/dist: ${x86_stubs[*]}"
 [ ${#arm_stubs[@]} -le 1 ] || bad "more than one aarch64 stub in stub/dist: ${arm_stubs[*]}"
+[ ${#armv7_stubs[@]} -le 1 ] || bad "more than one armv7 stub in stub/dist: ${armv7_stubs[*]}"
 check_static_stub "stub x86_64" "${x86_stubs[0]:-stub/dist/opencode-remote-stub-<version>-x86_64-linux}" x86-64
 check_static_stub "stub aarch64" "${arm_stubs[0]:-stub/dist/opencode-remote-stub-<version>-aarch64-linux}" "ARM aarch64"
+check_static_stub "stub armv7" "${armv7_stubs[0]:-stub/dist/opencode-remote-stub-<version>-armv7-linux}" "ARM, EABI5" 32
 if [ -f stub/dist/SHA256SUMS ]; then
   (cd stub/dist && sha256sum --quiet -c SHA256SUMS) && echo "stub/dist/SHA256SUMS: OK" ||
     bad "stub/dist/SHA256SUMS does not match"
@@ -122,7 +126,7 @@ echo "== npm pack ships the stubs"
 packed=$(npm pack --dry-run --json --loglevel=error 2> /dev/null | node -e '
   let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () =>
     console.log(JSON.parse(s)[0].files.map((f) => f.path).join("\n")))')
-for f in "${x86_stubs[@]}" "${arm_stubs[@]}" stub/dist/SHA256SUMS; do
+for f in "${x86_stubs[@]}" "${arm_stubs[@]}" "${armv7_stubs[@]}" stub/dist/SHA256SUMS; do
   if grep -qx "$f" <<< "$packed"; then echo "  packed: $f"; else bad "npm pack does not include $f"; fi
 done
 

@@ -4,7 +4,7 @@
 // package whose workspaces and `setup` fail on every host. Checks that the stub of each shipped arch is
 // there under this version's name and that SHA256SUMS lists exactly what is there, with matching sums.
 //
-// Usage: node scripts/check-stubs.mjs [--dir DIR] [--arch ARCH]...   (default: stub/dist, x86_64 aarch64)
+// Usage: node scripts/check-stubs.mjs [--dir DIR] [--arch ARCH]...   (default: stub/dist, x86_64 aarch64 armv7)
 // A dev package for this machine only (the tests' own) names its arch: --arch x86_64.
 import { createHash } from 'node:crypto'
 import { existsSync, readFileSync } from 'node:fs'
@@ -12,7 +12,7 @@ import path from 'node:path'
 import { parseArgs } from 'node:util'
 
 /** The Linux arches a published package carries a stub for (scripts/build-dist.sh, stub/build.sh). */
-export const SHIPPED_ARCHES = ['x86_64', 'aarch64']
+export const SHIPPED_ARCHES = ['x86_64', 'aarch64', 'armv7']
 export const SUMS = 'SHA256SUMS'
 
 /** The file name the addon looks for (src/workspace/bootstrap.rs `stub_binary`). */

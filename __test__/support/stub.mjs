@@ -23,7 +23,7 @@ function newestMtime(dir) {
 }
 
 /** This machine's arch as the stub names it (`uname -m`). */
-export const hostArch = { x64: 'x86_64', arm64: 'aarch64' }[process.arch] ?? process.arch
+export const hostArch = { x64: 'x86_64', arm64: 'aarch64', arm: 'armv7' }[process.arch] ?? process.arch
 
 /**
  * Fill `dist` (a staged package's stub/dist) with stubs and their SHA256SUMS.

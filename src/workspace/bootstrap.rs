@@ -79,6 +79,52 @@ pub fn stub_binary(dir: &Path, arch: &str) -> PathBuf {
     dir.join(format!("{STUB_BINARY_NAME}-{STUB_VERSION}-{arch}-linux"))
 }
 
+/// The stub builds there are (stub/build.sh), by the arch in their file names.
+const STUB_ARCHES: [&str; 3] = ["x86_64", "aarch64", "armv7"];
+
+/// The stub that runs on a Linux host whose `uname -m` is `machine`. `armv8l` is a 64-bit ARM CPU
+/// running a 32-bit kernel or personality: armv7 code runs there. ARMv6 and older (`armv6l`, the first
+/// Raspberry Pis) lack instructions the armv7 build uses, so they get no stub, like any other CPU.
+pub(crate) fn stub_arch(machine: &str) -> Option<&'static str> {
+    match machine {
+        "x86_64" => Some("x86_64"),
+        "aarch64" => Some("aarch64"),
+        "armv7l" | "armv8l" => Some("armv7"),
+        _ => None,
+    }
+}
+
+fn unsupported_arch_detail(machine: &str) -> String {
+    // The host's own words, kept to a short plain token.
+    let shown: String = machine
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || "_.-".contains(*c))
+        .take(32)
+        .collect();
+    let shown = if shown.is_empty() { "(empty)" } else { &shown };
+    format!(
+        "unsupported architecture {shown} (`uname -m` on the host): opencode-remote has a stub for {} \
+         Linux only",
+        list_arches(&STUB_ARCHES)
+    )
+}
+
+/// `a`, `a and b`, `a, b and c`.
+fn list_arches<S: AsRef<str>>(arches: &[S]) -> String {
+    match arches {
+        [] => String::new(),
+        [one] => one.as_ref().to_string(),
+        [rest @ .., last] => format!(
+            "{} and {}",
+            rest.iter()
+                .map(AsRef::as_ref)
+                .collect::<Vec<_>>()
+                .join(", "),
+            last.as_ref()
+        ),
+    }
+}
+
 /// The checksums of the shipped stubs, next to them (`sha256sum` format).
 const SUMS_FILE: &str = "SHA256SUMS";
 
@@ -112,6 +158,9 @@ pub async fn ensure_stub(
             &format!("{} is not supported by the stub (Linux only)", probe.os),
         ));
     }
+    let Some(arch) = stub_arch(&probe.arch) else {
+        return Err(unsupported(target, &unsupported_arch_detail(&probe.arch)));
+    };
 
     if let (Some(info), Some(token)) = (probe.running.clone(), probe.token.clone()) {
         if info.version == STUB_VERSION && info.protocol == PROTOCOL_VERSION {
@@ -157,9 +206,8 @@ pub async fn ensure_stub(
                         .into(),
             });
         };
-        let local = stub_binary(stub_dir, &probe.arch);
-        let bytes =
-            std::fs::read(&local).map_err(|_| missing_stub(target, stub_dir, &probe.arch))?;
+        let local = stub_binary(stub_dir, arch);
+        let bytes = std::fs::read(&local).map_err(|_| missing_stub(target, stub_dir, arch))?;
         progress(Step::Uploading {
             done: 0,
             total: bytes.len() as u64,
@@ -447,8 +495,8 @@ fn missing_stub_detail(dir: &Path, arch: &str) -> String {
         )
     } else {
         format!(
-            "its CPU is {arch}, and opencode-remote has a stub for {} Linux only",
-            shipped.join(" and ")
+            "its CPU is {arch}, and this opencode-remote package has a stub for {} Linux only",
+            list_arches(&shipped)
         )
     }
 }
@@ -524,14 +572,48 @@ mod tests {
             ),
         )
         .unwrap();
-        let other = missing_stub_detail(dir.path(), "riscv64");
+        let other = missing_stub_detail(dir.path(), "armv7");
         assert_eq!(
             other,
-            "its CPU is riscv64, and opencode-remote has a stub for x86_64 and aarch64 Linux only"
+            "its CPU is armv7, and this opencode-remote package has a stub for x86_64 and aarch64 Linux only"
         );
         for text in [empty, other] {
             assert!(!text.contains("reinstall"), "{text}");
         }
+    }
+
+    #[test]
+    fn stub_arch_should_map_uname_to_the_shipped_stubs() {
+        assert_eq!(stub_arch("x86_64"), Some("x86_64"));
+        assert_eq!(stub_arch("aarch64"), Some("aarch64"));
+        assert_eq!(stub_arch("armv7l"), Some("armv7"));
+        assert_eq!(stub_arch("armv8l"), Some("armv7"));
+        for other in [
+            "armv6l",
+            "armv5tel",
+            "aarch64_be",
+            "i686",
+            "riscv64",
+            "ppc64le",
+            "s390x",
+            "",
+        ] {
+            assert_eq!(stub_arch(other), None, "{other}");
+        }
+        for machine in ["x86_64", "aarch64", "armv7l", "armv8l"] {
+            assert!(STUB_ARCHES.contains(&stub_arch(machine).unwrap()));
+        }
+    }
+
+    #[test]
+    fn an_unsupported_arch_should_be_named() {
+        assert_eq!(
+            unsupported_arch_detail("armv6l"),
+            "unsupported architecture armv6l (`uname -m` on the host): opencode-remote has a stub for \
+             x86_64, aarch64 and armv7 Linux only"
+        );
+        assert!(unsupported_arch_detail("ri\u{1b}[31msc v64").contains("architecture ri31mscv64 "));
+        assert!(unsupported_arch_detail("").contains("architecture (empty) "));
     }
 
     #[test]

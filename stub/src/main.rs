@@ -352,7 +352,8 @@ fn parse_version(v: &str) -> Option<Vec<u64>> {
 }
 
 /// Deletes `bin/<version>/` directories of versions older than this one that no running process
-/// executes (checked through `/proc/*/exe`). Best effort.
+/// executes (checked through `/proc/*/exe`, or an emulator's mapped files: [`owner::programs`]). Best
+/// effort.
 fn cleanup_old_binaries(home: &Path) {
     let Some(ours) = parse_version(VERSION) else {
         return;
@@ -373,7 +374,9 @@ fn cleanup_old_binaries(home: &Path) {
         .into_iter()
         .flatten()
         .flatten()
-        .filter_map(|e| fs::read_link(e.path().join("exe")).ok())
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .filter_map(owner::programs)
+        .flatten()
         .collect();
     for dir in old {
         if running.iter().any(|exe| exe.starts_with(&dir)) {

@@ -5,10 +5,15 @@
 //! The socket lives in a directory only we can enter (see `socket.rs`), so another user can neither
 //! connect to it nor bind one in its place; these checks are what is left: a stale record naming a
 //! pid that now belongs to another of our own processes. Linux only: it reads `/proc`.
+//!
+//! Under qemu-user (an emulated host, e.g. an arm64 container through binfmt_misc, or the release
+//! build's own checks) `/proc/<pid>/exe` is the emulator; the program it runs is the file it has
+//! mapped, so for a process whose executable is a `qemu-*` binary the mapped files are checked instead.
+//! The uid check is the same for both.
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use opencode_remote_protocol::paths as layout;
 
@@ -20,13 +25,14 @@ pub fn check_process(home: &Path, pid: u32) -> Result<(), String> {
     if meta.uid() != uid {
         return Err(format!("process {pid} belongs to another user"));
     }
-    let exe = fs::read_link(format!("{proc_dir}/exe"))
-        .map_err(|_| format!("process {pid} is not ours (its binary can't be read)"))?;
+    let programs = programs(pid)
+        .ok_or_else(|| format!("process {pid} is not ours (its binary can't be read)"))?;
     let bin = home.join(layout::BIN_DIR);
     let bin = fs::canonicalize(&bin).unwrap_or(bin);
+    let me = std::env::current_exe().ok();
     // Our own binary (`status`/`attach` run as the installed stub) or another version of it.
-    let ours = std::env::current_exe().is_ok_and(|me| me == exe);
-    if !ours && !exe.starts_with(&bin) {
+    let stub = |exe: &PathBuf| me.as_ref() == Some(exe) || exe.starts_with(&bin);
+    if !programs.iter().any(stub) {
         return Err(format!(
             "process {pid} is not a stub from {}",
             bin.display()
@@ -60,6 +66,46 @@ pub fn check(home: &Path, pid: u32, socket: &Path) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// The program `pid` runs: its `/proc/<pid>/exe`, or, when that is a qemu-user emulator, the files the
+/// emulator has mapped (among them the emulated binary). `None` when `/proc` does not tell.
+pub fn programs(pid: u32) -> Option<Vec<PathBuf>> {
+    let exe = fs::read_link(format!("/proc/{pid}/exe")).ok()?;
+    if !is_emulator(&exe) {
+        return Some(vec![exe]);
+    }
+    let maps = fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
+    Some(
+        mapped_files(&maps)
+            .into_iter()
+            .filter(|f| *f != exe)
+            .collect(),
+    )
+}
+
+/// qemu-user's binaries: `qemu-aarch64`, `qemu-arm-static`, …
+fn is_emulator(exe: &Path) -> bool {
+    exe.file_name()
+        .is_some_and(|name| name.to_string_lossy().starts_with("qemu-"))
+}
+
+/// The distinct files mapped in the text of `/proc/<pid>/maps`.
+fn mapped_files(maps: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = Vec::new();
+    for line in maps.lines() {
+        // address perms offset dev inode path; the path is the rest (it may hold spaces).
+        let mut rest = line;
+        for _ in 0..5 {
+            rest = rest.trim_start();
+            rest = &rest[rest.find(char::is_whitespace).unwrap_or(rest.len())..];
+        }
+        let path = rest.trim_start();
+        if path.starts_with('/') && !files.iter().any(|f| f.as_os_str() == path) {
+            files.push(PathBuf::from(path));
+        }
+    }
+    files
 }
 
 fn current_uid() -> u32 {
@@ -98,6 +144,41 @@ mod tests {
 0000000000000000: 00000002 00000000 00000000 0002 01 78
 0000000000000000: 00000002 00000000 00010000 0001 01 79 /my home/run/stub.sock
 ";
+
+    const MAPS: &str = "00400000-00401000 r--p 00000000 00:2f 1311 /usr/bin/qemu-aarch64
+5500000000-5500001000 r-xp 00000000 00:2f 99 /home/u/.opencode-remote/bin/0.1.0/opencode-remote-stub
+5500001000-5500002000 rw-p 00001000 00:2f 99 /home/u/.opencode-remote/bin/0.1.0/opencode-remote-stub
+7f0000000000-7f0000001000 rw-p 00000000 00:00 0 
+7f0000001000-7f0000002000 r-xp 00000000 00:2f 12 /lib/x86_64-linux-gnu/libc.so.6
+7ffc00000000-7ffc00001000 rw-p 00000000 00:00 0                          [stack]
+7ffc00001000-7ffc00002000 r--p 00000000 00:2f 13 /my home/a file
+";
+
+    #[test]
+    fn mapped_files_should_list_each_mapped_file_once() {
+        assert_eq!(
+            mapped_files(MAPS),
+            [
+                "/usr/bin/qemu-aarch64",
+                "/home/u/.opencode-remote/bin/0.1.0/opencode-remote-stub",
+                "/lib/x86_64-linux-gnu/libc.so.6",
+                "/my home/a file",
+            ]
+            .map(PathBuf::from)
+        );
+    }
+
+    #[test]
+    fn only_qemu_user_binaries_should_count_as_emulators() {
+        assert!(is_emulator(Path::new("/usr/bin/qemu-aarch64")));
+        assert!(is_emulator(Path::new(
+            "/usr/libexec/qemu-binfmt/qemu-arm-static"
+        )));
+        assert!(!is_emulator(Path::new(
+            "/home/u/.opencode-remote/bin/0.1.0/opencode-remote-stub"
+        )));
+        assert!(!is_emulator(Path::new("/usr/bin/qemu")));
+    }
 
     #[test]
     fn listening_inode_should_pick_the_listening_socket_at_the_path() {
