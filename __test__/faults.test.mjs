@@ -329,7 +329,9 @@ describe('faults', { concurrency: true }, () => {
       callRemoteLogin({ host: 'cutwait', mode: 'round-trip', message: bash(`sleep 13; echo ${marker}`) }),
     )
     // The remote run is in its tool (no LLM traffic for 13 s) and the client waits on the link: cut it.
-    await host.waitForProcess((argv) => argv.some((a) => a.includes(`echo ${marker}`)))
+    await host.waitForProcess((argv) => argv.some((a) => a.includes(`echo ${marker}`)), {
+      turn: turn,
+    })
     const cutAt = Date.now()
     await host.netns.cutLink(CUT_MS)
     await turn
@@ -358,7 +360,9 @@ describe('faults', { concurrency: true }, () => {
       (value) => ({ value }),
       (error) => ({ error }),
     )
-    await host.waitForProcess((argv) => argv.some((a) => a.includes(`echo ${marker}`)))
+    await host.waitForProcess((argv) => argv.some((a) => a.includes(`echo ${marker}`)), {
+      turn: call,
+    })
     const cutAt = Date.now()
     await host.netns.cutLink(CUT_MS)
     const outcome = await call
@@ -391,7 +395,9 @@ describe('faults', { concurrency: true }, () => {
       sessionID,
       callRemoteLogin({ host: 'restart', mode: 'round-trip', message: bash(`sleep 10; echo ${marker}`) }),
     )
-    await host.waitForProcess((argv) => argv.some((a) => a.includes(`echo ${marker}`)))
+    await host.waitForProcess((argv) => argv.some((a) => a.includes(`echo ${marker}`)), {
+      turn: turn,
+    })
     const pid = host.sshd.pid
     // Stop the daemon and every connection it carried, stay down a while, start on the same port and keys.
     await host.sshd.restart({ sessions: true, downMs: 3000 })
@@ -492,9 +498,12 @@ describe('faults', { concurrency: true }, () => {
       sessionID,
       callRemoteLogin({ host: 'killed', mode: 'round-trip', message: bash(`sleep 6; echo ${marker}`) }),
     )
-    await host.waitForProcess((argv) => argv.some((a) => a.includes(`echo ${marker}`)))
+    await host.waitForProcess((argv) => argv.some((a) => a.includes(`echo ${marker}`)), {
+      turn: turn,
+    })
     const runPid = await host.waitForProcess(
       (argv) => argv.includes('run') && argv.includes('--session') && argv.includes(sessionID),
+      { turn },
     )
     process.kill(runPid, 'SIGKILL')
     await turn

@@ -82,3 +82,13 @@ test('the reporter turns a failing test into a failure row of its file kind', as
   assert.equal(out.code, 1)
   assert.match(out.stdout, /FAIL \[hostile\] the new message arrived/)
 })
+
+test('a case recorded by itself and by the reporter counts once', async () => {
+  const failed = { kind: 'fault', name: 'sshd restarted', ok: false, userSees: 'test failed: no process' }
+  const reported = { ...failed, userSees: 'test failed (faults.test.mjs): no process' }
+  const out = await summary([held, failed, reported])
+  assert.equal(out.code, 1)
+  assert.match(out.stdout, /^fault\s+1\s+0\s/m, 'one fault case, not two')
+  assert.equal(out.stdout.match(/FAIL \[fault\] sshd restarted/g).length, 1, out.stdout)
+  assert.match(out.stdout, /FAILED: 1 case\(s\) did not hold:/)
+})

@@ -12,6 +12,21 @@ const rows = readFileSync(file, 'utf8')
   .split('\n')
   .filter(Boolean)
   .map((line) => JSON.parse(line))
+  .filter(firstFailureOnly(new Set()))
+
+/**
+ * A failed case may be recorded twice, by the case itself and by the reporter for its failed test: keep
+ * the first failure row of each case, so the table counts cases, not reports.
+ */
+function firstFailureOnly(seen) {
+  return (row) => {
+    if (row.ok !== false) return true
+    const key = `${row.kind}\0${row.name}`
+    if (seen.has(key)) return false
+    seen.add(key)
+    return true
+  }
+}
 
 const kinds = ['fault', 'hostile', 'secret', 'load', 'fuzz', 'test']
 const sum = (list, key) => list.reduce((n, r) => n + (r[key] ?? 0), 0)

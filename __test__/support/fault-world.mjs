@@ -64,8 +64,11 @@ async function startHost(name, spec, { llm, home }) {
       entry: { host: ssh.alias, model: 'fake/remote-m', agent: 'build', ...spec.entry },
       /** The remote user's own `opencode export <id>` (its HOME, run directly: no SSH needed to read). */
       exportSession: (sessionID) => remoteExport(sshd, gid, sessionID),
-      /** Resolve with the pid of the first process of the remote user whose argv matches. */
-      waitForProcess: (predicate, timeoutMs) => waitForProcess(sshd.uid, predicate, timeoutMs),
+      /**
+       * Resolve with the pid of the first process of the remote user whose argv matches; fail at once,
+       * with what it returned, if `turn` (the local turn that should start it) ends first.
+       */
+      waitForProcess: (predicate, options) => waitForProcess(sshd.uid, predicate, options),
       async stop() {
         for (const stop of stops.reverse()) await stop().catch(() => {})
       },
@@ -117,8 +120,18 @@ function remoteExport(sshd, gid, sessionID) {
   })
 }
 
-async function waitForProcess(uid, predicate, timeoutMs = 60_000) {
+/**
+ * Eight cases start a remote `opencode` each at once on a 2-CPU machine (and CI runs another test file
+ * beside them), so a remote step may take minutes to start: the wait is bounded by the turn that starts
+ * it, with a generous deadline only as a backstop.
+ */
+async function waitForProcess(uid, predicate, { turn, timeoutMs = 300_000 } = {}) {
   const deadline = Date.now() + timeoutMs
+  let ended = null
+  turn?.then(
+    (value) => (ended = { value }),
+    (error) => (ended = { error }),
+  )
   for (;;) {
     for (const p of listProcesses()) {
       if (p.uid !== uid) continue
@@ -127,10 +140,19 @@ async function waitForProcess(uid, predicate, timeoutMs = 60_000) {
         .catch(() => [])
       if (argv.length && predicate(argv)) return p.pid
     }
+    if (ended) throw new Error(`the turn ended before the remote step started: ${describeTurn(ended)}`)
     if (Date.now() > deadline) throw new Error(`no process of uid ${uid} matched within ${timeoutMs} ms`)
     // A /proc scan reads every process's files: not too often on a busy machine.
     await new Promise((r) => setTimeout(r, 250))
   }
+}
+
+/** What a finished turn said: its error, or the state of its tool calls. */
+function describeTurn({ value, error }) {
+  if (error) return String(error?.message ?? error).slice(0, 500)
+  const tools = (value?.parts ?? []).filter((p) => p.type === 'tool')
+  const states = tools.map((p) => ({ tool: p.tool, status: p.state?.status, error: p.state?.error }))
+  return JSON.stringify(states.length ? states : (value?.info ?? value)).slice(0, 500)
 }
 
 /**
