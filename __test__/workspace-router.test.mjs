@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs'
-import { mkdtemp, realpath, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, realpath, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
@@ -176,6 +176,39 @@ describe('the workspace router', () => {
       [['on-host.txt', 'modified']],
       JSON.stringify(status),
     )
+  })
+
+  test('a file attached with @ carries the host’s text, not the local copy’s', async () => {
+    await onHost(
+      'mkdir -p ~/routed/att && printf "HOSTATTACH one\\nHOSTATTACH two\\n" > ~/routed/att/notes.md',
+    )
+    await mkdir(path.join(local.projectDir, 'att'), { recursive: true })
+    await writeFile(path.join(local.projectDir, 'att', 'notes.md'), 'LOCALATTACH\n')
+    const session = await serve.client.post(`/session?${q}`, {}, { timeoutMs: 60_000 })
+    const file = path.join(local.projectDir, 'att', 'notes.md')
+    const before = llm.requests.length
+    // What the TUI sends for `@att/notes.md`: a file part with the local path it listed.
+    await serve.client.post(
+      `/session/${session.id}/message?${q}`,
+      {
+        model: { providerID: 'fake', modelID: 'local-m' },
+        parts: [
+          { type: 'text', text: 'summarise the notes' },
+          { type: 'file', mime: 'text/plain', url: `file://${file}`, filename: 'att/notes.md' },
+        ],
+      },
+      { timeoutMs: 120_000, retries: 0 },
+    )
+    const sent = JSON.stringify(llm.requests.slice(before).map((r) => r.messages))
+    assert.match(sent, /HOSTATTACH one/, 'the model got the host’s text')
+    assert.doesNotMatch(sent, /LOCALATTACH/, 'and nothing of the local copy')
+    const stored = (await serve.client.get(`/session/${session.id}/message?${q}`))
+      .flatMap((m) => m.parts)
+      .filter((p) => p.type === 'text' && p.synthetic)
+      .map((p) => p.text)
+      .join('\n')
+    assert.match(stored, /HOSTATTACH two/)
+    assert.doesNotMatch(stored, /LOCALATTACH/)
   })
 
   test('the terminal is a shell on the host: its user and directory, resize and exit', async () => {

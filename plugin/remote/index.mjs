@@ -3,9 +3,10 @@
 // and arguments that run on the host through the stub (via the addon's remoteCall/remoteExec). Outputs follow
 // the OpenCode 1.18.33 built-ins, so the model notices nothing but the host.
 //
-// Layout: env.mjs (what the tools share), permissions.mjs (prompts and the stub's permission requests),
+// Layout: env.mjs (what the tools share), attachments.mjs (`@file` in a prompt), permissions.mjs (prompts and the stub's permission requests),
 // paths.mjs, limits.mjs, and without I/O output.mjs, edit-logic.mjs, patch.mjs, command-paths.mjs; one file
 // per tool in tools/.
+import { attachFromHost } from './attachments.mjs'
 import { remoteEnv } from './env.mjs'
 import { patchTool } from './tools/apply-patch.mjs'
 import { bashTool } from './tools/bash.mjs'
@@ -21,7 +22,7 @@ import { writeTool } from './tools/write.mjs'
  * @param {import('@opencode-ai/plugin').PluginInput} input
  * @param {Record<string, any>|undefined} options the plugin options (`remote`, `hosts`, …)
  * @param {object} api the addon API (api.js)
- * @returns {{tool: Record<string, object>, event: (input: {event: object}) => Promise<void>}|undefined}
+ * @returns {{tool: Record<string, object>, event: Function, chatMessage: Function}|undefined}
  */
 export function remoteToolHooks(input, options, api) {
   const remote = options?.remote
@@ -32,9 +33,10 @@ export function remoteToolHooks(input, options, api) {
   const env = remoteEnv(input, options, api)
   // Connect and attach now, so the first tool call finds the stub ready (failures surface there).
   api.remoteAttach(env.place).catch(() => {})
+  const read = readTool(env)
   return {
     tool: {
-      read: readTool(env),
+      read,
       write: writeTool(env),
       edit: editTool(env),
       list: listTool(env),
@@ -44,5 +46,7 @@ export function remoteToolHooks(input, options, api) {
       apply_patch: patchTool(env),
     },
     event: async ({ event }) => env.prompts.observe(event),
+    /** `@file` attachments: the host's text, not this machine's (see attachments.mjs). */
+    chatMessage: async (input, output) => attachFromHost(env, read, input, output?.parts ?? []),
   }
 }
