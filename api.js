@@ -28,8 +28,9 @@ module.exports = {
   createWorkspace: async (options) => unwrap(await binding.createWorkspace(withStubs(options))),
   workspaceTarget: async (id, revive) => unwrap(await binding.workspaceTarget(id, revive)),
   removeWorkspace: async (id) => unwrap(await binding.removeWorkspace(id)),
+  // JSON text from the addon (see remote_call): parsed here, where it is fastest.
   remoteCall: async (place, operation, body) =>
-    unwrap(await binding.remoteCall(withStubs(place), operation, body)),
+    JSON.parse(unwrap(await binding.remoteCall(withStubs(place), operation, body))),
   remoteAttach: async (place) => unwrap(await binding.remoteAttach(withStubs(place))),
   remoteExec: async (place, request, requestId, outputDir) =>
     unwrap(await binding.remoteExec(withStubs(place), request, requestId, outputDir)),

@@ -91,8 +91,11 @@ export declare function remoteAttach(place: RemotePlace): Promise<true | Error>
 /**
  * A file or search operation on the host through the stub: `fs/read`, `fs/write`, `fs/stat`,
  * `fs/list`, `fs/remove`, `fs/rename`, `glob`, `grep`. `body` is the protocol's request type.
+ *
+ * Resolves with JSON text, `{"result": …}` or `{"permission": …}`, for `JSON.parse` in JS: a read's
+ * thousands of lines become objects several times faster that way than through napi value by value.
  */
-export declare function remoteCall(place: RemotePlace, operation: string, body: any): Promise<{ result?: any; permission?: any } | Error>
+export declare function remoteCall(place: RemotePlace, operation: string, body: any): Promise<string | Error>
 
 /**
  * Run a command on the host through the stub (`request` is the protocol's ExecRequest);

@@ -332,14 +332,36 @@ fn remote_outcome<T: serde::Serialize>(
 
 /// A file or search operation on the host through the stub: `fs/read`, `fs/write`, `fs/stat`,
 /// `fs/list`, `fs/remove`, `fs/rename`, `glob`, `grep`. `body` is the protocol's request type.
-#[napi(ts_return_type = "Promise<{ result?: any; permission?: any } | Error>")]
+///
+/// Resolves with JSON text, `{"result": …}` or `{"permission": …}`, for `JSON.parse` in JS: a read's
+/// thousands of lines become objects several times faster that way than through napi value by value.
+#[napi(ts_return_type = "Promise<string | Error>")]
 pub async fn remote_call(
     place: RemotePlace,
     operation: String,
     body: serde_json::Value,
-) -> Outcome<serde_json::Value> {
+) -> Outcome<String> {
     let (place, sources) = place.split();
-    remote_outcome(workspace::remote::call(&place, &sources, &operation, &body).await)
+    let host = place.host.clone();
+    match workspace::remote::call(&place, &sources, &operation, &body).await {
+        Ok(workspace::remote::Outcome::Done(raw)) => match json_text(&raw) {
+            Some(text) => Either::A(format!("{{\"result\":{text}}}")),
+            None => failed(Error::Ssh {
+                host,
+                detail: "unexpected stub answer: not JSON".into(),
+            }),
+        },
+        Ok(workspace::remote::Outcome::NeedsPermission(request)) => {
+            Either::A(serde_json::json!({ "permission": request }).to_string())
+        }
+        Err(error) => failed(error),
+    }
+}
+
+/// `raw` as text when it is one well-formed JSON value (checked without building it).
+fn json_text(raw: &[u8]) -> Option<&str> {
+    serde_json::from_slice::<serde::de::IgnoredAny>(raw).ok()?;
+    std::str::from_utf8(raw).ok()
 }
 
 /// Make sure the host's stub serves this workspace (bootstrapping it when needed): the remote half of
@@ -538,5 +560,21 @@ pub fn config_schema(
     match kind.as_deref() {
         Some("plugin-options") => config::plugin_options_schema(),
         _ => config::hosts_schema(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::json_text;
+
+    #[test]
+    fn only_one_well_formed_json_value_passes_to_js() {
+        assert_eq!(
+            json_text(br#"{"lines":["a","\u00e9"]}"#),
+            Some(r#"{"lines":["a","\u00e9"]}"#)
+        );
+        for bad in [&b""[..], b"{", b"{} {}", b"{}x", b"<html>", b"\"\xff\""] {
+            assert_eq!(json_text(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
     }
 }

@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock};
 
+use hyper::body::Bytes;
 use opencode_remote_protocol::{
     routes, ErrorKind, ExecEvent, ExecRequest, Operation, PermissionReply, PermissionReplyResponse,
     PermissionRequest, RegisterWorkspace, ToolRequest, WorkspaceInfo,
@@ -208,13 +209,14 @@ pub fn forget_host(host: &str) {
     HOSTS.lock().expect("hosts lock").remove(host);
 }
 
-/// A file or search operation (`fs/read`, `glob`, …) with its request body.
+/// A file or search operation (`fs/read`, `glob`, …) with its request body. The answer is the stub's
+/// JSON text, unparsed (bounded by the client's body cap); the caller's JS parses it.
 pub async fn call(
     place: &Place,
     sources: &ConfigSources,
     operation: &str,
     body: &Value,
-) -> Result<Outcome<Value>> {
+) -> Result<Outcome<Bytes>> {
     let request =
         ToolRequest::parse(operation, body.clone()).map_err(|problem| Error::InvalidArgument {
             field: "body".into(),
@@ -224,7 +226,7 @@ pub async fn call(
     let request = &request;
     with_stub(place, sources, |stub| {
         let path = path.clone();
-        async move { stub.client.post::<ToolRequest, Value>(&path, request).await }
+        async move { stub.client.post_raw(&path, request).await }
     })
     .await
 }

@@ -108,6 +108,13 @@ impl StubClient {
         self.request(Method::POST, path, Some(body)).await
     }
 
+    /// A 200 answer's body as the stub sent it, unparsed: the addon hands it to JS as JSON text,
+    /// which `JSON.parse` turns into objects far faster than building them value by value.
+    pub async fn post_raw<B: Serialize>(&self, path: &str, body: &B) -> Result<Bytes, StubError> {
+        self.send(Method::POST, path, Some(body), Some(REQUEST_TIMEOUT))
+            .await
+    }
+
     /// A streamed (NDJSON) answer, read line by line. Commands may run long, so there is no request
     /// timeout here; the stub enforces the command's own.
     pub async fn post_stream<B: Serialize>(
