@@ -70,18 +70,23 @@ async function main() {
     await remoteGrep()
     await localRead()
     await localGrep()
-    const r = { remoteRead: [], localRead: [], remoteGrep: [], localGrep: [] }
+    // The smallest call (stat of the root): the fixed cost of one call, apart from its payload.
+    const remoteStat = () => api.remoteCall(place, 'fs/stat', { path: '.' })
+    await remoteStat()
+    const r = { remoteRead: [], localRead: [], remoteGrep: [], localGrep: [], remoteStat: [] }
     for (let i = 0; i < samples; i++) {
       const rr = await timed(remoteRead)
       const lr = await timed(localRead)
       const rg_ = await timed(remoteGrep)
       const lg = await timed(localGrep)
+      const rs = await timed(remoteStat)
       if (!rr.value.result) throw new Error(`fs/read answered ${JSON.stringify(rr.value).slice(0, 300)}`)
       if (!rg_.value.result) throw new Error(`grep answered ${JSON.stringify(rg_.value).slice(0, 300)}`)
       r.remoteRead.push(rr.ms)
       r.localRead.push(lr.ms)
       r.remoteGrep.push(rg_.ms)
       r.localGrep.push(lg.ms)
+      r.remoteStat.push(rs.ms)
       out.check = {
         remoteLines: rr.value.result.lines.length,
         remoteTruncated: rr.value.result.truncated,

@@ -828,6 +828,18 @@ async function main() {
         ])
       }
     }
+    const stat = median(ops.samples.remoteStat)
+    lines.push({
+      case: `remote stat (smallest call) rtt=${rtt}ms`,
+      ours_ms: r1(stat),
+      samples: ops.samples.remoteStat.map(r1),
+    })
+    summary.push([
+      `  smallest call (fs/stat) beyond one RTT, rtt=${rtt}ms`,
+      'info',
+      `${r1(stat - rtt)} ms (inside the stub ${r1(stubMs('/fs/stat'))} ms)`,
+      null,
+    ])
     if (rtt === 0) rssAfterOps = vmRssKiB((await stubInfo()).pid)
   }
   relay.setDelay(0)
