@@ -172,4 +172,25 @@ describe('SSH workspaces in the TUI', () => {
     assert.equal(readFileSync(remote, 'utf8').trim(), marker)
     assert.equal(findFile(local.projectDir, 'tui-proof.txt'), undefined, 'nothing was written locally')
   })
+
+  test('a file picked with @ reaches the model with the host’s text, not the local copy’s', async () => {
+    // The same project file on both sides: the picker lists this machine's names (OpenCode answers that list
+    // itself), the text must be the host's.
+    const proof = findFile(path.join(sshd.userHome, 'opencode-workspaces'), 'tui-proof.txt')
+    assert.ok(proof, 'the previous test left its proof on the host')
+    const hostFile = path.join(path.dirname(proof), 'att-notes.md')
+    await writeFile(hostFile, 'HOSTATTACH from the host\n')
+    execFileSync('chown', [`--reference=${proof}`, hostFile])
+    await writeFile(path.join(local.projectDir, 'att-notes.md'), 'LOCALATTACH from this machine\n')
+    const before = llm.requests.length
+    type('summarise @att-notes')
+    await waitForScreen((s) => /att-notes\.md/.test(s), 'the @ picker listing att-notes.md', 30_000)
+    keys('Enter')
+    await waitForScreen((s) => /summarise @att-notes\.md/.test(s), 'the picked file in the prompt', 10_000)
+    keys('Enter')
+    await waitForScreen((s) => /FAKE_REPLY: summarise/.test(s), 'the reply', 120_000)
+    const sent = JSON.stringify(llm.requests.slice(before).map((r) => r.messages))
+    assert.match(sent, /HOSTATTACH from the host/, 'the model got the host’s text')
+    assert.doesNotMatch(sent, /LOCALATTACH/, 'and nothing of the local copy')
+  })
 })
