@@ -918,7 +918,9 @@ async function main() {
   for (const l of lines) process.stdout.write(`BENCH ${JSON.stringify(l)}\n`)
   const load = `1-min load ${loadAtStart.toFixed(2)} -> ${os.loadavg()[0].toFixed(2)} on ${os.cpus().length} CPUs`
   const total = ((Date.now() - t0) / 1000).toFixed(0)
-  process.stdout.write(`\nSummary (median of ${SAMPLES}; total ${total} s; ${load})\n`)
+  process.stdout.write(
+    `\nSummary (median of ${SAMPLES}, of at least 30 for read and stat; total ${total} s; ${load})\n`,
+  )
   table(summary)
 }
 
