@@ -36,6 +36,9 @@ fn die_with_parent(_command: &mut Command) {}
 /// can be slower).
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How long it then gets to load the project (config and plugins) and answer.
+const READY_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// What the server needs to know.
 pub struct ServeSpec<'a> {
     pub opencode_bin: &'a str,
@@ -125,11 +128,42 @@ impl WorkspaceServer {
         .await
         .map_err(|_| serve_failed(&log_file, "did not start listening in time"))?
         .ok_or_else(|| serve_failed(&log_file, "exited before listening"))?;
-        Ok(WorkspaceServer {
+        let server = WorkspaceServer {
             url,
             password,
             child,
-        })
+        };
+        if let Err(problem) = server.wait_until_ready().await {
+            server.stop().await;
+            return Err(serve_failed(&log_file, &problem));
+        }
+        Ok(server)
+    }
+
+    /// Ask for something of the project's instance, which makes the server bootstrap it (config,
+    /// plugins: seconds on a cold machine) and answers only once that is done. OpenCode gives a
+    /// workspace 5 s after `create` returns to answer its first sync; without this, a slow first
+    /// bootstrap fails the create with OpenCode's "Timed out waiting for global event".
+    async fn wait_until_ready(&self) -> std::result::Result<(), String> {
+        use http_body_util::Empty;
+        use hyper::body::Bytes;
+        use hyper_util::client::legacy::Client;
+        use hyper_util::rt::TokioExecutor;
+
+        let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+        let request = hyper::Request::get(format!("{}/path", self.url))
+            .header(hyper::header::AUTHORIZATION, self.authorization().expose())
+            .body(Empty::new())
+            .map_err(|e| format!("could not be asked for its paths: {e}"))?;
+        match tokio::time::timeout(READY_TIMEOUT, client.request(request)).await {
+            // Any answer means the instance is up; the status only matters to OpenCode's own requests.
+            Ok(Ok(_answer)) => Ok(()),
+            Ok(Err(e)) => Err(format!("did not answer its first request: {e}")),
+            Err(_) => Err(format!(
+                "did not finish starting within {} s",
+                READY_TIMEOUT.as_secs()
+            )),
+        }
     }
 
     /// The `authorization` header the control plane sends to reach this server.

@@ -19,6 +19,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::json;
 use tokio::net::TcpListener;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::remote::{self, Place};
@@ -44,6 +45,8 @@ struct Shared {
     upstreams: Upstreams,
     client: HttpClient,
     tickets: Tickets,
+    /// Refusals waiting to be shown, in the order they happened.
+    toasts: mpsc::Sender<String>,
     /// Ends the accept loop, every connection and every joined upgrade.
     shutdown: CancellationToken,
 }
@@ -65,12 +68,15 @@ impl Router {
             .map_err(|e| Error::io("starting the workspace router on 127.0.0.1", e))?
             .port();
         let shutdown = CancellationToken::new();
+        let (toasts, pending_toasts) = mpsc::channel(PENDING_TOASTS);
         let shared = Arc::new(Shared {
             upstreams,
             client: proxy::client(),
             tickets: Tickets::default(),
+            toasts,
             shutdown: shutdown.clone(),
         });
+        tokio::spawn(show_toasts(shared.clone(), pending_toasts));
         tokio::spawn(accept(listener, shared));
         Ok(Router {
             url: format!("http://127.0.0.1:{port}"),
@@ -281,13 +287,31 @@ async fn to_host(
 /// answers, so the message is also shown as a toast through the workspace's server.
 fn refuse(shared: &Arc<Shared>, refusal: Refusal) -> Response<Body> {
     let message = refusal.message(&shared.upstreams.place.host);
-    tokio::spawn(toast(shared.clone(), message.clone()));
+    // A full queue means refusals faster than a user can read them: that one is not shown twice.
+    let _ = shared.toasts.try_send(message.clone());
     named_error(StatusCode::BAD_REQUEST, refusal.name(), &message)
+}
+
+/// Refusals not yet shown; more are dropped (the answer itself still carries the message).
+const PENDING_TOASTS: usize = 16;
+
+/// Show the refusals one after another, so the TUI's last toast is the last refusal.
+async fn show_toasts(shared: Arc<Shared>, mut pending: mpsc::Receiver<String>) {
+    loop {
+        let message = tokio::select! {
+            next = pending.recv() => match next {
+                Some(message) => message,
+                None => return,
+            },
+            _ = shared.shutdown.cancelled() => return,
+        };
+        toast(&shared, message).await;
+    }
 }
 
 /// `POST /tui/show-toast` on the workspace's server: its event reaches the TUI through the
 /// control plane's sync, tagged with this workspace.
-async fn toast(shared: Arc<Shared>, message: String) {
+async fn toast(shared: &Shared, message: String) {
     let upstreams = &shared.upstreams;
     let body = json!({
         "title": "Not available in an SSH workspace",
@@ -335,53 +359,78 @@ mod tests {
 
     const AUTH: &str = "Basic b3BlbmNvZGU6c2VjcmV0";
 
+    /// The toast bodies the fake server took, in the order it finished taking them.
+    type Toasts = Arc<std::sync::Mutex<Vec<String>>>;
+
     /// A fake workspace server: `/ws` upgrades and echoes, `/sse` sends one event and then holds
-    /// the stream open, anything else answers its own method and path.
-    async fn fake_server() -> String {
+    /// the stream open, `/tui/show-toast` records its body (the first one slowly), anything else
+    /// answers its own method and path.
+    async fn fake_server() -> (String, Toasts) {
         let listener = TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
+        let toasts = Toasts::default();
+        let recorded = toasts.clone();
+        let arrived = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         tokio::spawn(async move {
             loop {
                 let (stream, _) = listener.accept().await.unwrap();
+                let toasts = recorded.clone();
+                let arrived = arrived.clone();
                 tokio::spawn(async move {
-                    let service = service_fn(|mut request: Request<Incoming>| async move {
-                        let seen = format!(
-                            "{} {} auth={:?}",
-                            request.method(),
-                            request.uri(),
-                            request.headers().get("authorization")
-                        );
-                        let response = match request.uri().path() {
-                            "/ws" => {
-                                let upgrade = hyper::upgrade::on(&mut request);
-                                tokio::spawn(async move {
-                                    let mut io = TokioIo::new(upgrade.await.unwrap());
-                                    let mut buf = [0u8; 4];
-                                    io.read_exact(&mut buf).await.unwrap();
-                                    io.write_all(&buf).await.unwrap();
-                                });
-                                Response::builder()
-                                    .status(StatusCode::SWITCHING_PROTOCOLS)
-                                    .header("connection", "upgrade")
-                                    .header("upgrade", "websocket")
-                                    .body(full(""))
+                    let service = service_fn(move |mut request: Request<Incoming>| {
+                        let toasts = toasts.clone();
+                        let arrived = arrived.clone();
+                        async move {
+                            if request.uri().path() == "/tui/show-toast" {
+                                let body = request.into_body().collect().await.unwrap().to_bytes();
+                                if arrived.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                                    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                                }
+                                toasts
+                                    .lock()
                                     .unwrap()
+                                    .push(String::from_utf8_lossy(&body).into_owned());
+                                return Ok::<_, Infallible>(Response::new(full("true")));
                             }
-                            "/sse" => {
-                                let (tx, rx) = tokio::sync::mpsc::channel(1);
-                                tokio::spawn(async move {
-                                    tx.send("data: first\n\n".into()).await.unwrap();
-                                    tokio::time::sleep(std::time::Duration::from_secs(30)).await;
-                                });
-                                Response::builder()
-                                    .header("content-type", "text/event-stream")
-                                    .header("x-opencode-sync", "{}")
-                                    .body(ChannelBody(rx).boxed())
-                                    .unwrap()
-                            }
-                            _ => Response::new(full(seen)),
-                        };
-                        Ok::<_, Infallible>(response)
+                            let seen = format!(
+                                "{} {} auth={:?}",
+                                request.method(),
+                                request.uri(),
+                                request.headers().get("authorization")
+                            );
+                            let response = match request.uri().path() {
+                                "/ws" => {
+                                    let upgrade = hyper::upgrade::on(&mut request);
+                                    tokio::spawn(async move {
+                                        let mut io = TokioIo::new(upgrade.await.unwrap());
+                                        let mut buf = [0u8; 4];
+                                        io.read_exact(&mut buf).await.unwrap();
+                                        io.write_all(&buf).await.unwrap();
+                                    });
+                                    Response::builder()
+                                        .status(StatusCode::SWITCHING_PROTOCOLS)
+                                        .header("connection", "upgrade")
+                                        .header("upgrade", "websocket")
+                                        .body(full(""))
+                                        .unwrap()
+                                }
+                                "/sse" => {
+                                    let (tx, rx) = tokio::sync::mpsc::channel(1);
+                                    tokio::spawn(async move {
+                                        tx.send("data: first\n\n".into()).await.unwrap();
+                                        tokio::time::sleep(std::time::Duration::from_secs(30))
+                                            .await;
+                                    });
+                                    Response::builder()
+                                        .header("content-type", "text/event-stream")
+                                        .header("x-opencode-sync", "{}")
+                                        .body(ChannelBody(rx).boxed())
+                                        .unwrap()
+                                }
+                                _ => Response::new(full(seen)),
+                            };
+                            Ok::<_, Infallible>(response)
+                        }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
@@ -390,7 +439,7 @@ mod tests {
                 });
             }
         });
-        url
+        (url, toasts)
     }
 
     /// A body fed by a channel, one frame per message, ending when the sender goes.
@@ -412,8 +461,13 @@ mod tests {
     }
 
     async fn router() -> Router {
-        Router::start(Upstreams {
-            server_url: fake_server().await,
+        router_and_toasts().await.0
+    }
+
+    async fn router_and_toasts() -> (Router, Toasts) {
+        let (server_url, toasts) = fake_server().await;
+        let router = Router::start(Upstreams {
+            server_url,
             authorization: Authorization::for_test(AUTH),
             place: Place {
                 host: "nowhere".into(),
@@ -424,7 +478,8 @@ mod tests {
             sources: ConfigSources::default(),
         })
         .await
-        .unwrap()
+        .unwrap();
+        (router, toasts)
     }
 
     /// Send raw request bytes; return the connection and what arrived first.
@@ -439,6 +494,40 @@ mod tests {
             .expect("an answer in time")
             .unwrap();
         (stream, String::from_utf8_lossy(&buf[..n]).into_owned())
+    }
+
+    #[tokio::test]
+    async fn refusals_should_be_shown_as_toasts_in_the_order_they_happened() {
+        let (router, toasts) = router_and_toasts().await;
+        let mut answers = Vec::new();
+        for path in [
+            "/session/ses_1/revert",
+            "/session/ses_1/shell",
+            "/session/ses_1/unrevert",
+        ] {
+            let request = format!(
+                "POST {path} HTTP/1.1\r\nhost: x\r\nauthorization: {AUTH}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            );
+            let (_stream, answer) = raw(&router, &request).await;
+            assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+            answers.push(answer);
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while toasts.lock().unwrap().len() < 3 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let shown: Vec<String> = toasts
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|body| {
+                let toast: serde_json::Value = serde_json::from_str(body).unwrap();
+                toast["message"].as_str().unwrap().to_string()
+            })
+            .collect();
+        let revert = Refusal::Revert.message("nowhere");
+        let shell = Refusal::Shell.message("nowhere");
+        assert_eq!(shown, [revert.clone(), shell, revert]);
     }
 
     #[tokio::test]
