@@ -211,7 +211,8 @@ describe('the workspace router', () => {
     assert.doesNotMatch(stored, /LOCALATTACH/)
   })
 
-  test('the terminal is a shell on the host: its user and directory, resize and exit', async () => {
+  test('the terminal is a shell on the host: its user and directory, resize and exit (`pty.exited` reaches the apps)', async () => {
+    const exits = await collectEvents('pty.exited')
     const pty = await serve.client.post(`/pty?${q}`, { title: 'host shell' })
     assert.equal(pty.status, 'running')
     assert.equal(pty.cwd, await realpath(path.join(sshd.userHome, 'routed')))
@@ -237,6 +238,13 @@ describe('the workspace router', () => {
     assert.equal(closed.code, 1000, 'closed normally when the shell exits')
     const running = await serve.client.get(`/pty?${q}`)
     assert.ok(!running.some((p) => p.id === pty.id), 'an exited terminal is no longer listed')
+    // The apps close a terminal's tab on this event; the stub's terminals reach OpenCode's bus through
+    // the router.
+    const exited = await exits.until((list) => list.some((e) => e.id === pty.id))
+    assert.deepEqual(
+      exited.filter((e) => e.id === pty.id),
+      [{ workspace: ws.id, id: pty.id, exitCode: 3 }],
+    )
   })
 
   test('the router answers nobody without the workspace’s credentials', async () => {
@@ -267,7 +275,14 @@ async function onHost(command) {
 }
 
 /** Collect the `tui.toast.show` events the control plane publishes, as the TUI receives them. */
-async function collectToasts() {
+/** The toasts the control plane publishes from now on, with the workspace they came from. */
+const collectToasts = () => collectEvents('tui.toast.show')
+
+/**
+ * The control plane's global events of `type` from now on (what the TUI and the apps follow), each as its
+ * properties plus the workspace it came from.
+ */
+async function collectEvents(type) {
   const shown = []
   const controller = new AbortController()
   let connected
@@ -283,7 +298,7 @@ async function collectToasts() {
         const event = JSON.parse(line.slice(6))
         // The stream's first event: from here on no toast can be missed.
         if (event.payload?.type === 'server.connected') connected()
-        if (event.payload?.type === 'tui.toast.show')
+        if (event.payload?.type === type)
           shown.push({ workspace: event.workspace, ...event.payload.properties })
       }
     }

@@ -356,16 +356,17 @@ async fn start_server(id: &str, spec: &ServerLaunch, place: Place) -> Result<Cre
         "OPENCODE_DB".into(),
         dir.join("opencode.db").display().to_string(),
     ));
+    // The project's own directory: the workspace's sessions then belong to the same OpenCode project
+    // as the control plane's (its replica accepts their sync events), and the remote tools map
+    // paths in it to the workspace root on the host.
+    let cwd = spec
+        .sources
+        .project_dir
+        .clone()
+        .unwrap_or_else(|| dir.join("cwd"));
     let server = WorkspaceServer::start(ServeSpec {
         opencode_bin: &spec.opencode_bin,
-        // The project's own directory: the workspace's sessions then belong to the same OpenCode project
-        // as the control plane's (its replica accepts their sync events), and the remote tools map
-        // paths in it to the workspace root on the host.
-        cwd: &spec
-            .sources
-            .project_dir
-            .clone()
-            .unwrap_or_else(|| dir.join("cwd")),
+        cwd: &cwd,
         log_file: &dir.join("serve.log"),
         env,
     })
@@ -375,6 +376,7 @@ async fn start_server(id: &str, spec: &ServerLaunch, place: Place) -> Result<Cre
         authorization: server.authorization(),
         place: place.clone(),
         sources: spec.sources.clone(),
+        directory: cwd.display().to_string(),
     });
     let router = match router.await {
         Ok(router) => router,

@@ -130,6 +130,16 @@ impl StubClient {
         })
     }
 
+    /// A streamed (NDJSON) answer to a GET that lasts as long as the stub keeps it open.
+    pub async fn get_stream(&self, path: &str) -> Result<NdjsonStream, StubError> {
+        let response = self.start::<()>(Method::GET, path, None, None).await?;
+        Ok(NdjsonStream {
+            host: self.host.clone(),
+            body: response.into_body(),
+            buffer: Vec::new(),
+        })
+    }
+
     async fn request<B: Serialize, T: DeserializeOwned>(
         &self,
         method: Method,

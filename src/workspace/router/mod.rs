@@ -5,6 +5,7 @@
 //! server, so the control plane's `target.headers` are unchanged.
 
 mod proxy;
+mod pty_events;
 pub mod table;
 mod tickets;
 
@@ -39,6 +40,8 @@ pub struct Upstreams {
     /// The workspace on its host, for the stub.
     pub place: Place,
     pub sources: ConfigSources,
+    /// The directory the workspace's server runs in, which OpenCode names in its events.
+    pub directory: String,
 }
 
 struct Shared {
@@ -129,6 +132,12 @@ async fn handle(
         return Ok(unauthorized());
     }
     let answer = match table::route(request.method(), request.uri().path()) {
+        Route::Server if is_event_stream(&request) => {
+            let answer = to_server(&shared, request).await;
+            answer.map(|response| {
+                response.map(|upstream| pty_events::merge_into_stream(shared.clone(), upstream))
+            })
+        }
         Route::Server => to_server(&shared, request).await,
         Route::Host => to_host(&shared, request).await,
         Route::Refused(refusal) => Ok(refuse(&shared, refusal)),
@@ -139,6 +148,12 @@ async fn handle(
         log::warn!("workspace router ({host}): {message}");
         named_error(StatusCode::BAD_GATEWAY, "UnknownError", &message)
     }))
+}
+
+/// The stream the control plane follows and republishes (`GET /global/event`): the host's
+/// terminal events join it.
+fn is_event_stream(request: &Request<Incoming>) -> bool {
+    request.method() == Method::GET && request.uri().path() == "/global/event"
 }
 
 /// The caller sent exactly the server's `authorization` (compared in constant time).
@@ -476,6 +491,7 @@ mod tests {
                 stub_dir: None,
             },
             sources: ConfigSources::default(),
+            directory: "/project".into(),
         })
         .await
         .unwrap();
