@@ -298,6 +298,38 @@ pub fn edit_tree(
     change: impl FnOnce(&CstRootNode) -> Result<bool>,
     check: impl FnOnce(&str, &str) -> Result<()>,
 ) -> Result<EditOutcome> {
+    edit_text(file, |original| {
+        let root = CstRootNode::parse(
+            if original.trim().is_empty() {
+                "{}\n"
+            } else {
+                original
+            },
+            &ParseOptions::default(),
+        )
+        .map_err(|e| {
+            invalid(
+                file,
+                "(file)",
+                &e.to_string(),
+                "Fix the syntax error first.",
+            )
+        })?;
+        if !change(&root)? {
+            return Ok(None);
+        }
+        let text = root.to_string();
+        check(original, &text)?;
+        Ok(Some(text))
+    })
+}
+
+/// Lock, `change` the file's text (`None`: nothing to do), back up the old file and replace it
+/// atomically. A missing file is empty text. For edits the syntax tree cannot express alone.
+pub fn edit_text(
+    file: &Path,
+    change: impl FnOnce(&str) -> Result<Option<String>>,
+) -> Result<EditOutcome> {
     let _lock = lock_for_edit(file)?;
     let existed = file.exists();
     let original = if existed {
@@ -306,31 +338,13 @@ pub fn edit_tree(
     } else {
         String::new()
     };
-    let root = CstRootNode::parse(
-        if existed && !original.trim().is_empty() {
-            &original
-        } else {
-            "{}\n"
-        },
-        &ParseOptions::default(),
-    )
-    .map_err(|e| {
-        invalid(
-            file,
-            "(file)",
-            &e.to_string(),
-            "Fix the syntax error first.",
-        )
-    })?;
-    if !change(&root)? {
+    let Some(text) = change(&original)? else {
         return Ok(EditOutcome {
             file: file.to_path_buf(),
             backup: None,
             changed: false,
         });
-    }
-    let text = root.to_string();
-    check(&original, &text)?;
+    };
     let backup = if existed {
         Some(backup(file, &original)?)
     } else {

@@ -2,15 +2,17 @@
 //! rewriting the entries of the two tools this package replaces (`migrate`): `opencode-remote-login`
 //! (hosts for `remote_login`) and `opencode-remote-provider` (providers for SSH workspaces, from the
 //! opencode-remote-ssh repository). Both are edited in the concrete syntax tree, so comments and
-//! formatting stay, through [`super::edit::edit_tree`] (lock, backup, atomic replace).
+//! formatting stay, through [`super::edit::edit_text`] (lock, backup, atomic replace). Options moved
+//! into an entry that is already ours keep their text and comments too ([`moved`]).
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use jsonc_parser::cst::{CstArray, CstInputValue, CstNode, CstObject, CstRootNode};
+use jsonc_parser::cst::{CstArray, CstInputValue, CstNode, CstObject, CstObjectProp, CstRootNode};
 use jsonc_parser::ParseOptions;
 use serde_json::Value;
 
-use super::edit::{self, invalid, names_package, plugin_spec, to_cst, EditOutcome};
+use super::edit::{self, invalid, names_package, plugin_spec, EditOutcome};
 use crate::error::Result;
 
 /// This package's plugin spec.
@@ -185,8 +187,36 @@ pub struct Migration {
     pub notes: Vec<String>,
 }
 
-/// Rewrite the old entries of one config tree into this package's entry. `Ok(None)`: nothing to do.
-pub fn migrate_tree(root: &CstRootNode) -> Result<Option<Migration>> {
+/// Rewrite the old entries of a config file's text into this package's entry, comments kept.
+/// `Ok(None)`: nothing to do.
+pub fn migrate_text(text: &str, file: &Path) -> Result<Option<(String, Migration)>> {
+    let root = CstRootNode::parse(text, &ParseOptions::default()).map_err(|e| {
+        invalid(
+            file,
+            "(file)",
+            &e.to_string(),
+            "Fix the syntax error first.",
+        )
+    })?;
+    let mut moves = Moves::for_text(text);
+    let Some(migration) = migrate_tree(&root, &mut moves)? else {
+        return Ok(None);
+    };
+    let migrated = moves.render(&root).ok_or_else(|| {
+        invalid(
+            file,
+            "plugin",
+            "the old entries' options could not be moved with their comments",
+            "Move them into the opencode-remote entry by hand; nothing was written.",
+        )
+    })?;
+    check_parses(file, &migrated)?;
+    Ok(Some((migrated, migration)))
+}
+
+/// Rewrite the old entries of one config tree into this package's entry; parts moved into an entry
+/// that is already ours are marked in `moves`. `Ok(None)`: nothing to do.
+fn migrate_tree(root: &CstRootNode, moves: &mut Moves) -> Result<Option<Migration>> {
     let Some(plugins) = root
         .object_value()
         .and_then(|top| top.array_value("plugin"))
@@ -204,6 +234,7 @@ pub fn migrate_tree(root: &CstRootNode) -> Result<Option<Migration>> {
     if olds.is_empty() {
         return Ok(None);
     }
+    let shared = shared_parts(&olds);
     let mut migration = Migration::default();
     let mut target = plugins
         .elements()
@@ -230,9 +261,14 @@ pub fn migrate_tree(root: &CstRootNode) -> Result<Option<Migration>> {
             Some(ours) => {
                 if let Some(options) = &options {
                     drop_ignored(options);
-                    let value = to_value(&options.clone().into())?;
                     let ours = options_of(&plugins, ours)?;
-                    merge_into(&ours, &value, &spec, &mut migration.notes);
+                    let mut merge = Merge {
+                        spec: &spec,
+                        shared: &shared,
+                        moves,
+                        notes: &mut migration.notes,
+                    };
+                    merge.options(&ours, options);
                     target = plugin_node(&plugins);
                 }
                 element.remove();
@@ -296,15 +332,7 @@ pub fn migrate_file(file: &Path, dry_run: bool) -> Result<(EditOutcome, Option<M
     if dry_run {
         let text = std::fs::read_to_string(file)
             .map_err(|e| crate::error::Error::io(format!("reading {}", file.display()), e))?;
-        let root = CstRootNode::parse(&text, &ParseOptions::default()).map_err(|e| {
-            invalid(
-                file,
-                "(file)",
-                &e.to_string(),
-                "Fix the syntax error first.",
-            )
-        })?;
-        migration = migrate_tree(&root)?;
+        let migration = migrate_text(&text, file)?.map(|(_, migration)| migration);
         let outcome = EditOutcome {
             file: file.to_path_buf(),
             backup: None,
@@ -312,14 +340,12 @@ pub fn migrate_file(file: &Path, dry_run: bool) -> Result<(EditOutcome, Option<M
         };
         return Ok((outcome, migration));
     }
-    let outcome = edit::edit_tree(
-        file,
-        |root| {
-            migration = migrate_tree(root)?;
-            Ok(migration.is_some())
-        },
-        |_, text| check_parses(file, text),
-    )?;
+    let outcome = edit::edit_text(file, |text| {
+        Ok(migrate_text(text, file)?.map(|(migrated, found)| {
+            migration = Some(found);
+            migrated
+        }))
+    })?;
     Ok((outcome, migration))
 }
 
@@ -414,73 +440,142 @@ fn options_of(plugins: &CstArray, ours: &CstNode) -> Result<CstObject> {
         .ok_or_else(broken)
 }
 
-/// Move `from` (an old entry's options) into our options: hosts and providers by name, other keys as a
-/// whole; a name ours already has stays as it is, with a note.
-fn merge_into(ours: &CstObject, from: &Value, spec: &str, notes: &mut Vec<String>) {
-    let Some(from) = from.as_object() else { return };
-    for (key, value) in from {
-        let Some(existing) = ours.get(key) else {
-            ours.append(key, to_cst(value));
+/// The options keys (`hosts`, `providers`) and providers (`providers/<name>`) that more than one old
+/// entry defines: these are built up part by part in ours, the others move whole (with every comment).
+fn shared_parts(olds: &[(CstNode, String, Seed)]) -> HashSet<String> {
+    let mut seen = HashSet::new();
+    let mut shared = HashSet::new();
+    for (element, _, _) in olds {
+        let Some(options) = element
+            .as_array()
+            .and_then(|t| t.elements().get(1).cloned())
+        else {
             continue;
         };
-        match (key.as_str(), existing.object_value(), value.as_object()) {
-            ("hosts", Some(hosts), Some(new)) => {
-                for (name, host) in new {
-                    if hosts.get(name).is_some() {
-                        notes.push(format!(
-                            "{spec}: host {name}: not moved, opencode-remote already defines it"
-                        ));
-                    } else {
-                        hosts.append(name, to_cst(host));
+        let Ok(Value::Object(options)) = to_value(&options) else {
+            continue;
+        };
+        let providers = options.get("providers").and_then(Value::as_object);
+        let names = providers
+            .into_iter()
+            .flatten()
+            .map(|(name, _)| format!("providers/{name}"));
+        for part in options.keys().cloned().chain(names) {
+            if !seen.insert(part.clone()) {
+                shared.insert(part);
+            }
+        }
+    }
+    shared
+}
+
+/// Moving one old entry's options into ours.
+struct Merge<'a> {
+    spec: &'a str,
+    shared: &'a HashSet<String>,
+    moves: &'a mut Moves,
+    notes: &'a mut Vec<String>,
+}
+
+impl Merge<'_> {
+    /// Move `from` (an old entry's options) into our options, as written: hosts and providers by name,
+    /// other keys as a whole; a name ours already has stays as it is, with a note.
+    fn options(&mut self, ours: &CstObject, from: &CstObject) {
+        for prop in from.properties() {
+            let key = prop.decoded_name().unwrap_or_default();
+            let existing = ours.get(&key);
+            let container = matches!(key.as_str(), "hosts" | "providers");
+            let existing = match existing {
+                None if container && self.shared.contains(&key) => {
+                    let created = ours.append(&key, CstInputValue::Object(Vec::new()));
+                    self.moves.created(&created, &prop);
+                    created
+                }
+                None => {
+                    self.moves.property(ours, &prop);
+                    continue;
+                }
+                Some(existing) => existing,
+            };
+            match (key.as_str(), existing.object_value(), prop.object_value()) {
+                ("hosts", Some(hosts), Some(new)) => {
+                    for host in new.properties() {
+                        let name = host.decoded_name().unwrap_or_default();
+                        if hosts.get(&name).is_some() {
+                            self.notes.push(format!(
+                                "{}: host {name}: not moved, opencode-remote already defines it",
+                                self.spec
+                            ));
+                        } else {
+                            self.moves.property(&hosts, &host);
+                        }
                     }
                 }
-            }
-            ("providers", Some(providers), Some(new)) => {
-                for (name, provider) in new {
-                    merge_provider(&providers, name, provider, spec, notes);
+                ("providers", Some(providers), Some(new)) => {
+                    for provider in new.properties() {
+                        self.provider(&providers, &provider);
+                    }
                 }
+                _ => self.notes.push(format!(
+                    "{}: `{key}`: not moved, opencode-remote already sets it",
+                    self.spec
+                )),
             }
-            _ => notes.push(format!(
-                "{spec}: `{key}`: not moved, opencode-remote already sets it"
-            )),
+        }
+    }
+
+    fn provider(&mut self, providers: &CstObject, provider: &CstObjectProp) {
+        let name = provider.decoded_name().unwrap_or_default();
+        let existing = match providers.get(&name).and_then(|p| p.object_value()) {
+            Some(existing) => existing,
+            None if self.shared.contains(&format!("providers/{name}")) => {
+                // Built up here, so a later old entry's hosts can join it.
+                let created = providers.append(&name, CstInputValue::Object(Vec::new()));
+                self.moves.created(&created, provider);
+                let created = created.object_value_or_set();
+                let settings = provider.object_value().map(|p| p.properties());
+                for setting in settings.into_iter().flatten() {
+                    if setting.decoded_name().as_deref() != Some("hosts") {
+                        self.moves.property(&created, &setting);
+                    }
+                }
+                created
+            }
+            None => {
+                self.moves.property(providers, provider);
+                return;
+            }
+        };
+        let fresh = existing.get("hosts").is_none();
+        let list = existing.array_value_or_set("hosts");
+        if fresh {
+            // One host per line, so the comments after them stay line comments.
+            list.ensure_multiline();
+        }
+        let taken: Vec<String> = list.elements().iter().filter_map(host_name).collect();
+        let hosts = provider
+            .object_value()
+            .and_then(|p| p.array_value("hosts"))
+            .map(|a| a.elements())
+            .unwrap_or_default();
+        for host in hosts {
+            let host_name = host_name(&host).unwrap_or_default();
+            if taken.contains(&host_name) {
+                self.notes.push(format!(
+                    "{}: provider {name}, host {host_name}: not moved, opencode-remote already defines it",
+                    self.spec
+                ));
+            } else {
+                self.moves.element(&list, &host);
+            }
         }
     }
 }
 
-fn merge_provider(
-    providers: &CstObject,
-    name: &str,
-    provider: &Value,
-    spec: &str,
-    notes: &mut Vec<String>,
-) {
-    let Some(existing) = providers.get(name).and_then(|p| p.object_value()) else {
-        providers.append(name, to_cst(provider));
-        return;
-    };
-    let list = existing.array_value_or_set("hosts");
-    let taken: Vec<String> = list
-        .elements()
-        .iter()
-        .filter_map(|e| {
-            let text = e.to_string();
-            let value =
-                jsonc_parser::parse_to_serde_value::<Value>(&text, &ParseOptions::default())
-                    .ok()?;
-            value.get("name")?.as_str().map(str::to_string)
-        })
-        .collect();
-    let hosts = provider.get("hosts").and_then(Value::as_array);
-    for host in hosts.into_iter().flatten() {
-        let host_name = host.get("name").and_then(Value::as_str).unwrap_or_default();
-        if taken.iter().any(|t| t == host_name) {
-            notes.push(format!(
-                "{spec}: provider {name}, host {host_name}: not moved, opencode-remote already defines it"
-            ));
-        } else {
-            list.append(to_cst(host));
-        }
-    }
+/// The `name` of a provider's host entry.
+fn host_name(host: &CstNode) -> Option<String> {
+    let value = to_value(host).ok()?;
+    value.get("name")?.as_str().map(str::to_string)
 }
 
 fn to_value(node: &CstNode) -> Result<Value> {
@@ -490,6 +585,10 @@ fn to_value(node: &CstNode) -> Result<Value> {
             .unwrap_or(Value::Null),
     )
 }
+
+#[path = "migrate/moved.rs"]
+mod moved;
+use moved::Moves;
 
 #[cfg(test)]
 #[path = "migrate/tests.rs"]

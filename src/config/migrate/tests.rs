@@ -2,9 +2,10 @@ use super::*;
 use crate::config::{load_hosts, ConfigSources};
 
 fn migrate_text(text: &str) -> (String, Option<Migration>) {
-    let root = CstRootNode::parse(text, &ParseOptions::default()).unwrap();
-    let migration = migrate_tree(&root).unwrap();
-    (root.to_string(), migration)
+    match super::migrate_text(text, Path::new("opencode.jsonc")).unwrap() {
+        Some((migrated, migration)) => (migrated, Some(migration)),
+        None => (text.to_string(), None),
+    }
 }
 
 fn parse(text: &str) -> Value {
@@ -342,4 +343,160 @@ fn files_are_edited_with_a_backup_and_dry_run_writes_nothing() {
         parse(&std::fs::read_to_string(&fresh).unwrap())["plugin"][0],
         PACKAGE
     );
+}
+
+/// Options moved into an entry that is already ours keep their text: comments inside them, on the
+/// lines above them and after them on their line.
+#[test]
+fn hosts_moved_into_our_entry_keep_their_comments() {
+    let text = r#"{
+  "plugin": [
+    ["opencode-remote", {
+      "hosts": {
+        "dev": "me@dev.lan"
+      }
+    }],
+    ["opencode-remote-login", {
+      "hosts": {
+        // the Raspberry Pi in the hall
+        "pi": {
+          "host": "wenjun@192.168.100.100", // over wifi
+          "port": 2222
+        },
+        "nas": "admin@nas.lan" // backups
+      }
+    }]
+  ]
+}
+"#;
+    let (out, migration) = migrate_text(text);
+    assert_eq!(
+        out,
+        r#"{
+  "plugin": [
+    ["opencode-remote", {
+      "hosts": {
+        "dev": "me@dev.lan",
+        // the Raspberry Pi in the hall
+        "pi": {
+          "host": "wenjun@192.168.100.100", // over wifi
+          "port": 2222
+        },
+        "nas": "admin@nas.lan" // backups
+      }
+    }]
+  ]
+}
+"#
+    );
+    assert_eq!(
+        migration.unwrap().replaced,
+        vec!["opencode-remote-login".to_string()]
+    );
+    let hosts = hosts_of(&out);
+    assert_eq!(hosts.names(), vec!["dev", "nas", "pi"]);
+    assert_eq!(hosts.get("pi").unwrap().port, Some(2222));
+}
+
+/// A whole key ours lacks, a new provider and a host added to a provider ours already has: each
+/// keeps its comments.
+#[test]
+fn providers_moved_into_our_entry_keep_their_comments() {
+    let text = r#"{
+  "plugin": [
+    "opencode-remote",
+    ["opencode-remote-login", {
+      "hosts": {
+        "pi": "me@pi.lan" // the hall
+      }
+    }],
+    ["opencode-remote-provider", {
+      "providers": {
+        // build machines
+        "builders": {
+          "strategy": "first_available",
+          "hosts": [
+            {"name": "b1", "ssh": {"host": "10.0.0.5"}} // the fast one
+          ]
+        }
+      }
+    }],
+    ["opencode-remote-provider", {
+      "providers": {
+        "builders": {
+          "hosts": [
+            // spare
+            {"name": "b2", "ssh": {"host": "10.0.0.6"}}
+          ]
+        }
+      }
+    }]
+  ]
+}
+"#;
+    let (out, migration) = migrate_text(text);
+    assert_eq!(migration.unwrap().replaced.len(), 3);
+    // The string entry became a tuple (the syntax tree indents its new options one level deeper).
+    assert_eq!(
+        out,
+        r#"{
+  "plugin": [
+    ["opencode-remote", {
+        "hosts": {
+          "pi": "me@pi.lan" // the hall
+        },
+        "providers": {
+          // build machines
+          "builders": {
+            "strategy": "first_available",
+            "hosts": [
+              {"name": "b1", "ssh": {"host": "10.0.0.5"}}, // the fast one
+              // spare
+              {"name": "b2", "ssh": {"host": "10.0.0.6"}}
+            ]
+          }
+        }
+      }]
+  ]
+}
+"#
+    );
+    let value = parse(&out);
+    assert_eq!(value["plugin"].as_array().unwrap().len(), 1, "{out}");
+    let hosts = hosts_of(&out);
+    assert_eq!(hosts.names(), vec!["b1", "b2", "pi"]);
+    assert_eq!(
+        value["plugin"][0][1]["providers"]["builders"]["strategy"],
+        "first_available"
+    );
+}
+
+/// Into a list written on one line, a moved host's line comments become block comments (a line
+/// comment there would swallow the rest of the line); an object written on one line is opened up.
+#[test]
+fn comments_moved_into_one_line_parts_stay_valid() {
+    let text = r#"{"plugin": [
+  ["opencode-remote", {"hosts": {"pi": "me@pi"}, "providers": {"b": {"hosts": [{"name": "b0", "ssh": {"host": "h0"}}]}}}],
+  ["opencode-remote-provider", {"providers": {"b": {"hosts": [
+    // spare
+    {"name": "b1", "ssh": {"host": "h1"}}, // fast
+    {"name": "b2", "ssh": {"host": "h2"}}
+  ]}}}],
+  ["opencode-remote-login", {"hosts": {
+    "nas": "me@nas" // backups
+  }}]
+]}
+"#;
+    let (out, _) = migrate_text(text);
+    assert_eq!(
+        out,
+        r#"{"plugin": [
+  ["opencode-remote", {"hosts": {
+          "pi": "me@pi",
+          "nas": "me@nas" // backups
+        }, "providers": {"b": {"hosts": [{"name": "b0", "ssh": {"host": "h0"}}, /* spare */ {"name": "b1", "ssh": {"host": "h1"}} /* fast */, {"name": "b2", "ssh": {"host": "h2"}}]}}}]
+]}
+"#
+    );
+    assert_eq!(hosts_of(&out).names(), vec!["b0", "b1", "b2", "nas", "pi"]);
 }
