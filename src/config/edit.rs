@@ -307,14 +307,7 @@ pub fn edit_tree(
             },
             &ParseOptions::default(),
         )
-        .map_err(|e| {
-            invalid(
-                file,
-                "(file)",
-                &e.to_string(),
-                "Fix the syntax error first.",
-            )
-        })?;
+        .map_err(|e| syntax_error(file, e))?;
         if !change(&root)? {
             return Ok(None);
         }
@@ -434,15 +427,8 @@ pub fn read_plugin_options(file: &Path, package: &str) -> Result<Option<Value>> 
 
 /// The options objects of every `plugin` entry in `text` that names `package`.
 fn our_plugin_options(file: &Path, text: &str, package: &str) -> Result<Vec<Value>> {
-    let value: Value =
-        jsonc_parser::parse_to_serde_value(text, &ParseOptions::default()).map_err(|e| {
-            invalid(
-                file,
-                "(file)",
-                &e.to_string(),
-                "Fix the syntax error first.",
-            )
-        })?;
+    let value: Value = jsonc_parser::parse_to_serde_value(text, &ParseOptions::default())
+        .map_err(|e| syntax_error(file, e))?;
     let entries = value
         .get("plugin")
         .and_then(Value::as_array)
@@ -478,14 +464,7 @@ fn problems(file: &Path, section: Section<'_>, text: &str) -> Result<Vec<Error>>
         Section::HostsFile => {
             let value =
                 jsonc_parser::parse_to_serde_value::<Option<Value>>(text, &ParseOptions::default())
-                    .map_err(|e| {
-                        invalid(
-                            file,
-                            "(file)",
-                            &e.to_string(),
-                            "Fix the syntax error first.",
-                        )
-                    })?;
+                    .map_err(|e| syntax_error(file, e))?;
             entry_problems(file, value.unwrap_or(Value::Null), false)
         }
         Section::PluginOptions { package } => {
@@ -496,6 +475,16 @@ fn problems(file: &Path, section: Section<'_>, text: &str) -> Result<Vec<Error>>
             Ok(all)
         }
     }
+}
+
+/// A file that is not valid JSONC: nothing in it can be edited or read until it is fixed.
+pub(crate) fn syntax_error(file: &Path, error: impl std::fmt::Display) -> Error {
+    invalid(
+        file,
+        "(file)",
+        &error.to_string(),
+        "Fix the syntax error first.",
+    )
 }
 
 pub(crate) fn invalid(file: &Path, field: &str, problem: &str, fix: &str) -> Error {

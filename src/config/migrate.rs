@@ -12,7 +12,7 @@ use jsonc_parser::cst::{CstArray, CstInputValue, CstNode, CstObject, CstObjectPr
 use jsonc_parser::ParseOptions;
 use serde_json::Value;
 
-use super::edit::{self, invalid, names_package, plugin_spec, EditOutcome};
+use super::edit::{self, invalid, names_package, plugin_spec, syntax_error, EditOutcome};
 use crate::error::Result;
 
 /// This package's plugin spec.
@@ -190,14 +190,8 @@ pub struct Migration {
 /// Rewrite the old entries of a config file's text into this package's entry, comments kept.
 /// `Ok(None)`: nothing to do.
 pub fn migrate_text(text: &str, file: &Path) -> Result<Option<(String, Migration)>> {
-    let root = CstRootNode::parse(text, &ParseOptions::default()).map_err(|e| {
-        invalid(
-            file,
-            "(file)",
-            &e.to_string(),
-            "Fix the syntax error first.",
-        )
-    })?;
+    let root =
+        CstRootNode::parse(text, &ParseOptions::default()).map_err(|e| syntax_error(file, e))?;
     let mut moves = Moves::for_text(text);
     let Some(migration) = migrate_tree(&root, &mut moves)? else {
         return Ok(None);

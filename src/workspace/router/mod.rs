@@ -432,14 +432,16 @@ mod tests {
                                 "/sse" => {
                                     let (tx, rx) = tokio::sync::mpsc::channel(1);
                                     tokio::spawn(async move {
-                                        tx.send("data: first\n\n".into()).await.unwrap();
+                                        let first =
+                                            hyper::body::Frame::data("data: first\n\n".into());
+                                        tx.send(Ok(first)).await.unwrap();
                                         tokio::time::sleep(std::time::Duration::from_secs(30))
                                             .await;
                                     });
                                     Response::builder()
                                         .header("content-type", "text/event-stream")
                                         .header("x-opencode-sync", "{}")
-                                        .body(ChannelBody(rx).boxed())
+                                        .body(pty_events::ChannelBody(rx).boxed())
                                         .unwrap()
                                 }
                                 _ => Response::new(full(seen)),
@@ -455,24 +457,6 @@ mod tests {
             }
         });
         (url, toasts)
-    }
-
-    /// A body fed by a channel, one frame per message, ending when the sender goes.
-    struct ChannelBody(tokio::sync::mpsc::Receiver<hyper::body::Bytes>);
-
-    impl hyper::body::Body for ChannelBody {
-        type Data = hyper::body::Bytes;
-        type Error = hyper::Error;
-
-        fn poll_frame(
-            mut self: std::pin::Pin<&mut Self>,
-            cx: &mut std::task::Context<'_>,
-        ) -> std::task::Poll<Option<std::result::Result<hyper::body::Frame<Self::Data>, Self::Error>>>
-        {
-            self.0
-                .poll_recv(cx)
-                .map(|data| data.map(|data| Ok(hyper::body::Frame::data(data))))
-        }
     }
 
     async fn router() -> Router {

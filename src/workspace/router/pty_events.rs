@@ -264,50 +264,53 @@ mod tests {
         text
     }
 
-    #[tokio::test]
-    async fn a_terminal_event_should_wait_for_the_end_of_a_split_upstream_event() {
-        let (body, step) = upstream(vec!["data: {\"a\":", "1}\n\n", "data: {\"b\":2}\n\n"]);
+    /// The merged stream when a terminal event arrives after the upstream's first chunk.
+    async fn merged_with_an_event_after_the_first_chunk(chunks: Vec<&'static str>) -> String {
+        let rest = chunks.len() - 1;
+        let (body, step) = upstream(chunks);
         let (events_tx, events) = mpsc::channel(4);
         let (out_tx, out) = mpsc::channel(16);
         let merged = tokio::spawn(read_all(ChannelBody(out).boxed()));
         let copy = tokio::spawn(interleave(body, events, out_tx));
         step.send(()).await.unwrap();
         tokio::time::sleep(Duration::from_millis(50)).await;
-        // Arrives while the upstream is in the middle of an event.
         events_tx
             .send(Bytes::from("data: {\"pty\":1}\n\n"))
             .await
             .unwrap();
         tokio::time::sleep(Duration::from_millis(50)).await;
-        step.send(()).await.unwrap();
-        step.send(()).await.unwrap();
+        for _ in 0..rest {
+            step.send(()).await.unwrap();
+        }
         drop(step);
         copy.await.unwrap();
+        merged.await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_terminal_event_should_wait_for_the_end_of_a_split_upstream_event() {
+        // The event arrives while the upstream is in the middle of an event.
+        let merged = merged_with_an_event_after_the_first_chunk(vec![
+            "data: {\"a\":",
+            "1}\n\n",
+            "data: {\"b\":2}\n\n",
+        ])
+        .await;
         assert_eq!(
-            merged.await.unwrap(),
+            merged,
             "data: {\"a\":1}\n\ndata: {\"pty\":1}\n\ndata: {\"b\":2}\n\n"
         );
     }
 
     #[tokio::test]
     async fn a_terminal_event_should_go_at_once_between_upstream_events() {
-        let (body, step) = upstream(vec!["data: {\"a\":1}\n\n", "data: {\"b\":2}\n\n"]);
-        let (events_tx, events) = mpsc::channel(4);
-        let (out_tx, out) = mpsc::channel(16);
-        let merged = tokio::spawn(read_all(ChannelBody(out).boxed()));
-        let copy = tokio::spawn(interleave(body, events, out_tx));
-        step.send(()).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        events_tx
-            .send(Bytes::from("data: {\"pty\":1}\n\n"))
-            .await
-            .unwrap();
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        step.send(()).await.unwrap();
-        drop(step);
-        copy.await.unwrap();
+        let merged = merged_with_an_event_after_the_first_chunk(vec![
+            "data: {\"a\":1}\n\n",
+            "data: {\"b\":2}\n\n",
+        ])
+        .await;
         assert_eq!(
-            merged.await.unwrap(),
+            merged,
             "data: {\"a\":1}\n\ndata: {\"pty\":1}\n\ndata: {\"b\":2}\n\n"
         );
     }
