@@ -28,6 +28,7 @@ module.exports = {
   createWorkspace: async (options) => unwrap(await binding.createWorkspace(withStubs(options))),
   workspaceTarget: async (id, revive) => unwrap(await binding.workspaceTarget(id, revive)),
   removeWorkspace: async (id) => unwrap(await binding.removeWorkspace(id)),
+  workspacePlace: (id) => binding.workspacePlace(id) ?? null,
   // JSON text from the addon (see remote_call): parsed here, where it is fastest.
   remoteCall: async (place, operation, body) =>
     JSON.parse(unwrap(await binding.remoteCall(withStubs(place), operation, body))),

@@ -203,6 +203,18 @@ export declare function runCli(args: Array<string>, stubDir?: string | undefined
  */
 export declare function warmHost(host: string, projectDir?: string | undefined | null, options?: any | undefined | null): Promise<boolean>
 
+export declare function workspacePlace(id: string): WorkspacePlace | null
+
+/**
+ * Where a workspace lives: its lease's host and root. The shared workspace server asks this for
+ * each workspace its sessions belong to. Null when the workspace has no lease.
+ */
+export interface WorkspacePlace {
+  host: string
+  root: string
+  workspace: string
+}
+
 /**
  * The workspace's running server. With `revive`, a workspace whose lease survived an OpenCode
  * restart gets its server started again. Resolves to null when there is no such workspace.

@@ -849,4 +849,5 @@ module.exports.remoteReply = nativeBinding.remoteReply
 module.exports.removeWorkspace = nativeBinding.removeWorkspace
 module.exports.runCli = nativeBinding.runCli
 module.exports.warmHost = nativeBinding.warmHost
+module.exports.workspacePlace = nativeBinding.workspacePlace
 module.exports.workspaceTarget = nativeBinding.workspaceTarget

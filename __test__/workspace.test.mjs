@@ -134,8 +134,83 @@ describe('ssh-provider workspaces', () => {
     )
   })
 
+  test("two workspaces of a project share one server; each session works in its own workspace's root", async () => {
+    const a = await createWorkspace({ provider: 'default', host: 'p1', directory: '~/shared-a' })
+    const b = await createWorkspace({ provider: 'default', host: 'p1', directory: '~/shared-b' })
+    await Promise.all([waitForStatus(a.id, 'connected'), waitForStatus(b.id, 'connected')])
+    assert.equal(sharedServers().length, 1, 'one opencode serve for both workspaces')
+    const dir = `directory=${encodeURIComponent(local.projectDir)}`
+    const sessions = {}
+    for (const ws of [a, b]) {
+      sessions[ws.id] = await serve.client.post(
+        `/session?workspace=${ws.id}&${dir}`,
+        {},
+        { timeoutMs: 60_000 },
+      )
+      assert.equal(sessions[ws.id].workspaceID, ws.id)
+    }
+    // What the control plane republishes (and the TUI shows) while both turns run at once; each tool
+    // call must find its own session's workspace.
+    const events = watchSessionEvents()
+    await Promise.all(
+      [a, b].map((ws) =>
+        serve.client.post(
+          `/session/${sessions[ws.id].id}/message?workspace=${ws.id}&${dir}`,
+          {
+            model: { providerID: 'fake', modelID: 'local-m' },
+            parts: [
+              { type: 'text', text: `CALL_TOOL:write {"filePath":"where.txt","content":"${ws.id}\\n"}` },
+            ],
+          },
+          { timeoutMs: 120_000, retries: 0 },
+        ),
+      ),
+    )
+    for (const [ws, root] of [
+      [a, 'shared-a'],
+      [b, 'shared-b'],
+    ]) {
+      await waitForMessages(
+        serve,
+        sessions[ws.id].id,
+        (ms) => ms.flatMap((m) => m.parts).some((p) => p.type === 'tool' && p.state?.status === 'completed'),
+        60_000,
+      )
+      assert.equal((await readFile(path.join(sshd.userHome, root, 'where.txt'), 'utf8')).trim(), ws.id)
+    }
+    // (The control plane also publishes its own replays of a workspace's events, untagged.)
+    const seen = (await events.stop()).filter((e) => e.workspace !== undefined)
+    for (const ws of [a, b]) {
+      const mine = seen.filter((e) => e.session === sessions[ws.id].id)
+      assert.ok(mine.length > 0, `events of ${ws.id}'s session reached the control plane`)
+      assert.deepEqual(
+        mine.filter((e) => e.workspace !== ws.id),
+        [],
+        `the events of ${ws.id}'s session are tagged with it alone`,
+      )
+    }
+    // The control plane's copy of each session came through its own workspace's sync only.
+    const listed = await serve.client.get(`/experimental/session?${dir}&limit=1000`).catch(() => null)
+    const known = Array.isArray(listed) ? listed : (listed?.items ?? listed?.data ?? [])
+    for (const ws of [a, b]) {
+      const copies = known.filter((s) => s.id === sessions[ws.id].id)
+      assert.deepEqual(
+        copies.map((s) => s.workspaceID),
+        [ws.id],
+        `the control plane holds session ${sessions[ws.id].id} once, in ${ws.id}: ${JSON.stringify(known.map((s) => [s.id, s.workspaceID]))}`,
+      )
+    }
+
+    // The server stays for the workspace still open, and goes with the last one.
+    await serve.client.delete(`/experimental/workspace/${a.id}?${dir}`)
+    await waitForStatus(b.id, 'connected')
+    assert.equal(sharedServers().length, 1)
+    await serve.client.delete(`/experimental/workspace/${b.id}?${dir}`)
+    await until(() => sharedServers().length === 0, 'the shared server to stop with its last workspace')
+  })
+
   test('a create on a host that refuses connections fails with its name and leaves nothing behind', async () => {
-    const serversBefore = allWorkspaceServers().length
+    const serversBefore = sharedServers().length
     const failed = await createWorkspace({ provider: 'down', host: 'lab-box' }).then(
       () => assert.fail('the create succeeded'),
       (error) => error,
@@ -158,7 +233,7 @@ describe('ssh-provider workspaces', () => {
       [],
       'no lease is held',
     )
-    assert.equal(allWorkspaceServers().length, serversBefore, 'no workspace server was left running')
+    assert.equal(sharedServers().length, serversBefore, 'no workspace server was left running')
   })
 
   test('first_available skips a host that does not answer; a host named with a provider must be in it', async () => {
@@ -217,11 +292,9 @@ describe('ssh-provider workspaces', () => {
     )
     // The workspace's own server works through OpenCode (above), but not for another local user who
     // finds its port: it has a password only the control plane knows.
-    const log = await readFile(
-      path.join(local.env.XDG_STATE_HOME, 'opencode-remote', 'workspaces', ws.id, 'serve.log'),
-      'utf8',
-    )
-    const url = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(log)?.[1]
+    const log = await sharedServerLog()
+    // The last start's address (the log is kept across the server's starts).
+    const url = [...log.matchAll(/listening on (http:\/\/127\.0\.0\.1:\d+)/g)].at(-1)?.[1]
     assert.ok(url, log)
     assert.doesNotMatch(log, /server is unsecured/)
     const direct = await fetch(`${url}/session`, { signal: AbortSignal.timeout(10_000) })
@@ -287,11 +360,11 @@ describe('ssh-provider workspaces', () => {
         { timeoutMs: 120_000, retries: 0 },
       )
     await say('CALL_TOOL:write {"filePath":"before.txt","content":"written before the restart\\n"}')
-    const serversBefore = workspaceServers(ws.id)
+    const serversBefore = sharedServers()
     assert.equal(
       serversBefore.length,
       1,
-      'one server runs the workspace ' +
+      "one server runs the project's workspaces " +
         serversBefore
           .map(
             (pid) =>
@@ -305,7 +378,7 @@ describe('ssh-provider workspaces', () => {
     // OpenCode dies without cleaning up (SIGKILL of its main process only): its workspace server must
     // not be left running.
     process.kill(serve.pid, 'SIGKILL')
-    await until(() => workspaceServers(ws.id).length === 0, 'the workspace server to stop with OpenCode')
+    await until(() => sharedServers().length === 0, 'the workspace server to stop with OpenCode')
     await serve.stop()
     serve = await startServe(local.env, local.projectDir)
     // As the TUI does after a restart: sync loops only start when a client asks.
@@ -332,43 +405,68 @@ describe('ssh-provider workspaces', () => {
       'the session kept its first turn and ran the second on the host',
     )
     assert.equal(tools[1].state.output.trim(), 'written before the restart')
-    assert.equal(workspaceServers(ws.id).length, 1, 'exactly one server again')
+    assert.equal(sharedServers().length, 1, 'exactly one server again')
     await serve.client.delete(
       `/experimental/workspace/${ws.id}?directory=${encodeURIComponent(local.projectDir)}`,
     )
   })
 })
 
-/** Pids of the running per-workspace servers of workspace `id` (found by their environment). */
-function workspaceServers(id) {
+/**
+ * Pids of this lab's shared workspace servers (one per project; found by the sessions database in this
+ * lab's own state directory, so another lab's servers on the machine never count).
+ */
+function sharedServers() {
+  const database = `OPENCODE_DB=${path.join(local.env.XDG_STATE_HOME, 'opencode-remote', 'projects')}/`
   return readdirSync('/proc')
     .filter((p) => /^\d+$/.test(p))
     .filter((pid) => {
       try {
         const env = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0')
         const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8')
-        return env.includes(`OPENCODE_WORKSPACE_ID=${id}`) && cmd.includes('serve')
+        return env.some((e) => e.startsWith(database)) && cmd.includes('serve')
       } catch {
         return false
       }
     })
 }
 
-/** Pids of every running per-workspace server. */
-function allWorkspaceServers() {
-  return readdirSync('/proc')
-    .filter((p) => /^\d+$/.test(p))
-    .filter((pid) => {
-      try {
-        const env = readFileSync(`/proc/${pid}/environ`, 'utf8')
-        return (
-          env.includes('OPENCODE_WORKSPACE_ID=') &&
-          readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('serve')
-        )
-      } catch {
-        return false
+/**
+ * Follow the control plane's `/global/event` (what it republishes from its workspaces): each event
+ * that names a session, with the workspace it is tagged with.
+ */
+function watchSessionEvents() {
+  const seen = []
+  const controller = new AbortController()
+  const done = (async () => {
+    const response = await fetch(`${serve.url}/global/event`, { signal: controller.signal })
+    let buffer = ''
+    for await (const chunk of response.body.pipeThrough(new TextDecoderStream())) {
+      buffer += chunk
+      const lines = buffer.split('\n')
+      buffer = lines.pop()
+      for (const line of lines.filter((l) => l.startsWith('data: '))) {
+        const { workspace, payload } = JSON.parse(line.slice(6))
+        const p = payload?.properties ?? {}
+        const session = p.sessionID ?? p.info?.sessionID ?? p.part?.sessionID
+        if (session) seen.push({ workspace, session, type: payload.type })
       }
-    })
+    }
+  })().catch(() => {})
+  return {
+    async stop() {
+      controller.abort()
+      await done
+      return seen
+    },
+  }
+}
+
+/** The log of this lab's shared workspace server. */
+async function sharedServerLog() {
+  const projects = path.join(local.env.XDG_STATE_HOME, 'opencode-remote', 'projects')
+  const [project] = readdirSync(projects)
+  return readFile(path.join(projects, project, 'serve.log'), 'utf8')
 }
 
 /** A loopback port nothing listens on (bound, then closed). */

@@ -238,6 +238,7 @@ export default {
     return {
       tool: { ...remote?.tool, [TOOL]: remoteLogin },
       ...(remote && { event: remote.event, 'chat.message': remote.chatMessage }),
+      ...(remote?.system && { 'experimental.chat.system.transform': remote.system }),
       // The first LLM step after a one-way hand-over is the local model's next turn: abort it before the
       // request is made. By then the tool's result is stored, so the hand-over stays recorded as done
       // (aborting from `tool.execute.after` raced with that and sometimes marked the tool as aborted).

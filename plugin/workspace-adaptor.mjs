@@ -33,6 +33,27 @@ async function removeEntry(input, id) {
 }
 
 /**
+ * In the shared workspace server: the type of its own record of each workspace (the addon creates one
+ * per workspace). OpenCode then serves a request for that workspace here, in the project's instance,
+ * with the session tagged with the workspace; the record's lifetime is the addon's business.
+ */
+function registerMember(input) {
+  input.experimental_workspace.register(MEMBER_TYPE, {
+    name: 'SSH workspace (shared server)',
+    description: 'A workspace of this shared server; created and removed by opencode-remote',
+    configure: (info) => info,
+    async create() {},
+    async target() {
+      return { type: 'local', directory: input.directory }
+    },
+    async remove() {},
+  })
+}
+
+/** The adaptor type of the shared server's records (the addon creates them under this name). */
+const MEMBER_TYPE = 'ssh-member'
+
+/**
  * Register the adaptor when OpenCode offers workspaces (and this process is not itself a workspace).
  * @param {object} input the plugin input
  * @param {object|undefined} options the plugin options
@@ -40,6 +61,7 @@ async function removeEntry(input, id) {
  */
 export function registerSshProvider(input, options, api) {
   if (!input.experimental_workspace?.register || process.env.OPENCODE_WORKSPACE_ID) return
+  if (options?.remote?.workspaces === true) return registerMember(input)
   /** How a workspace server is started, for create and for a revival after a restart. */
   const launch = {
     opencodeBin: opencodeBinary(),

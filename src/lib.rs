@@ -543,6 +543,24 @@ pub async fn workspace_target(
     }
 }
 
+/// Where a workspace lives: its lease's host and root. The shared workspace server asks this for
+/// each workspace its sessions belong to. Null when the workspace has no lease.
+#[napi(object)]
+pub struct WorkspacePlace {
+    pub host: String,
+    pub root: String,
+    pub workspace: String,
+}
+
+#[napi]
+pub fn workspace_place(id: String) -> Option<WorkspacePlace> {
+    workspace::leases::get(&id).map(|lease| WorkspacePlace {
+        host: lease.host,
+        root: lease.root,
+        workspace: lease.workspace,
+    })
+}
+
 /// Stop a workspace's server and release its host. The stub stays for reuse.
 #[napi(ts_return_type = "Promise<boolean | Error>")]
 pub async fn remove_workspace(id: String) -> Outcome<bool> {

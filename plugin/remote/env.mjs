@@ -3,10 +3,11 @@
 import { hostError, promptLog } from './permissions.mjs'
 
 /**
- * Everything the tools share: where they run, the addon, the prompt log.
+ * Everything the tools share: where they run, the addon, the prompt log (one per plugin: the prompts of
+ * every workspace a shared server holds go through the same event hook).
  * @returns {RemoteEnv}
  */
-export function remoteEnv(input, options, api) {
+export function remoteEnv(input, options, api, prompts = promptLog()) {
   const { host, root = '~', workspace = 'default', shell } = options.remote
   const place = { host, workspace, root, projectDir: input.directory, options }
   let rootPath
@@ -16,7 +17,7 @@ export function remoteEnv(input, options, api) {
     place,
     projectDir: input.directory,
     shell: { name: shell ?? 'bash', fixed: Boolean(shell) },
-    prompts: promptLog(),
+    prompts,
     /** The canonical workspace root on the host, asked once. */
     root() {
       rootPath ??= api.remoteCall(place, 'fs/stat', { path: '.' }).then(

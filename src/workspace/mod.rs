@@ -138,6 +138,7 @@ pub async fn setup(
 pub mod leases;
 pub mod router;
 pub mod server;
+mod shared;
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
@@ -192,7 +193,10 @@ pub struct CreatedWorkspace {
 }
 
 struct Running {
-    server: WorkspaceServer,
+    server: shared::Handle,
+    /// The project whose shared server this is; `None` for a workspace's own server (one created
+    /// before servers were shared, whose sessions are in its own database).
+    shared_by: Option<PathBuf>,
     /// Stops when dropped, with the entry.
     _router: router::Router,
     created: CreatedWorkspace,
@@ -323,10 +327,54 @@ async fn create_on(spec: &CreateSpec, host: &str) -> Result<CreatedWorkspace> {
     };
     // Bootstraps the stub when needed and registers the workspace root.
     remote::attach(&place, &spec.launch.sources).await?;
-    start_server(&spec.id, &spec.launch, place).await
+    join_shared_server(&spec.id, &spec.launch, place).await
 }
 
-async fn start_server(id: &str, spec: &ServerLaunch, place: Place) -> Result<CreatedWorkspace> {
+/// The local directory a workspace's server runs in: the project's own, so the workspace's sessions
+/// belong to the same OpenCode project as the control plane's (its replica accepts their sync
+/// events), and the remote tools map paths in it to the workspace root on the host.
+fn project_dir(id: &str, spec: &ServerLaunch) -> PathBuf {
+    spec.sources
+        .project_dir
+        .clone()
+        .unwrap_or_else(|| state_dir().join("workspaces").join(id).join("cwd"))
+}
+
+/// Serve the workspace from the project's shared server (started if needed), through a router of
+/// its own that names it in every request.
+async fn join_shared_server(
+    id: &str,
+    spec: &ServerLaunch,
+    place: Place,
+) -> Result<CreatedWorkspace> {
+    let project = project_dir(id, spec);
+    let handle = shared::server_for(&project, spec).await?;
+    let joined = async {
+        shared::add_member(&handle, id).await?;
+        serve_through_router(id, spec, place, handle.clone(), Some(project.clone())).await
+    };
+    let joined = joined.await;
+    if joined.is_err() {
+        stop_shared_server_if_unused(&project).await;
+    }
+    joined
+}
+
+/// The project's shared server goes with its last workspace.
+async fn stop_shared_server_if_unused(project: &Path) {
+    let used = RUNNING
+        .lock()
+        .await
+        .values()
+        .any(|other| other.shared_by.as_deref() == Some(project));
+    if !used {
+        shared::stop(project).await;
+    }
+}
+
+/// A workspace server of its own, for a workspace created before servers were shared: its sessions
+/// are in its own database, which it keeps using.
+async fn start_own_server(id: &str, spec: &ServerLaunch, place: Place) -> Result<CreatedWorkspace> {
     let dir = state_dir().join("workspaces").join(id);
     let mut options = match spec.plugin_options.clone() {
         Value::Object(map) => map,
@@ -356,14 +404,7 @@ async fn start_server(id: &str, spec: &ServerLaunch, place: Place) -> Result<Cre
         "OPENCODE_DB".into(),
         dir.join("opencode.db").display().to_string(),
     ));
-    // The project's own directory: the workspace's sessions then belong to the same OpenCode project
-    // as the control plane's (its replica accepts their sync events), and the remote tools map
-    // paths in it to the workspace root on the host.
-    let cwd = spec
-        .sources
-        .project_dir
-        .clone()
-        .unwrap_or_else(|| dir.join("cwd"));
+    let cwd = project_dir(id, spec);
     let server = WorkspaceServer::start(ServeSpec {
         opencode_bin: &spec.opencode_bin,
         cwd: &cwd,
@@ -371,31 +412,47 @@ async fn start_server(id: &str, spec: &ServerLaunch, place: Place) -> Result<Cre
         env,
     })
     .await?;
+    let handle = Arc::new(tokio::sync::Mutex::new(server));
+    let served = serve_through_router(id, spec, place, handle.clone(), None).await;
+    if served.is_err() {
+        handle.lock().await.stop().await;
+    }
+    served
+}
+
+/// Start the workspace's router in front of `server` and record the workspace as running.
+async fn serve_through_router(
+    id: &str,
+    spec: &ServerLaunch,
+    place: Place,
+    server: shared::Handle,
+    shared_by: Option<PathBuf>,
+) -> Result<CreatedWorkspace> {
+    let (server_url, authorization) = {
+        let server = server.lock().await;
+        (server.url.clone(), server.authorization())
+    };
     let router = router::Router::start(router::Upstreams {
-        server_url: server.url.clone(),
-        authorization: server.authorization(),
+        server_url,
+        authorization: authorization.clone(),
         place: place.clone(),
         sources: spec.sources.clone(),
-        directory: cwd.display().to_string(),
-    });
-    let router = match router.await {
-        Ok(router) => router,
-        Err(error) => {
-            server.stop().await;
-            return Err(error);
-        }
-    };
+        directory: project_dir(id, spec).display().to_string(),
+        shared: shared_by.is_some(),
+    })
+    .await?;
     let created = CreatedWorkspace {
         id: id.to_string(),
         host: place.host,
         root: place.root,
         url: router.url.clone(),
-        authorization: server.authorization(),
+        authorization,
     };
     RUNNING.lock().await.insert(
         id.to_string(),
         Running {
             server,
+            shared_by,
             _router: router,
             created: created.clone(),
         },
@@ -441,8 +498,13 @@ pub async fn target(id: &str, revive: Option<&ServerLaunch>) -> Result<Option<Cr
         }
     }
     let host = place.host.clone();
-    start_server(id, &launch, place)
-        .await
+    let own_database = state_dir().join("workspaces").join(id).join("opencode.db");
+    let started = if own_database.exists() {
+        start_own_server(id, &launch, place).await
+    } else {
+        join_shared_server(id, &launch, place).await
+    };
+    started
         .map(Some)
         .map_err(|e| Operation::StartWorkspace.wrap(Some(&host), e))
 }
@@ -452,10 +514,10 @@ static REVIVING: LazyLock<std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mute
 
 async fn running_target(id: &str) -> Option<CreatedWorkspace> {
     let mut running = RUNNING.lock().await;
-    let alive = running
-        .get_mut(id)
-        .map(|r| r.server.is_running())
-        .unwrap_or(false);
+    let alive = match running.get(id) {
+        Some(workspace) => workspace.server.lock().await.is_running(),
+        None => false,
+    };
     if !alive {
         running.remove(id);
         return None;
@@ -463,17 +525,29 @@ async fn running_target(id: &str) -> Option<CreatedWorkspace> {
     running.get(id).map(|r| r.created.clone())
 }
 
-/// Stop the workspace's server and router, and release its lease. The stub stays on the host for reuse.
+/// Stop the workspace's router (and its server when no other workspace uses it), and release its
+/// lease. The stub stays on the host for reuse.
 pub async fn remove(id: &str) -> Result<Option<leases::Lease>> {
-    let mut running = RUNNING.lock().await;
-    if let Some(workspace) = running.remove(id) {
-        workspace.server.stop().await;
+    let removed = RUNNING.lock().await.remove(id);
+    if let Some(workspace) = removed {
+        match &workspace.shared_by {
+            Some(project) => {
+                if let Err(error) = shared::remove_member(&workspace.server, id).await {
+                    log::warn!("removing workspace {id} from the shared server: {error}");
+                }
+                stop_shared_server_if_unused(project).await;
+            }
+            None => workspace.server.lock().await.stop().await,
+        }
         // The tunnel goes with the last workspace on its host.
-        if !running
+        let host = &workspace.created.host;
+        if !RUNNING
+            .lock()
+            .await
             .values()
-            .any(|other| other.created.host == workspace.created.host)
+            .any(|other| &other.created.host == host)
         {
-            remote::forget_host(&workspace.created.host);
+            remote::forget_host(host);
         }
     }
     leases::release(id)

@@ -128,7 +128,7 @@ impl WorkspaceServer {
         .await
         .map_err(|_| serve_failed(&log_file, "did not start listening in time"))?
         .ok_or_else(|| serve_failed(&log_file, "exited before listening"))?;
-        let server = WorkspaceServer {
+        let mut server = WorkspaceServer {
             url,
             password,
             child,
@@ -180,7 +180,7 @@ impl WorkspaceServer {
         matches!(self.child.try_wait(), Ok(None))
     }
 
-    pub async fn stop(mut self) {
+    pub async fn stop(&mut self) {
         let _ = self.child.start_kill();
         let _ = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
     }

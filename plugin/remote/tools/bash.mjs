@@ -12,7 +12,7 @@ import { askTool, hostCalls } from '../permissions.mjs'
 
 const BASH_DESCRIPTION = `Executes a given bash command on the remote host HOST with optional timeout.
 
-All commands run in the workspace root on HOST by default. Use the \`workdir\` parameter if you need to run a command in a different directory. AVOID using \`cd <directory> && <command>\` patterns - use \`workdir\` instead.
+All commands run in the workspace root on that host by default. Use the \`workdir\` parameter if you need to run a command in a different directory. AVOID using \`cd <directory> && <command>\` patterns - use \`workdir\` instead.
 
 IMPORTANT: This tool is for terminal operations like git, npm, docker, etc. DO NOT use it for file operations (reading, writing, editing, searching, finding files) - use the specialized tools for this instead.
 
@@ -27,7 +27,7 @@ Usage notes:
 
 export function bashTool(env) {
   return {
-    description: BASH_DESCRIPTION.replaceAll('HOST', env.host),
+    description: BASH_DESCRIPTION.replace('HOST', env.host),
     args: {
       command: z.string().describe('The command to execute'),
       timeout: z.number().int().positive().optional().describe('Optional timeout in milliseconds'),

@@ -6,6 +6,7 @@
 
 mod proxy;
 mod pty_events;
+mod shared_server;
 pub mod table;
 mod tickets;
 
@@ -42,6 +43,9 @@ pub struct Upstreams {
     pub sources: ConfigSources,
     /// The directory the workspace's server runs in, which OpenCode names in its events.
     pub directory: String,
+    /// The server is the project's shared one: requests name the workspace, and what comes back
+    /// for the control plane's sync is this workspace's part only (see [`shared_server`]).
+    pub shared: bool,
 }
 
 struct Shared {
@@ -133,10 +137,27 @@ async fn handle(
     }
     let answer = match table::route(request.method(), request.uri().path()) {
         Route::Server if is_event_stream(&request) => {
+            let mut request = request;
+            if shared.upstreams.shared {
+                // The events are read here to be filtered, so they must come uncompressed.
+                request.headers_mut().remove(header::ACCEPT_ENCODING);
+            }
             let answer = to_server(&shared, request).await;
             answer.map(|response| {
-                response.map(|upstream| pty_events::merge_into_stream(shared.clone(), upstream))
+                response.map(|upstream| {
+                    let upstream = if shared.upstreams.shared {
+                        let workspace = shared.upstreams.place.workspace.clone();
+                        shared_server::events_of(workspace, upstream)
+                    } else {
+                        upstream
+                    };
+                    pty_events::merge_into_stream(shared.clone(), upstream)
+                })
             })
+        }
+        Route::Server if shared.upstreams.shared && is_history(&request) => {
+            let url = server_url(&shared, &request);
+            shared_server::history(&shared, request, &url).await
         }
         Route::Server => to_server(&shared, request).await,
         Route::Host => to_host(&shared, request).await,
@@ -154,6 +175,11 @@ async fn handle(
 /// terminal events join it.
 fn is_event_stream(request: &Request<Incoming>) -> bool {
     request.method() == Method::GET && request.uri().path() == "/global/event"
+}
+
+/// The control plane's catch-up on the workspace's sessions (`POST /sync/history`).
+fn is_history(request: &Request<Incoming>) -> bool {
+    request.method() == Method::POST && request.uri().path() == "/sync/history"
 }
 
 /// The caller sent exactly the server's `authorization` (compared in constant time).
@@ -235,11 +261,7 @@ async fn to_server(
     request: Request<Incoming>,
 ) -> std::result::Result<Response<Body>, String> {
     let upstreams = &shared.upstreams;
-    let url = format!(
-        "{}{}",
-        upstreams.server_url,
-        request.uri().path_and_query().map_or("/", |p| p.as_str())
-    );
+    let url = server_url(shared, &request);
     let (parts, body) = request.into_parts();
     proxy::send(
         &shared.client,
@@ -251,6 +273,18 @@ async fn to_server(
     )
     .await
     .map_err(|e| format!("the workspace's opencode server did not answer: {e}"))
+}
+
+/// Where `request` goes on the workspace's server; a shared server is told which workspace asks.
+fn server_url(shared: &Shared, request: &Request<Incoming>) -> String {
+    let upstreams = &shared.upstreams;
+    let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
+    if upstreams.shared {
+        let named = shared_server::with_workspace(path, &upstreams.place.workspace);
+        format!("{}{named}", upstreams.server_url)
+    } else {
+        format!("{}{path}", upstreams.server_url)
+    }
 }
 
 /// To the stub through the host's tunnel, set up on first use. When the stub cannot be reached,
@@ -333,7 +367,12 @@ async fn toast(shared: &Shared, message: String) {
         "message": message,
         "variant": "error",
     });
-    let request = Request::post(format!("{}/tui/show-toast", upstreams.server_url))
+    let path = if upstreams.shared {
+        shared_server::with_workspace("/tui/show-toast", &upstreams.place.workspace)
+    } else {
+        "/tui/show-toast".to_string()
+    };
+    let request = Request::post(format!("{}{path}", upstreams.server_url))
         .header(header::AUTHORIZATION, upstreams.authorization.expose())
         .header(header::CONTENT_TYPE, "application/json")
         .body(full(body.to_string()));
@@ -476,6 +515,7 @@ mod tests {
             },
             sources: ConfigSources::default(),
             directory: "/project".into(),
+            shared: false,
         })
         .await
         .unwrap();
