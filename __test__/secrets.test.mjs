@@ -238,7 +238,8 @@ describe('the stub token', () => {
       seen.cmdlines.some((c) => c.includes('serve\0--port\0')),
       'the workspace server',
     )
-    assert.ok(seen.environs.some((e) => e.includes(`OPENCODE_WORKSPACE_ID=${workspace.id}`)))
+    // The project's shared workspace server (its sessions database is in opencode-remote's state).
+    assert.ok(seen.environs.some((e) => /\0?OPENCODE_DB=[^\0]*\/opencode-remote\/projects\//.test(e)))
 
     const texts = [
       ...processTexts(seen),

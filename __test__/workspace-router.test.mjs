@@ -258,7 +258,7 @@ describe('the workspace router', () => {
       assert.equal(await answer.text(), '')
     }
     // With the workspace server's password (what the control plane sends), the same request is answered.
-    const right = `Basic ${Buffer.from(`opencode:${serverPassword(ws.id)}`).toString('base64')}`
+    const right = `Basic ${Buffer.from(`opencode:${serverPassword()}`).toString('base64')}`
     const answer = await fetch(url, {
       headers: { authorization: right },
       signal: AbortSignal.timeout(10_000),
@@ -325,7 +325,7 @@ async function collectEvents(type) {
 async function routerPorts() {
   const own = Number(new URL(serve.url).port)
   const ports = treeOf(serve.pid)
-    .filter((pid) => !environ(pid).some((e) => e.startsWith('OPENCODE_WORKSPACE_ID=')))
+    .filter((pid) => !isWorkspaceServer(pid))
     .flatMap(listeningPorts)
     .filter((port) => port !== own)
   const routers = []
@@ -339,9 +339,14 @@ async function routerPorts() {
   return routers
 }
 
+/** The project's shared workspace server: its sessions database is in opencode-remote's state. */
+function isWorkspaceServer(pid) {
+  return environ(pid).some((e) => e.startsWith('OPENCODE_DB=') && e.includes('/opencode-remote/projects/'))
+}
+
 /** The workspace server's password, from its environment (a test reading its own child's). */
-function serverPassword(id) {
-  const pid = treeOf(serve.pid).find((p) => environ(p).includes(`OPENCODE_WORKSPACE_ID=${id}`))
+function serverPassword() {
+  const pid = treeOf(serve.pid).find(isWorkspaceServer)
   assert.ok(pid, 'the workspace server runs')
   return environ(pid)
     .find((e) => e.startsWith('OPENCODE_SERVER_PASSWORD='))
