@@ -6,7 +6,7 @@ import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { existsSync, readFileSync, readdirSync } from 'node:fs'
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, rename, writeFile } from 'node:fs/promises'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
@@ -406,6 +406,68 @@ describe('ssh-provider workspaces', () => {
     )
     assert.equal(tools[1].state.output.trim(), 'written before the restart')
     assert.equal(sharedServers().length, 1, 'exactly one server again')
+    await serve.client.delete(
+      `/experimental/workspace/${ws.id}?directory=${encodeURIComponent(local.projectDir)}`,
+    )
+  })
+
+  test('a workspace from before servers were shared keeps its own server and sessions after a restart', async () => {
+    const ws = await createWorkspace({ provider: 'default', host: 'p1', directory: '~/older' })
+    await waitForStatus(ws.id, 'connected')
+    const q = `workspace=${ws.id}&directory=${encodeURIComponent(local.projectDir)}`
+    const session = await serve.client.post(`/session?${q}`, {}, { timeoutMs: 60_000 })
+    const say = (text) =>
+      serve.client.post(
+        `/session/${session.id}/message?${q}`,
+        { model: { providerID: 'fake', modelID: 'local-m' }, parts: [{ type: 'text', text }] },
+        { timeoutMs: 120_000, retries: 0 },
+      )
+    await say('CALL_TOOL:write {"filePath":"older.txt","content":"from the older version\\n"}')
+    process.kill(serve.pid, 'SIGKILL')
+    await until(() => sharedServers().length === 0, 'the workspace server to stop with OpenCode')
+    await serve.stop()
+    // What an earlier version left: the workspace's sessions in a database of its own.
+    const state = path.join(local.env.XDG_STATE_HOME, 'opencode-remote')
+    const [project] = readdirSync(path.join(state, 'projects'))
+    const own = path.join(state, 'workspaces', ws.id)
+    await mkdir(own, { recursive: true })
+    for (const file of readdirSync(path.join(state, 'projects', project)).filter((f) =>
+      f.startsWith('opencode.db'),
+    ))
+      await rename(path.join(state, 'projects', project, file), path.join(own, file))
+
+    serve = await startServe(local.env, local.projectDir)
+    await serve.client.post(`/sync/start?directory=${encodeURIComponent(local.projectDir)}`, {})
+    await waitForStatus(ws.id, 'connected', 60_000)
+    await say('CALL_TOOL:bash {"command":"cat older.txt","description":"after the upgrade"}')
+    const messages = await waitForMessages(
+      serve,
+      session.id,
+      (ms) =>
+        ms
+          .flatMap((m) => m.parts)
+          .some((p) => p.type === 'tool' && p.tool === 'bash' && p.state?.status === 'completed'),
+      60_000,
+    )
+    const tools = messages.flatMap((m) => m.parts.filter((p) => p.type === 'tool'))
+    assert.deepEqual(
+      tools.map((p) => [p.tool, p.state.status]),
+      [
+        ['write', 'completed'],
+        ['bash', 'completed'],
+      ],
+    )
+    assert.equal(tools[1].state.output.trim(), 'from the older version')
+    const ownServer = readdirSync('/proc').filter((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/environ`, 'utf8')
+          .split('\0')
+          .includes(`OPENCODE_DB=${path.join(own, 'opencode.db')}`)
+      } catch {
+        return false
+      }
+    })
+    assert.equal(ownServer.length, 1, "the workspace's own server runs it, on its own database")
     await serve.client.delete(
       `/experimental/workspace/${ws.id}?directory=${encodeURIComponent(local.projectDir)}`,
     )

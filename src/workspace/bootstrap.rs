@@ -237,12 +237,13 @@ pub(crate) async fn probe(
     attach: Option<&RegisterWorkspace>,
 ) -> Result<Probe> {
     // One `;`-joined line, values only as positional parameters: the login shell parses it first.
-    // Warm, `attach` alone answers (stub, token, registration), so the probe starts few processes.
+    // Warm, `attach` alone answers (its `uname -sm`, the stub, token, registration), so the probe
+    // starts one process besides the shells; `uname` runs only when it does not.
     let script = [
         "cd || exit 1",
-        "uname -sm",
         "r=1; if [ -n \"$1\" ]; then a=$(\"$3\" attach --workspace \"$1\" --root \"$2\" 2>/dev/null); r=$?; fi",
         "if [ $r -eq 0 ] || [ $r -eq 3 ]; then echo attached $r; printf '%s\\n' \"$a\"; exit 0; fi",
+        "uname -sm",
         "if [ -x \"$3\" ]; then echo installed; else echo missing; fi",
         "if command -v sha256sum >/dev/null 2>&1; then echo sha256sum; else echo no-sha256sum; fi",
         "if [ -x \"$3\" ] && \"$3\" status >/dev/null 2>&1 && [ -f \"$5\" ]; then \
@@ -273,20 +274,20 @@ pub(crate) async fn probe(
 
 fn parse_probe(stdout: &str) -> Probe {
     let mut lines = stdout.lines();
-    let (os, arch) = lines
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .split_once(' ')
-        .unwrap_or_default();
+    let mut first = lines.next().unwrap_or_default();
+    let attached = first.strip_prefix("attached ");
+    if attached.is_some() {
+        // `attach` answered, its `uname -sm` first.
+        first = lines.next().unwrap_or_default();
+    }
+    let (os, arch) = first.trim().split_once(' ').unwrap_or_default();
     let mut probe = Probe {
         os: os.to_string(),
         arch: arch.to_string(),
         ..Probe::default()
     };
-    let next = lines.next().unwrap_or_default();
-    if let Some(code) = next.strip_prefix("attached ") {
-        // `attach` answered: the stub, its token and the registration (refused with code 3).
+    if let Some(code) = attached {
+        // Then the stub, its token and the registration (refused with code 3).
         probe.installed = true;
         probe.running = lines.next().and_then(|l| serde_json::from_str(l).ok());
         probe.token = lines
@@ -300,7 +301,7 @@ fn parse_probe(stdout: &str) -> Probe {
         };
         return probe;
     }
-    probe.installed = next == "installed";
+    probe.installed = lines.next() == Some("installed");
     probe.has_sha256sum = lines.next() == Some("sha256sum");
     if let (Some(info), Some(token)) = (lines.next(), lines.next()) {
         probe.running = serde_json::from_str(info).ok();
@@ -533,14 +534,15 @@ mod tests {
     #[test]
     fn parse_probe_should_read_what_attach_answered() {
         let ok = parse_probe(&format!(
-            "Linux x86_64\nattached 0\n{INFO}\ntok\n{{\"id\":\"w\",\"root\":\"/home/u/w\",\"created\":true}}\n"
+            "attached 0\nLinux x86_64\n{INFO}\ntok\n{{\"id\":\"w\",\"root\":\"/home/u/w\",\"created\":true}}\n"
         ));
         assert!(ok.installed);
+        assert_eq!((ok.os.as_str(), ok.arch.as_str()), ("Linux", "x86_64"));
         assert_eq!(ok.running.map(|i| i.socket).as_deref(), Some(SOCKET));
         assert_eq!(ok.token.as_deref(), Some("tok"));
         assert_eq!(ok.attached.unwrap().unwrap().root, "/home/u/w");
         let refused = parse_probe(&format!(
-            "Linux x86_64\nattached 3\n{INFO}\ntok\n{{\"error\":{{\"type\":\"not_directory\",\"message\":\"workspace root is not a directory\"}}}}\n"
+            "attached 3\nLinux x86_64\n{INFO}\ntok\n{{\"error\":{{\"type\":\"not_directory\",\"message\":\"workspace root is not a directory\"}}}}\n"
         ));
         assert_eq!(
             refused.attached.unwrap().unwrap_err().error.kind,

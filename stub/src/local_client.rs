@@ -70,10 +70,30 @@ pub fn attach(home: &Path, workspace: &str, root: &str) -> Result<i32> {
         Some(&body),
         REGISTER_TIMEOUT,
     )?;
+    // What `uname -sm` would say: the probe then needs no `uname` process when this answers.
+    println!("{}", system_and_machine());
     println!("{}", serde_json::to_string(&info)?);
     println!("{}", String::from_utf8_lossy(&token));
     println!("{}", String::from_utf8_lossy(&answer));
     Ok(if code == 200 { 0 } else { EXIT_ATTACH_REFUSED })
+}
+
+/// `uname -sm` (the kernel's name and the machine), from uname(2).
+fn system_and_machine() -> String {
+    // SAFETY: uname(2) only fills the struct it is given.
+    let mut names: libc::utsname = unsafe { std::mem::zeroed() };
+    if unsafe { libc::uname(&mut names) } != 0 {
+        return String::new();
+    }
+    let text = |field: &[libc::c_char]| {
+        let bytes: Vec<u8> = field
+            .iter()
+            .take_while(|&&c| c != 0)
+            .map(|&c| c as u8)
+            .collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    format!("{} {}", text(&names.sysname), text(&names.machine))
 }
 
 fn not_running(why: &str) -> Result<i32> {
@@ -194,4 +214,19 @@ fn http(
         .and_then(|c| c.parse().ok())
         .context("bad HTTP status line")?;
     Ok((code, response[head_end + 4..].to_vec()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn system_and_machine_should_say_what_uname_says() {
+        let uname = std::process::Command::new("uname")
+            .arg("-sm")
+            .output()
+            .unwrap();
+        assert_eq!(
+            super::system_and_machine(),
+            String::from_utf8_lossy(&uname.stdout).trim()
+        );
+    }
 }
