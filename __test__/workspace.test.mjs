@@ -177,6 +177,20 @@ describe('ssh-provider workspaces', () => {
         60_000,
       )
       assert.equal((await readFile(path.join(sshd.userHome, root, 'where.txt'), 'utf8')).trim(), ws.id)
+      // The tools' descriptions name no host (one server, many hosts): the system prompt names it.
+      const asked = llm.requests.filter((r) =>
+        JSON.stringify(r).includes(
+          `CALL_TOOL:write {\\"filePath\\":\\"where.txt\\",\\"content\\":\\"${ws.id}`,
+        ),
+      )
+      assert.ok(asked.length > 0, 'the model was asked')
+      for (const request of asked)
+        assert.match(
+          JSON.stringify(request.messages?.filter((m) => m.role === 'system')),
+          new RegExp(
+            `SSH workspace: its files and commands are on the remote host prod-1, in [^"]*/${root}\\.`,
+          ),
+        )
     }
     // (The control plane also publishes its own replays of a workspace's events, untagged.)
     const seen = (await events.stop()).filter((e) => e.workspace !== undefined)
