@@ -97,8 +97,17 @@ describe('ssh-provider workspaces', () => {
   test('a workspace on a host alias connects, and a second one on the same host is independent', async () => {
     const first = await createWorkspace({ provider: 'default', host: 'p1' })
     await waitForStatus(first.id, 'connected')
+    const sessions = async () => ((await sshd.readLog()).match(/Starting session: /g) ?? []).length
+    const sessionsBefore = await sessions()
     const second = await createWorkspace({ provider: 'default', host: 'prod-1', directory: '~/second' })
     await waitForStatus(second.id, 'connected')
+    // Warm, the running stub registers the workspace on its attach socket: no exec, no shell.
+    assert.equal(await sessions(), sessionsBefore, 'the second create started no session on the host')
+    const root = await readFile(
+      path.join(sshd.userHome, '.opencode-remote', 'state', 'workspaces', `${second.id}.json`),
+      'utf8',
+    )
+    assert.match(root, /"root": "[^"]*\/second"/)
 
     const stubInfo = path.join(sshd.userHome, '.opencode-remote', 'run', 'stub.json')
     const pid = JSON.parse(await readFile(stubInfo, 'utf8')).pid

@@ -96,6 +96,10 @@ pub mod paths {
     pub const LOCK_FILE: &str = "run/stub.lock";
     /// The stub's listening Unix socket (0600, in the 0700 [`RUN_DIR`]).
     pub const SOCKET_FILE: &str = "run/stub.sock";
+    /// The stub's second socket, for [`crate::routes::ATTACH`] alone (0600, in the 0700
+    /// [`RUN_DIR`]). Only the remote user reaches it, through SSH: the workspace tunnel forwards to
+    /// [`SOCKET_FILE`], never here, so no local user behind that tunnel does.
+    pub const ATTACH_SOCKET_FILE: &str = "run/attach.sock";
     /// JSON lines, one per request; never tokens or file contents.
     pub const LOG_FILE: &str = "log/stub.log";
     /// Every directory the stub creates under its home (0700).
@@ -117,6 +121,10 @@ pub mod routes {
     pub const HEALTH: &str = "/global/health";
     /// `GET`: all workspaces; `POST` [`crate::RegisterWorkspace`]: register or update one.
     pub const WORKSPACES: &str = "/v1/workspaces";
+    /// `POST` [`crate::RegisterWorkspace`] on the attach socket, without a token: registers the
+    /// workspace and answers [`crate::Attached`] (the stub and its token). A warm workspace create
+    /// needs no exec on the host (no session, no shell): one channel to that socket.
+    pub const ATTACH: &str = "/v1/attach";
 
     /// `/v1/workspaces/{ws}`: `GET` one workspace, `DELETE` forgets it and its approvals.
     pub fn workspace(ws: &str) -> String {
@@ -231,6 +239,20 @@ pub struct RegisterWorkspace {
     /// Root directory. Absolute, or `~`/`~/…` (the stub user's home). Created when missing, then
     /// canonicalized (symlinks resolved).
     pub root: String,
+}
+
+/// The answer of [`routes::ATTACH`]: what the stub's `attach` command prints, as one object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Attached {
+    /// What `uname -sm` says on the host.
+    pub system: String,
+    /// The running stub.
+    pub info: StubInfo,
+    /// The stub's Bearer token (for the tunnel's requests).
+    pub token: String,
+    /// The workspace as registered.
+    pub workspace: WorkspaceInfo,
 }
 
 /// A registered workspace.

@@ -145,8 +145,28 @@ pub async fn ensure_stub(
     progress: &(dyn Fn(Step) + Send + Sync),
     attach: Option<&RegisterWorkspace>,
 ) -> Result<Stub> {
+    let stub = find_or_start_stub(target, stub_dir, progress, attach).await?;
+    super::attach_socket::remember(target, &stub.info);
+    Ok(stub)
+}
+
+async fn find_or_start_stub(
+    target: &SshTarget,
+    stub_dir: Option<&Path>,
+    progress: &(dyn Fn(Step) + Send + Sync),
+    attach: Option<&RegisterWorkspace>,
+) -> Result<Stub> {
     let connection = POOL.get(target).await?;
     progress(Step::Connected);
+    if let Some(register) = attach {
+        // Warm: the running stub registers the workspace on its attach socket, without an exec.
+        if let Some(attached) = super::attach_socket::attach(&connection, target, register).await {
+            if attached.is_ok() {
+                progress(Step::Reused);
+            }
+            return attached;
+        }
+    }
     let probe = probe(&connection, attach).await?;
     progress(Step::Probed {
         os: probe.os.clone(),

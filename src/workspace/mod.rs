@@ -1,5 +1,6 @@
 //! SSH workspaces: a stub on the host (bootstrap), a tunnel to it, and the client the remote tools use.
 
+mod attach_socket;
 pub mod bootstrap;
 mod capped;
 pub mod remote;

@@ -79,7 +79,7 @@ pub fn attach(home: &Path, workspace: &str, root: &str) -> Result<i32> {
 }
 
 /// `uname -sm` (the kernel's name and the machine), from uname(2).
-fn system_and_machine() -> String {
+pub fn system_and_machine() -> String {
     // SAFETY: uname(2) only fills the struct it is given.
     let mut names: libc::utsname = unsafe { std::mem::zeroed() };
     if unsafe { libc::uname(&mut names) } != 0 {

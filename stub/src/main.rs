@@ -283,9 +283,12 @@ fn serve(home: &Path, token_file: &Path) -> Result<i32> {
         .build()
         .context("starting the runtime")?;
     let (listener, socket_file) = socket::bind(home)?;
+    let (attach_listener, attach_file) = socket::bind_attach(home)?;
     runtime.block_on(async move {
         let listener =
             tokio::net::UnixListener::from_std(listener).context("listening on the socket")?;
+        let attach_listener = tokio::net::UnixListener::from_std(attach_listener)
+            .context("listening on the attach socket")?;
         let shutdown = shutdown_signal();
         let info = StubInfo {
             pid: std::process::id(),
@@ -306,8 +309,10 @@ fn serve(home: &Path, token_file: &Path) -> Result<i32> {
             "listening",
             json!({ "socket": info.socket, "pid": info.pid, "version": VERSION, "workspaces": app.state.count() }),
         );
+        let attach_router = server::attach_router(app.clone(), info.clone());
         tokio::select! {
             () = listen::serve(listener, server::router(app.clone())) => {}
+            () = listen::serve(attach_listener, attach_router) => {}
             signal = shutdown => {
                 log("info", "stopping", json!({ "signal": signal }));
             }
@@ -322,6 +327,7 @@ fn serve(home: &Path, token_file: &Path) -> Result<i32> {
             let _ = fs::remove_file(&info_file);
         }
         socket_file.remove_file();
+        attach_file.remove_file();
         log("info", "stopped", json!({ "cancelledCommands": running }));
         anyhow::Ok(())
     })?;

@@ -50,6 +50,43 @@ const MAX_BODY_BYTES: usize = (limits::MAX_FILE_BYTES as usize / 3 + 1) * 4 + 64
 /// link's pace fits well within it, and a client that stalls can't hold a connection slot.
 const BODY_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// The attach socket's one route ([`routes::ATTACH`]); no token: only the remote user can reach
+/// that socket (see [`opencode_remote_protocol::paths::ATTACH_SOCKET_FILE`]).
+pub fn attach_router(app: Arc<App>, info: opencode_remote_protocol::StubInfo) -> Router {
+    let info = Arc::new(info);
+    Router::new()
+        .route(
+            routes::ATTACH,
+            post(move |state, body| attach(state, body, info.clone())),
+        )
+        .fallback(no_route)
+        .layer(DefaultBodyLimit::max(64 * 1024))
+        .with_state(app)
+}
+
+/// Register the workspace and answer with the stub and its token (what `attach` prints).
+async fn attach(
+    State(app): AppState,
+    JsonBody(req): JsonBody<RegisterWorkspace>,
+    info: Arc<opencode_remote_protocol::StubInfo>,
+) -> Result<Json<opencode_remote_protocol::Attached>, ApiErr> {
+    let registered = {
+        let app = app.clone();
+        blocking(move || app.state.register(&req.id, &req.root)).await?
+    };
+    log(
+        "info",
+        "attached",
+        serde_json::json!({ "workspace": registered.id }),
+    );
+    Ok(Json(opencode_remote_protocol::Attached {
+        system: crate::local_client::system_and_machine(),
+        info: (*info).clone(),
+        token: String::from_utf8_lossy(&app.token).into_owned(),
+        workspace: registered,
+    }))
+}
+
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route(routes::HEALTH, get(health))

@@ -18,7 +18,12 @@ use opencode_remote_protocol::{paths as layout, MAX_SOCKET_PATH_BYTES};
 /// The socket's absolute path for `home` (sshd connects to it from its own working directory).
 /// Fails when it does not fit a socket address.
 pub fn socket_path(home: &Path) -> Result<PathBuf> {
-    let path = std::path::absolute(home.join(layout::SOCKET_FILE))
+    socket_path_of(home, layout::SOCKET_FILE)
+}
+
+/// The absolute path of the socket `file` (relative to `home`).
+fn socket_path_of(home: &Path, file: &str) -> Result<PathBuf> {
+    let path = std::path::absolute(home.join(file))
         .with_context(|| format!("resolving {}", home.display()))?;
     if path.as_os_str().len() > MAX_SOCKET_PATH_BYTES {
         bail!(
@@ -50,6 +55,15 @@ impl SocketFile {
 /// Binds `run/stub.sock` under `home` (0600). The caller holds the home's lock, so no stub of ours
 /// is using a socket file found there.
 pub fn bind(home: &Path) -> Result<(UnixListener, SocketFile)> {
+    bind_at(home, layout::SOCKET_FILE)
+}
+
+/// Binds `run/attach.sock` under `home`, as [`bind`] does.
+pub fn bind_attach(home: &Path) -> Result<(UnixListener, SocketFile)> {
+    bind_at(home, layout::ATTACH_SOCKET_FILE)
+}
+
+fn bind_at(home: &Path, file: &str) -> Result<(UnixListener, SocketFile)> {
     let uid = current_uid();
     let run = home.join(layout::RUN_DIR);
     for dir in [home, run.as_path()] {
@@ -70,7 +84,7 @@ pub fn bind(home: &Path) -> Result<(UnixListener, SocketFile)> {
                 .with_context(|| format!("chmod 700 {}", dir.display()))?;
         }
     }
-    let path = socket_path(home)?;
+    let path = socket_path_of(home, file)?;
     match fs::symlink_metadata(&path) {
         Ok(meta) => {
             let kind = if meta.file_type().is_socket() {

@@ -713,3 +713,47 @@ fn log_should_record_requests_but_never_the_token() {
         serde_json::from_str::<Value>(line).unwrap_or_else(|e| panic!("{e}: {line}"));
     }
 }
+
+#[test]
+fn the_attach_socket_should_register_and_answer_the_token_and_serve_nothing_else() {
+    let sb = Sandbox::new();
+    let stub = sb.start();
+    let attach_socket = stub
+        .home
+        .join(opencode_remote_protocol::paths::ATTACH_SOCKET_FILE);
+    let mode = fs::metadata(&attach_socket).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "the attach socket is the user's alone");
+    let root = sb.user_home().join("attached");
+    let body = json!({ "id": "w1", "root": root.display().to_string() });
+    let (status, attached) = call(&attach_socket, None, "POST", "/v1/attach", Some(&body));
+    assert_eq!(status, 200, "{attached}");
+    assert_eq!(attached["token"], sb.token.as_str());
+    assert_eq!(
+        attached["info"]["socket"],
+        stub.socket.display().to_string()
+    );
+    assert_eq!(attached["info"]["version"], env!("CARGO_PKG_VERSION"));
+    assert!(attached["system"].as_str().unwrap().starts_with("Linux "));
+    assert_eq!(
+        attached["workspace"]["root"],
+        fs::canonicalize(&root).unwrap().display().to_string()
+    );
+    // Registered for the tunnel's requests too.
+    let (status, listed) = call(&stub.socket, Some(&sb.token), "GET", "/v1/workspaces", None);
+    assert_eq!(status, 200);
+    assert!(listed.as_array().unwrap().iter().any(|w| w["id"] == "w1"));
+    // Nothing but attach there, and no attach on the main socket without the token.
+    let (status, _) = call(&attach_socket, None, "GET", "/global/health", None);
+    assert_eq!(status, 404);
+    let (status, _) = call(&stub.socket, None, "POST", "/v1/attach", Some(&body));
+    assert_eq!(status, 401);
+    // A root that cannot be registered fails there with the stub's error shape.
+    let file = sb.user_home().join("a-file");
+    fs::write(&file, "x").unwrap();
+    let refused = json!({ "id": "w2", "root": file.display().to_string() });
+    let (status, err) = call(&attach_socket, None, "POST", "/v1/attach", Some(&refused));
+    assert!(
+        status >= 400 && err["error"]["type"].is_string(),
+        "{status} {err}"
+    );
+}

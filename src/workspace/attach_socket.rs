@@ -1,0 +1,190 @@
+//! A warm workspace create without an exec on the host. An exec costs sshd a session (a process, PAM,
+//! the login shell): about two thirds of a warm create. The running stub also listens on its attach
+//! socket ([`paths::ATTACH_SOCKET_FILE`]), where one channel registers the workspace and answers the
+//! stub and its token. The socket's absolute path comes from the last stub this machine saw on the
+//! host (a small local record, not secret); when there is none, or the stub does not answer there,
+//! the caller falls back to the probe exec.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use opencode_remote_protocol::{
+    paths, routes, ApiError, Attached, RegisterWorkspace, StubInfo, PROTOCOL_VERSION,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::bootstrap::{Stub, STUB_VERSION};
+use super::stub_client::StubClient;
+use crate::error::{Error, Result};
+use crate::login::local::{state_dir, write_private};
+use crate::ssh::config::SshTarget;
+use crate::ssh::connect::Connection;
+use crate::ssh::tunnel::Tunnel;
+
+/// The attach socket answers within this, or the probe exec takes over.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest answer read (the stub's info, token and one workspace: well under a KiB).
+const MAX_ANSWER_BYTES: u64 = 64 * 1024;
+/// Where the stubs' sockets were last seen, by host.
+const RECORD_FILE: &str = "stub-sockets.json";
+
+/// Register `register` through the stub's attach socket. `None` when that is not possible (no
+/// record of the host's stub, no stub there, another version): the caller probes instead. A root
+/// the stub refuses is an error, as from the probe.
+pub async fn attach(
+    connection: &Connection,
+    target: &SshTarget,
+    register: &RegisterWorkspace,
+) -> Option<Result<Stub>> {
+    let socket = attach_socket_of(&known_socket(target)?)?;
+    let answer = tokio::time::timeout(ANSWER_TIMEOUT, ask(connection, &socket, register))
+        .await
+        .ok()??;
+    let attached = match answer {
+        Answer::Attached(attached) => attached,
+        Answer::Refused(refused) => {
+            return Some(Err(Error::Remote {
+                host: target.name.clone(),
+                kind: refused.error.kind,
+                message: refused.error.message,
+            }))
+        }
+    };
+    if attached.info.version != STUB_VERSION || attached.info.protocol != PROTOCOL_VERSION {
+        return None;
+    }
+    let tunnel = match Tunnel::open(target.clone(), &attached.info.socket).await {
+        Ok(tunnel) => Arc::new(tunnel),
+        Err(error) => return Some(Err(error)),
+    };
+    Some(Ok(Stub {
+        client: StubClient::new(&target.name, tunnel.local_port(), &attached.token),
+        tunnel,
+        info: attached.info,
+        reused: true,
+        attached: Some(attached.workspace),
+    }))
+}
+
+enum Answer {
+    Attached(Attached),
+    Refused(ApiError),
+}
+
+/// `POST /v1/attach` over one channel to `socket`; `None` when the channel or the answer fails.
+async fn ask(
+    connection: &Connection,
+    socket: &str,
+    register: &RegisterWorkspace,
+) -> Option<Answer> {
+    let channel = connection
+        .open_direct_streamlocal(socket)
+        .await
+        .ok()?
+        .ok()?;
+    let mut stream = channel.into_stream();
+    let body = serde_json::to_string(register).ok()?;
+    let request = format!(
+        "POST {} HTTP/1.1\r\nHost: stub\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        routes::ATTACH,
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.ok()?;
+    stream.flush().await.ok()?;
+    let mut raw = Vec::new();
+    stream
+        .take(MAX_ANSWER_BYTES)
+        .read_to_end(&mut raw)
+        .await
+        .ok()?;
+    parse_answer(&raw)
+}
+
+/// The status and JSON body of a `Connection: close` answer with a `Content-Length`.
+fn parse_answer(raw: &[u8]) -> Option<Answer> {
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&raw[..end]).ok()?;
+    let status: u16 = head.split(' ').nth(1)?.parse().ok()?;
+    let body = &raw[end + 4..];
+    match status {
+        200 => serde_json::from_slice(body).ok().map(Answer::Attached),
+        400..=499 => serde_json::from_slice(body).ok().map(Answer::Refused),
+        _ => None,
+    }
+}
+
+/// `run/attach.sock` beside the stub's main socket.
+fn attach_socket_of(main_socket: &str) -> Option<String> {
+    let run = Path::new(main_socket).parent()?;
+    let name = Path::new(paths::ATTACH_SOCKET_FILE).file_name()?;
+    Some(run.join(name).to_string_lossy().into_owned())
+}
+
+/// What identifies the host's stub: the account it runs as on that address.
+fn host_key(target: &SshTarget) -> String {
+    format!("{}@{}:{}", target.user, target.hostname, target.port)
+}
+
+fn record_file() -> PathBuf {
+    state_dir().join(RECORD_FILE)
+}
+
+fn known_sockets() -> BTreeMap<String, String> {
+    std::fs::read(record_file())
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or_default()
+}
+
+fn known_socket(target: &SshTarget) -> Option<String> {
+    known_sockets().remove(&host_key(target))
+}
+
+/// Remember where the host's stub listens, for the next create's attach. Best effort: without the
+/// record the next create probes.
+pub fn remember(target: &SshTarget, info: &StubInfo) {
+    let key = host_key(target);
+    let mut sockets = known_sockets();
+    if sockets.get(&key) == Some(&info.socket) {
+        return;
+    }
+    sockets.insert(key, info.socket.clone());
+    let Ok(bytes) = serde_json::to_vec_pretty(&sockets) else {
+        return;
+    };
+    if let Err(error) = write_private(RECORD_FILE, &bytes) {
+        log::debug!("recording the stub's socket: {error}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_attach_socket_should_be_beside_the_main_one() {
+        assert_eq!(
+            attach_socket_of("/home/u/.opencode-remote/run/stub.sock").as_deref(),
+            Some("/home/u/.opencode-remote/run/attach.sock")
+        );
+    }
+
+    #[test]
+    fn answers_should_be_read_by_status() {
+        let ok = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 9\r\n\r\n{}",
+            r#"{"system":"Linux x86_64","info":{"pid":1,"socket":"/h/run/stub.sock","version":"0.1.0","protocol":2,"startedAt":1},"token":"t","workspace":{"id":"w","root":"/r"}}"#
+        );
+        assert!(matches!(parse_answer(ok.as_bytes()), Some(Answer::Attached(a)) if a.token == "t"));
+        let refused = "HTTP/1.1 400 Bad Request\r\n\r\n{\"error\":{\"type\":\"not_directory\",\"message\":\"no\"}}";
+        assert!(matches!(
+            parse_answer(refused.as_bytes()),
+            Some(Answer::Refused(e)) if e.error.message == "no"
+        ));
+        assert!(parse_answer(b"HTTP/1.1 500 Oops\r\n\r\n{}").is_none());
+        assert!(parse_answer(b"garbage").is_none());
+    }
+}
