@@ -325,7 +325,7 @@ fn attach_should_register_the_workspace_or_report_why_not() {
     };
     assert_eq!(attach("w1", &root).status.code(), Some(EXIT_NOT_RUNNING));
     let stub = sb.start();
-    // Three lines: the running stub, its token, the registration.
+    // Four lines: what `uname -sm` says, the running stub, its token, the registration.
     let lines = |out: &std::process::Output| -> Vec<String> {
         String::from_utf8(out.stdout.clone())
             .unwrap()
@@ -335,7 +335,9 @@ fn attach_should_register_the_workspace_or_report_why_not() {
     };
     let out = attach("w1", &root);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
-    let [running, token, info] = <[String; 3]>::try_from(lines(&out)).unwrap();
+    let [system, running, token, info] = <[String; 4]>::try_from(lines(&out)).unwrap();
+    let uname = std::process::Command::new("uname").arg("-sm").output().unwrap();
+    assert_eq!(system, String::from_utf8_lossy(&uname.stdout).trim());
     let running: serde_json::Value = serde_json::from_str(&running).unwrap();
     assert_eq!(running["pid"], stub.pid());
     assert_eq!(token, sb.token);
@@ -344,7 +346,7 @@ fn attach_should_register_the_workspace_or_report_why_not() {
     assert_eq!(info["created"], true);
     assert!(root.is_dir(), "attach creates the root");
     // Idempotent, and the running stub now serves the workspace.
-    let again: serde_json::Value = serde_json::from_str(&lines(&attach("w1", &root))[2]).unwrap();
+    let again: serde_json::Value = serde_json::from_str(&lines(&attach("w1", &root))[3]).unwrap();
     assert_eq!(again["created"], false);
     let (code, listed) = stub.call("GET", "/v1/workspaces", None);
     assert_eq!(code, 200);
@@ -352,7 +354,7 @@ fn attach_should_register_the_workspace_or_report_why_not() {
     // A refusal carries the stub's error kind.
     let bad = attach("../escape", &root);
     assert_eq!(bad.status.code(), Some(EXIT_ATTACH_REFUSED), "{bad:?}");
-    let error: serde_json::Value = serde_json::from_str(&lines(&bad)[2]).unwrap();
+    let error: serde_json::Value = serde_json::from_str(&lines(&bad)[3]).unwrap();
     assert_eq!(error["error"]["type"], "bad_request");
 }
 
