@@ -419,6 +419,7 @@ pub async fn handshake(target: &SshTarget) -> Result<Unauthenticated> {
                 .await
                 .map_err(|e| unreachable(target, e))?;
             let _ = stream.set_nodelay(true);
+            let stream = super::quick_ack::QuickAck(stream);
             (client::connect_stream(config, stream, handler).await, None)
         }
         Some((last_jump, earlier)) => {

@@ -13,7 +13,6 @@ use std::time::Duration;
 use opencode_remote_protocol::{
     paths, routes, ApiError, Attached, RegisterWorkspace, StubInfo, PROTOCOL_VERSION,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::bootstrap::{Stub, STUB_VERSION};
 use super::stub_client::StubClient;
@@ -26,7 +25,7 @@ use crate::ssh::tunnel::Tunnel;
 /// The attach socket answers within this, or the probe exec takes over.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest answer read (the stub's info, token and one workspace: well under a KiB).
-const MAX_ANSWER_BYTES: u64 = 64 * 1024;
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
 /// Where the stubs' sockets were last seen, by host.
 const RECORD_FILE: &str = "stub-sockets.json";
 
@@ -74,17 +73,8 @@ enum Answer {
 }
 
 /// `POST /v1/attach` over one channel to `socket`; `None` when the channel or the answer fails.
-async fn ask(
-    connection: &Connection,
-    socket: &str,
-    register: &RegisterWorkspace,
-) -> Option<Answer> {
-    let channel = connection
-        .open_direct_streamlocal(socket)
-        .await
-        .ok()?
-        .ok()?;
-    let mut stream = channel.into_stream();
+async fn ask(connection: &Connection, socket: &str, register: &RegisterWorkspace) -> Option<Answer> {
+    let mut channel = connection.open_direct_streamlocal(socket).await.ok()?.ok()?;
     let body = serde_json::to_string(register).ok()?;
     let request = format!(
         "POST {} HTTP/1.1\r\nHost: stub\r\nContent-Type: application/json\r\n\
@@ -92,18 +82,41 @@ async fn ask(
         routes::ATTACH,
         body.len()
     );
-    stream.write_all(request.as_bytes()).await.ok()?;
-    stream.flush().await.ok()?;
+    channel.data_bytes(request.into_bytes()).await.ok()?;
     let mut raw = Vec::new();
-    stream
-        .take(MAX_ANSWER_BYTES)
-        .read_to_end(&mut raw)
-        .await
-        .ok()?;
-    parse_answer(&raw)
+    let answer = loop {
+        if let Some(answer) = whole_answer(&raw) {
+            break parse_answer(answer);
+        }
+        match channel.wait().await {
+            Some(russh::ChannelMsg::Data { data }) if raw.len() + data.len() <= MAX_ANSWER_BYTES => {
+                raw.extend_from_slice(&data)
+            }
+            Some(russh::ChannelMsg::WindowAdjusted { .. }) => {}
+            _ => break None,
+        }
+    };
+    // Closed at once, not after the server's EOF: sshd (Nagle on, for a channel without a
+    // terminal) holds its EOF and close until their data is acknowledged, which a delayed ACK
+    // here postpones by tens of milliseconds; our close acknowledges it now.
+    let _ = channel.close().await;
+    answer
 }
 
-/// The status and JSON body of a `Connection: close` answer with a `Content-Length`.
+/// The answer in `raw` once its head and its `Content-Length` bytes of body have arrived.
+fn whole_answer(raw: &[u8]) -> Option<&[u8]> {
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&raw[..end]).ok()?;
+    let length: usize = head.lines().find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.trim()
+            .eq_ignore_ascii_case("content-length")
+            .then(|| value.trim().parse().ok())?
+    })?;
+    raw.get(..end + 4 + length)
+}
+
+/// The status and JSON body of an answer.
 fn parse_answer(raw: &[u8]) -> Option<Answer> {
     let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = std::str::from_utf8(&raw[..end]).ok()?;
@@ -185,6 +198,12 @@ mod tests {
             Some(Answer::Refused(e)) if e.error.message == "no"
         ));
         assert!(parse_answer(b"HTTP/1.1 500 Oops\r\n\r\n{}").is_none());
+        let head = "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n";
+        assert_eq!(whole_answer(format!("{head}{{}}").as_bytes()), None, "half the body");
+        assert_eq!(
+            whole_answer(format!("{head}{{}}{{}}more").as_bytes()),
+            Some(format!("{head}{{}}{{}}").as_bytes())
+        );
         assert!(parse_answer(b"garbage").is_none());
     }
 }
