@@ -73,8 +73,16 @@ enum Answer {
 }
 
 /// `POST /v1/attach` over one channel to `socket`; `None` when the channel or the answer fails.
-async fn ask(connection: &Connection, socket: &str, register: &RegisterWorkspace) -> Option<Answer> {
-    let mut channel = connection.open_direct_streamlocal(socket).await.ok()?.ok()?;
+async fn ask(
+    connection: &Connection,
+    socket: &str,
+    register: &RegisterWorkspace,
+) -> Option<Answer> {
+    let mut channel = connection
+        .open_direct_streamlocal(socket)
+        .await
+        .ok()?
+        .ok()?;
     let body = serde_json::to_string(register).ok()?;
     let request = format!(
         "POST {} HTTP/1.1\r\nHost: stub\r\nContent-Type: application/json\r\n\
@@ -89,7 +97,9 @@ async fn ask(connection: &Connection, socket: &str, register: &RegisterWorkspace
             break parse_answer(answer);
         }
         match channel.wait().await {
-            Some(russh::ChannelMsg::Data { data }) if raw.len() + data.len() <= MAX_ANSWER_BYTES => {
+            Some(russh::ChannelMsg::Data { data })
+                if raw.len() + data.len() <= MAX_ANSWER_BYTES =>
+            {
                 raw.extend_from_slice(&data)
             }
             Some(russh::ChannelMsg::WindowAdjusted { .. }) => {}
@@ -199,7 +209,11 @@ mod tests {
         ));
         assert!(parse_answer(b"HTTP/1.1 500 Oops\r\n\r\n{}").is_none());
         let head = "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n";
-        assert_eq!(whole_answer(format!("{head}{{}}").as_bytes()), None, "half the body");
+        assert_eq!(
+            whole_answer(format!("{head}{{}}").as_bytes()),
+            None,
+            "half the body"
+        );
         assert_eq!(
             whole_answer(format!("{head}{{}}{{}}more").as_bytes()),
             Some(format!("{head}{{}}{{}}").as_bytes())

@@ -336,7 +336,10 @@ fn attach_should_register_the_workspace_or_report_why_not() {
     let out = attach("w1", &root);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let [system, running, token, info] = <[String; 4]>::try_from(lines(&out)).unwrap();
-    let uname = std::process::Command::new("uname").arg("-sm").output().unwrap();
+    let uname = std::process::Command::new("uname")
+        .arg("-sm")
+        .output()
+        .unwrap();
     assert_eq!(system, String::from_utf8_lossy(&uname.stdout).trim());
     let running: serde_json::Value = serde_json::from_str(&running).unwrap();
     assert_eq!(running["pid"], stub.pid());
