@@ -369,6 +369,9 @@ describe('ssh-provider workspaces', () => {
     const probe = after.flatMap((m) => m.parts).find((p) => p.state?.input?.command === 'echo after-drop')
     assert.equal(probe.state.status, 'completed', JSON.stringify(probe.state))
     assert.equal(probe.state.output.trim(), 'after-drop')
+    await serve.client.delete(
+      `/experimental/workspace/${ws.id}?directory=${encodeURIComponent(local.projectDir)}`,
+    )
   })
 
   test('after OpenCode restarts, the workspace server comes back from its lease and the session goes on', async () => {
@@ -446,6 +449,15 @@ describe('ssh-provider workspaces', () => {
         { timeoutMs: 120_000, retries: 0 },
       )
     await say('CALL_TOOL:write {"filePath":"older.txt","content":"from the older version\\n"}')
+    // An earlier version's database held one workspace's sessions: so must the one moved below.
+    const open = await serve.client.get(
+      `/experimental/workspace?directory=${encodeURIComponent(local.projectDir)}`,
+    )
+    assert.deepEqual(
+      open.map((w) => w.id),
+      [ws.id],
+      'no other workspace is open',
+    )
     process.kill(serve.pid, 'SIGKILL')
     await until(() => sharedServers().length === 0, 'the workspace server to stop with OpenCode')
     await serve.stop()
@@ -461,7 +473,7 @@ describe('ssh-provider workspaces', () => {
 
     serve = await startServe(local.env, local.projectDir)
     await serve.client.post(`/sync/start?directory=${encodeURIComponent(local.projectDir)}`, {})
-    await waitForStatus(ws.id, 'connected', 60_000)
+    await waitForStatus(ws.id, 'connected', 150_000) // its own server's cold start, on a loaded machine
     await say('CALL_TOOL:bash {"command":"cat older.txt","description":"after the upgrade"}')
     const messages = await waitForMessages(
       serve,
