@@ -12,7 +12,7 @@ import path from 'node:path'
 import { promisify } from 'node:util'
 import { after, before, describe, test } from 'node:test'
 import { startFakeLlm } from './harness/fake-llm.mjs'
-import { makeOpencodeHome, startServe, waitForMessages } from './harness/opencode.mjs'
+import { followGlobalEvents, makeOpencodeHome, startServe, waitForMessages } from './harness/opencode.mjs'
 import { startSshd } from './harness/sshd.mjs'
 import { connectWebSocket } from './harness/ws.mjs'
 import { installPackedPackage } from './support/package.mjs'
@@ -284,34 +284,16 @@ const collectToasts = () => collectEvents('tui.toast.show')
  */
 async function collectEvents(type) {
   const shown = []
-  const controller = new AbortController()
-  let connected
-  const ready = new Promise((resolve) => (connected = resolve))
-  const done = (async () => {
-    const response = await fetch(`${serve.url}/global/event`, { signal: controller.signal })
-    let buffer = ''
-    for await (const chunk of response.body.pipeThrough(new TextDecoderStream())) {
-      buffer += chunk
-      const lines = buffer.split('\n')
-      buffer = lines.pop()
-      for (const line of lines.filter((l) => l.startsWith('data: '))) {
-        const event = JSON.parse(line.slice(6))
-        // The stream's first event: from here on no toast can be missed.
-        if (event.payload?.type === 'server.connected') connected()
-        if (event.payload?.type === type)
-          shown.push({ workspace: event.workspace, ...event.payload.properties })
-      }
-    }
-  })()
-    .catch(() => {})
-    .finally(() => connected())
-  await ready
+  const events = followGlobalEvents(serve.url, (event) => {
+    if (event.payload?.type === type) shown.push({ workspace: event.workspace, ...event.payload.properties })
+  })
+  // From the stream's first event on, no toast can be missed.
+  await events.connected
   return {
     async until(check, timeoutMs = 20_000) {
       const deadline = Date.now() + timeoutMs
       while (!check(shown) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100))
-      controller.abort()
-      await done
+      await events.stop()
       return shown
     },
   }

@@ -13,7 +13,7 @@ import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { promisify } from 'node:util'
 import { startFakeLlm } from './harness/fake-llm.mjs'
-import { makeOpencodeHome, startServe, waitForMessages } from './harness/opencode.mjs'
+import { followGlobalEvents, makeOpencodeHome, startServe, waitForMessages } from './harness/opencode.mjs'
 import { startSshd } from './harness/sshd.mjs'
 import { installPackedPackage } from './support/package.mjs'
 import { hostArch } from './support/stub.mjs'
@@ -377,14 +377,7 @@ describe('ssh-provider workspaces', () => {
   test('after OpenCode restarts, the workspace server comes back from its lease and the session goes on', async () => {
     const ws = await createWorkspace({ provider: 'default', host: 'p1', directory: '~/revived' })
     await waitForStatus(ws.id, 'connected')
-    const q = `workspace=${ws.id}&directory=${encodeURIComponent(local.projectDir)}`
-    const session = await serve.client.post(`/session?${q}`, {}, { timeoutMs: 60_000 })
-    const say = (text) =>
-      serve.client.post(
-        `/session/${session.id}/message?${q}`,
-        { model: { providerID: 'fake', modelID: 'local-m' }, parts: [{ type: 'text', text }] },
-        { timeoutMs: 120_000, retries: 0 },
-      )
+    const { session, say } = await openSession(ws)
     await say('CALL_TOOL:write {"filePath":"before.txt","content":"written before the restart\\n"}')
     const serversBefore = sharedServers()
     assert.equal(
@@ -406,22 +399,11 @@ describe('ssh-provider workspaces', () => {
     process.kill(serve.pid, 'SIGKILL')
     await until(() => sharedServers().length === 0, 'the workspace server to stop with OpenCode')
     await serve.stop()
-    serve = await startServe(local.env, local.projectDir)
-    // As the TUI does after a restart: sync loops only start when a client asks.
-    await serve.client.post(`/sync/start?directory=${encodeURIComponent(local.projectDir)}`, {})
+    await startOpencodeAgain()
     await waitForStatus(ws.id, 'connected', 60_000)
 
     await say('CALL_TOOL:bash {"command":"cat before.txt","description":"after restart"}')
-    const messages = await waitForMessages(
-      serve,
-      session.id,
-      (ms) =>
-        ms
-          .flatMap((m) => m.parts)
-          .some((p) => p.type === 'tool' && p.tool === 'bash' && p.state?.status === 'completed'),
-      60_000,
-    )
-    const tools = messages.flatMap((m) => m.parts.filter((p) => p.type === 'tool'))
+    const tools = await toolsOnceBashCompleted(session)
     assert.deepEqual(
       tools.map((p) => [p.tool, p.state.status]),
       [
@@ -440,14 +422,7 @@ describe('ssh-provider workspaces', () => {
   test('a workspace from before servers were shared keeps its own server and sessions after a restart', async () => {
     const ws = await createWorkspace({ provider: 'default', host: 'p1', directory: '~/older' })
     await waitForStatus(ws.id, 'connected')
-    const q = `workspace=${ws.id}&directory=${encodeURIComponent(local.projectDir)}`
-    const session = await serve.client.post(`/session?${q}`, {}, { timeoutMs: 60_000 })
-    const say = (text) =>
-      serve.client.post(
-        `/session/${session.id}/message?${q}`,
-        { model: { providerID: 'fake', modelID: 'local-m' }, parts: [{ type: 'text', text }] },
-        { timeoutMs: 120_000, retries: 0 },
-      )
+    const { session, say } = await openSession(ws)
     await say('CALL_TOOL:write {"filePath":"older.txt","content":"from the older version\\n"}')
     // An earlier version's database held one workspace's sessions: so must the one moved below.
     const open = await serve.client.get(
@@ -471,20 +446,10 @@ describe('ssh-provider workspaces', () => {
     ))
       await rename(path.join(state, 'projects', project, file), path.join(own, file))
 
-    serve = await startServe(local.env, local.projectDir)
-    await serve.client.post(`/sync/start?directory=${encodeURIComponent(local.projectDir)}`, {})
+    await startOpencodeAgain()
     await waitForStatus(ws.id, 'connected', 150_000) // its own server's cold start, on a loaded machine
     await say('CALL_TOOL:bash {"command":"cat older.txt","description":"after the upgrade"}')
-    const messages = await waitForMessages(
-      serve,
-      session.id,
-      (ms) =>
-        ms
-          .flatMap((m) => m.parts)
-          .some((p) => p.type === 'tool' && p.tool === 'bash' && p.state?.status === 'completed'),
-      60_000,
-    )
-    const tools = messages.flatMap((m) => m.parts.filter((p) => p.type === 'tool'))
+    const tools = await toolsOnceBashCompleted(session)
     assert.deepEqual(
       tools.map((p) => [p.tool, p.state.status]),
       [
@@ -508,6 +473,39 @@ describe('ssh-provider workspaces', () => {
     )
   })
 })
+
+/** A session in workspace `ws`, and a function that sends it one user message. */
+async function openSession(ws) {
+  const q = `workspace=${ws.id}&directory=${encodeURIComponent(local.projectDir)}`
+  const session = await serve.client.post(`/session?${q}`, {}, { timeoutMs: 60_000 })
+  const say = (text) =>
+    serve.client.post(
+      `/session/${session.id}/message?${q}`,
+      { model: { providerID: 'fake', modelID: 'local-m' }, parts: [{ type: 'text', text }] },
+      { timeoutMs: 120_000, retries: 0 },
+    )
+  return { session, say }
+}
+
+/** Start OpenCode again after it died, and do what the TUI does then: sync loops start only when asked. */
+async function startOpencodeAgain() {
+  serve = await startServe(local.env, local.projectDir)
+  await serve.client.post(`/sync/start?directory=${encodeURIComponent(local.projectDir)}`, {})
+}
+
+/** The session's tool parts, once a `bash` call in it has completed. */
+async function toolsOnceBashCompleted(session) {
+  const messages = await waitForMessages(
+    serve,
+    session.id,
+    (ms) =>
+      ms
+        .flatMap((m) => m.parts)
+        .some((p) => p.type === 'tool' && p.tool === 'bash' && p.state?.status === 'completed'),
+    60_000,
+  )
+  return messages.flatMap((m) => m.parts.filter((p) => p.type === 'tool'))
+}
 
 /**
  * Pids of this lab's shared workspace servers (one per project; found by the sessions database in this
@@ -534,26 +532,14 @@ function sharedServers() {
  */
 function watchSessionEvents() {
   const seen = []
-  const controller = new AbortController()
-  const done = (async () => {
-    const response = await fetch(`${serve.url}/global/event`, { signal: controller.signal })
-    let buffer = ''
-    for await (const chunk of response.body.pipeThrough(new TextDecoderStream())) {
-      buffer += chunk
-      const lines = buffer.split('\n')
-      buffer = lines.pop()
-      for (const line of lines.filter((l) => l.startsWith('data: '))) {
-        const { workspace, payload } = JSON.parse(line.slice(6))
-        const p = payload?.properties ?? {}
-        const session = p.sessionID ?? p.info?.sessionID ?? p.part?.sessionID
-        if (session) seen.push({ workspace, session, type: payload.type })
-      }
-    }
-  })().catch(() => {})
+  const events = followGlobalEvents(serve.url, ({ workspace, payload }) => {
+    const p = payload?.properties ?? {}
+    const session = p.sessionID ?? p.info?.sessionID ?? p.part?.sessionID
+    if (session) seen.push({ workspace, session, type: payload.type })
+  })
   return {
     async stop() {
-      controller.abort()
-      await done
+      await events.stop()
       return seen
     },
   }

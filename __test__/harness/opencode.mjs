@@ -403,3 +403,39 @@ export function messageText(message) {
  * @property {() => string} logs stdout+stderr so far (with --print-logs)
  * @property {() => Promise<void>} stop SIGTERM (then SIGKILL) the server and its children
  */
+
+/**
+ * Follow a server's `/global/event` stream (what the TUI and the apps follow): `onEvent` gets each event
+ * as OpenCode sends it (`{directory, project, workspace, payload}`). `connected` resolves at the
+ * stream's first event (from then on nothing can be missed) or when it fails; `stop` ends it.
+ * @param {string} url the server's base URL
+ * @param {(event: object) => void} onEvent
+ */
+export function followGlobalEvents(url, onEvent) {
+  const controller = new AbortController()
+  let resolveConnected
+  const connected = new Promise((resolve) => (resolveConnected = resolve))
+  const done = (async () => {
+    const response = await fetch(`${url}/global/event`, { signal: controller.signal })
+    let buffer = ''
+    for await (const chunk of response.body.pipeThrough(new TextDecoderStream())) {
+      buffer += chunk
+      const lines = buffer.split('\n')
+      buffer = lines.pop()
+      for (const line of lines.filter((l) => l.startsWith('data: '))) {
+        const event = JSON.parse(line.slice(6))
+        if (event.payload?.type === 'server.connected') resolveConnected()
+        onEvent(event)
+      }
+    }
+  })()
+    .catch(() => {})
+    .finally(() => resolveConnected())
+  return {
+    connected,
+    async stop() {
+      controller.abort()
+      await done
+    },
+  }
+}

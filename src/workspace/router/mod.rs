@@ -358,6 +358,32 @@ async fn show_toasts(shared: Arc<Shared>, mut pending: mpsc::Receiver<String>) {
     }
 }
 
+/// `GET path` on the workspace's server with the router's credentials: its JSON answer, or `None`
+/// when it does not answer 200 with JSON (of at most 1 MiB) within 10 s.
+async fn server_json(shared: &Shared, path: &str) -> Option<serde_json::Value> {
+    let upstreams = &shared.upstreams;
+    let request = Request::get(format!("{}{path}", upstreams.server_url))
+        .header(header::AUTHORIZATION, upstreams.authorization.expose())
+        .body(full(""))
+        .ok()?;
+    let answer = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        shared.client.request(request),
+    )
+    .await
+    .ok()?
+    .ok()?;
+    if answer.status() != StatusCode::OK {
+        return None;
+    }
+    let body = http_body_util::Limited::new(answer.into_body(), 1 << 20)
+        .collect()
+        .await
+        .ok()?
+        .to_bytes();
+    serde_json::from_slice(&body).ok()
+}
+
 /// `POST /tui/show-toast` on the workspace's server: its event reaches the TUI through the
 /// control plane's sync, tagged with this workspace.
 async fn toast(shared: &Shared, message: String) {

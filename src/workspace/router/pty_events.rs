@@ -184,24 +184,7 @@ impl Envelope {
 /// The project of the workspace's server (`GET /project/current`), which OpenCode names in each
 /// event; `None` when it does not say.
 async fn project_id(shared: &Shared) -> Option<String> {
-    let upstreams = &shared.upstreams;
-    let request = hyper::Request::get(format!("{}/project/current", upstreams.server_url))
-        .header(
-            hyper::header::AUTHORIZATION,
-            upstreams.authorization.expose(),
-        )
-        .body(super::proxy::full(""))
-        .ok()?;
-    let answer = tokio::time::timeout(Duration::from_secs(10), shared.client.request(request))
-        .await
-        .ok()?
-        .ok()?;
-    let body = http_body_util::Limited::new(answer.into_body(), 1 << 20)
-        .collect()
-        .await
-        .ok()?
-        .to_bytes();
-    let project: Value = serde_json::from_slice(&body).ok()?;
+    let project = super::server_json(shared, "/project/current").await?;
     project.get("id")?.as_str().map(str::to_string)
 }
 

@@ -172,22 +172,7 @@ pub async fn history(
 
 /// The workspace a session of the shared server belongs to (`GET /session/{id}`), if it says.
 async fn session_workspace(shared: &Shared, session: &str) -> Option<String> {
-    let upstreams = &shared.upstreams;
-    let url = format!("{}/session/{session}", upstreams.server_url);
-    let request = Request::get(url)
-        .header(header::AUTHORIZATION, upstreams.authorization.expose())
-        .body(full(""))
-        .ok()?;
-    let answer = shared.client.request(request).await.ok()?;
-    if answer.status() != StatusCode::OK {
-        return None;
-    }
-    let body = http_body_util::Limited::new(answer.into_body(), 1 << 20)
-        .collect()
-        .await
-        .ok()?
-        .to_bytes();
-    let info: Value = serde_json::from_slice(&body).ok()?;
+    let info = super::server_json(shared, &format!("/session/{session}")).await?;
     info["workspaceID"].as_str().map(str::to_string)
 }
 
