@@ -216,8 +216,10 @@ fn send(
         head.push_str(&format!("Authorization: Bearer {token}\r\n"));
     }
     head.push_str("\r\n");
+    // One write: a route that ignores its body may answer and close before a second write, which
+    // would then fail with EPIPE.
+    head.push_str(&body);
     stream.write_all(head.as_bytes()).unwrap();
-    stream.write_all(body.as_bytes()).unwrap();
 }
 
 /// Reads the status line and headers; returns the status and whether the body is chunked.
