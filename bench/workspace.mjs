@@ -4,8 +4,8 @@
 // health poll every 300 ms). Prints one `BENCH {...}` line per case and a summary; exits 1 only on a crash.
 //
 // Cases (cold/warm/ops at an added RTT of 0 and 50 ms: every connection goes through the same delaying relay,
-// 0 / 25 ms each way, for ssh, scp and our client alike; the tunnel case, and the warm create with its budget
-// at 0 ms, talk to sshd directly):
+// 0 / 25 ms each way, for ssh, scp and our client alike, then a hop that ACKs at once; the tunnel case, and
+// the warm create with its budget at 0 ms, talk to sshd directly):
 // - cold bootstrap: ours = `opencode-remote setup bench --json` in a fresh Node process, timed inside it around
 //   the CLI call (`ours_ms`; the whole process is `ours_process_ms`, Node + addon startup alone
 //   `node_addon_startup_ms`); baseline = the seed's seven steps (home, mkdir, scp binary, chmod, scp token,
@@ -123,7 +123,13 @@ async function setup() {
   root = await mkdtemp(path.join(os.tmpdir(), 'ocr-wsbench-'))
   // DEBUG1 first (sshd keeps the first LogLevel): it logs the negotiated cipher of every connection.
   sshd = await startSshd({ extraConfig: ['LogLevel DEBUG1'] })
-  relay = await startRelay({ targetPort: sshd.port })
+  // The relay reaches sshd through a hop that acknowledges at once: the relay's own kernel would delay
+  // its ACKs, and sshd's Nagle then holds the end of a large answer for up to 40 ms (a 100 KiB read took
+  // two round trips at 50 ms in about two of three samples). A client at the end of a real link ACKs
+  // as ours does (TCP_QUICKACK after every read).
+  const hop = await spawnWithLine(EXAMPLE, ['ackhop', String(sshd.port)], 'PORT')
+  cleanups.push(() => hop.child.kill('SIGTERM'))
+  relay = await startRelay({ targetPort: Number(hop.value) })
 
   home = path.join(root, 'home')
   const ssh = await sshd.writeClientSshFiles(home, { alias: DIRECT })
@@ -557,10 +563,8 @@ async function openOpenSshTunnel(remoteSocket) {
 
 /**
  * The host a warm create goes to: at 0 ms added RTT straight to sshd, as the budget's handshake and
- * exec are then measured too. Through the relay, its own kernel acknowledges sshd's packets late
- * (Node cannot ask for quick ACKs), and sshd, with Nagle on for a connection without a terminal,
- * holds its next small packet until then: up to 40 ms that no direct link has (the addon asks its
- * own kernel for quick ACKs).
+ * exec are then measured too. (It was chosen when the relay still acknowledged sshd's packets late,
+ * which cost up to 40 ms per exchange; the ACK hop now prevents that.)
  */
 function warmHost(rtt) {
   return rtt === 0 ? DIRECT : HOST

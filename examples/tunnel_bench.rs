@@ -8,6 +8,12 @@
 //!     Per sample, a fresh connection: `connect()` (TCP, key exchange, host-key check, auth) timed
 //!     alone, then one exec round trip (`true`: channel open, exec, exit status, close) on it.
 //!     Prints `RTT {"handshakeMs": [...], "execMs": [...]}`.
+//! tunnel_bench ackhop <port>
+//!     A zero-delay hop to 127.0.0.1:<port> that acknowledges what it reads at once, as our client
+//!     does on a direct connection; prints `PORT <local port>` and serves until stdin closes. The
+//!     bench puts it between its delaying relay and sshd: the relay (Node) cannot ask for quick ACKs,
+//!     so its kernel delays them, and sshd's Nagle then holds the end of a large answer for up to
+//!     40 ms, a stall that no real link to our client has.
 //! ```
 //!
 //! Build: `cargo build --release --example tunnel_bench`.
@@ -18,6 +24,7 @@ use std::time::{Duration, Instant};
 use opencode_remote::config::HostKeyPolicy;
 use opencode_remote::ssh::config::SshTarget;
 use opencode_remote::ssh::connect::connect;
+use opencode_remote::ssh::quick_ack::QuickAck;
 use opencode_remote::ssh::tunnel::Tunnel;
 
 fn target(args: &[String]) -> SshTarget {
@@ -48,6 +55,9 @@ fn ms(since: Instant) -> f64 {
 async fn main() {
     std::env::remove_var("SSH_AUTH_SOCK");
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.len() == 2 && args[0] == "ackhop" {
+        return ack_hop(args[1].parse().expect("port")).await;
+    }
     let usage = "usage: tunnel_bench tunnel|rtt <port> <user> <identity> <known_hosts> <n>";
     if args.len() != 6 {
         eprintln!("{usage}");
@@ -58,12 +68,7 @@ async fn main() {
         "tunnel" => {
             let tunnel = Tunnel::open(target, &args[5]).await.expect("open tunnel");
             println!("PORT {}", tunnel.local_port());
-            // Serve until the bench closes our stdin.
-            let _ = tokio::task::spawn_blocking(|| {
-                let mut sink = Vec::new();
-                std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink)
-            })
-            .await;
+            until_stdin_closes().await;
         }
         "rtt" => {
             let n: u32 = args[5].parse().expect("number");
@@ -84,5 +89,41 @@ async fn main() {
             eprintln!("{usage}");
             std::process::exit(2);
         }
+    }
+}
+
+/// Serve until the bench closes our stdin.
+async fn until_stdin_closes() {
+    let _ = tokio::task::spawn_blocking(|| {
+        let mut sink = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink)
+    })
+    .await;
+}
+
+/// Forward every connection to `127.0.0.1:port`, acknowledging the server's data at once.
+async fn ack_hop(port: u16) {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .expect("bind");
+    println!("PORT {}", listener.local_addr().expect("port").port());
+    let accept = async move {
+        loop {
+            let Ok((mut client, _)) = listener.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+                    return;
+                };
+                let _ = client.set_nodelay(true);
+                let _ = server.set_nodelay(true);
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut QuickAck(server)).await;
+            });
+        }
+    };
+    tokio::select! {
+        _ = accept => {}
+        _ = until_stdin_closes() => {}
     }
 }

@@ -9,7 +9,7 @@ pub mod known_hosts;
 pub mod pool;
 pub mod probe;
 mod proxy_command;
-mod quick_ack;
+pub mod quick_ack;
 pub mod quote;
 pub mod sftp;
 pub mod tunnel;
