@@ -13,6 +13,8 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Mutex};
 
 use globset::{GlobBuilder, GlobMatcher};
 use opencode_remote_protocol::{
@@ -170,44 +172,14 @@ pub fn grep(
         .limit
         .unwrap_or(limits::GREP_DEFAULT)
         .clamp(1, limits::GREP_MAX);
-    let max_chars = req.max_line_chars.unwrap_or(limits::GREP_LINE_CHARS);
-    let collect_cap = limit * limits::GREP_COLLECT_FACTOR;
-    let mut files: Vec<(u64, PathBuf, Vec<GrepMatch>)> = Vec::new();
-    let mut total = 0usize;
-    let mut truncated = false;
-
-    let prefilter = Prefilter::new(&req.pattern, req.case_insensitive, MAX_LINE_BYTES);
-    let mut whole = Vec::new();
-    let mut search = |file: File, meta: std::fs::Metadata, path: &Path, total: &mut usize| {
-        let mtime = time_ms(meta.modified());
-        let lines = LineSearch {
-            regex: &regex,
-            shown: path.to_string_lossy(),
-            max_chars,
-            collect_cap,
-        };
-        let matches = match &prefilter {
-            // A file small enough is read whole and skipped when the buffer has no match.
-            Some(prefilter) if meta.len() <= PREFILTER_MAX_BYTES => {
-                whole.clear();
-                let read = (&file).take(PREFILTER_MAX_BYTES).read_to_end(&mut whole);
-                let sniff = whole.len().min(BINARY_SNIFF_BYTES);
-                if read.is_err() || whole[..sniff].contains(&0) || !prefilter.may_match(&whole) {
-                    return;
-                }
-                lines.run(&mut whole.as_slice(), total)
-            }
-            _ => {
-                let mut reader = BufReader::with_capacity(64 * 1024, file);
-                if looks_binary(&mut reader).unwrap_or(true) {
-                    return;
-                }
-                lines.run(&mut reader, total)
-            }
-        };
-        if !matches.is_empty() {
-            files.push((mtime, path.to_path_buf(), matches));
-        }
+    let search = FileSearch {
+        matchers: Matchers {
+            regex,
+            prefilter: Prefilter::new(&req.pattern, req.case_insensitive, MAX_LINE_BYTES),
+        },
+        max_chars: req.max_line_chars.unwrap_or(limits::GREP_LINE_CHARS),
+        collect_cap: limit * limits::GREP_COLLECT_FACTOR,
+        total: AtomicUsize::new(0),
     };
 
     // Not O_DIRECTORY: the base may be a file. O_NONBLOCK: nor may a FIFO block this worker.
@@ -226,43 +198,25 @@ pub fn grep(
     let meta = opened
         .metadata()
         .map_err(|e| ApiErr::io(e, "opening the path"))?;
-    if meta.is_file() {
-        search(opened, meta, &base, &mut total);
+    let (mut files, walk_stopped) = if meta.is_file() {
+        let found = search.file(&search.matchers, opened, meta, &base, &mut Vec::new());
+        (found.into_iter().collect(), false)
     } else if meta.is_dir() {
-        let mut visited = 0usize;
-        let mut visit = |entry: &walk::Entry<'_>| {
-            visited += 1;
-            if visited >= limits::WALK_MAX_ENTRIES || total >= collect_cap {
-                truncated = true;
-                return Flow::Stop;
-            }
-            if entry.file_type != FileType::RegularFile {
-                return Flow::Continue;
-            }
-            if include.as_ref().is_some_and(|g| !g.matches(entry.rel)) {
-                return Flow::Continue;
-            }
-            // Opened by name in its directory's descriptor, without following: a file swapped for
-            // a symlink since the listing is skipped.
-            if let Ok(Some((file, meta))) = entry.open_regular() {
-                search(file, meta, entry.path, &mut total);
-            }
-            Flow::Continue
-        };
-        walk::walk(
+        search_tree(
             open,
             &root,
             &base,
-            OwnedFd::from(opened),
+            opened,
             &ignores,
-            &mut visit,
+            include.as_ref(),
+            &search,
         )
-        .map_err(|e| ApiErr::io(e, "reading the directory"))?;
+        .map_err(|e| ApiErr::io(e, "reading the directory"))?
     } else {
         return Err(not_found());
-    }
+    };
     newest_first(&mut files);
-    truncated |= total > limit;
+    let truncated = walk_stopped || search.total.load(Ordering::Relaxed) > limit;
     let matches: Vec<GrepMatch> = files
         .into_iter()
         .flat_map(|(_, _, m)| m)
@@ -277,6 +231,150 @@ pub fn grep(
 
 /// Files up to this size are read whole and go through the [`Prefilter`] first.
 const PREFILTER_MAX_BYTES: u64 = 4 * 1024 * 1024;
+/// Threads that read and search files while the walk lists and opens them (ripgrep, the local
+/// baseline, uses every CPU as well).
+const MAX_SEARCH_THREADS: usize = 4;
+/// Opened files waiting for a search thread: bounds the descriptors a grep holds.
+const QUEUED_FILES: usize = 64;
+
+/// A file with matches: its mtime (for newest first), its path and the matching lines.
+type FileMatches = (u64, PathBuf, Vec<GrepMatch>);
+
+/// Walk the tree under `base` here and search its files on other threads. Returns the files with
+/// matches and whether the walk stopped early (entry limit or match cap).
+fn search_tree(
+    open: Opener,
+    root: &Path,
+    base: &Path,
+    base_dir: File,
+    ignores: &[PathGlob],
+    include: Option<&PathGlob>,
+    search: &FileSearch,
+) -> std::io::Result<(Vec<FileMatches>, bool)> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(MAX_SEARCH_THREADS);
+    let (queue, queued) = mpsc::sync_channel::<(File, std::fs::Metadata, PathBuf)>(QUEUED_FILES);
+    let queued = Mutex::new(queued);
+    std::thread::scope(|scope| {
+        let searchers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let matchers = search.matchers.clone();
+                    let mut whole = Vec::new();
+                    let mut found = Vec::new();
+                    loop {
+                        let next = queued.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                        let Ok((file, meta, path)) = next else {
+                            return found;
+                        };
+                        found.extend(search.file(&matchers, file, meta, &path, &mut whole));
+                    }
+                })
+            })
+            .collect();
+        let mut stopped = false;
+        let mut visited = 0usize;
+        let mut visit = |entry: &walk::Entry<'_>| {
+            visited += 1;
+            if visited >= limits::WALK_MAX_ENTRIES || search.capped() {
+                stopped = true;
+                return Flow::Stop;
+            }
+            if entry.file_type != FileType::RegularFile {
+                return Flow::Continue;
+            }
+            if include.is_some_and(|g| !g.matches(entry.rel)) {
+                return Flow::Continue;
+            }
+            // Opened by name in its directory's descriptor, without following: a file swapped for
+            // a symlink since the listing is skipped.
+            if let Ok(Some((file, meta))) = entry.open_regular() {
+                if queue.send((file, meta, entry.path.to_path_buf())).is_err() {
+                    return Flow::Stop;
+                }
+            }
+            Flow::Continue
+        };
+        let walked = walk::walk(
+            open,
+            root,
+            base,
+            OwnedFd::from(base_dir),
+            ignores,
+            &mut visit,
+        );
+        drop(queue);
+        let found = searchers
+            .into_iter()
+            .flat_map(|s| s.join().expect("a grep search thread panicked"))
+            .collect();
+        walked.map(|()| (found, stopped))
+    })
+}
+
+/// The regexes of one grep. Each search thread gets its own clone, so the threads do not share
+/// the regexes' scratch space.
+#[derive(Clone)]
+struct Matchers {
+    regex: regex::bytes::Regex,
+    prefilter: Option<Prefilter>,
+}
+
+/// What every file of one grep is searched with.
+struct FileSearch {
+    matchers: Matchers,
+    max_chars: usize,
+    collect_cap: usize,
+    /// Matches collected so far, over all threads.
+    total: AtomicUsize,
+}
+
+impl FileSearch {
+    fn capped(&self) -> bool {
+        self.total.load(Ordering::Relaxed) >= self.collect_cap
+    }
+
+    /// The matches in one file, if any. `whole` is the thread's reusable read buffer.
+    fn file(
+        &self,
+        matchers: &Matchers,
+        file: File,
+        meta: std::fs::Metadata,
+        path: &Path,
+        whole: &mut Vec<u8>,
+    ) -> Option<FileMatches> {
+        if self.capped() {
+            return None;
+        }
+        let lines = LineSearch {
+            regex: &matchers.regex,
+            shown: path.to_string_lossy(),
+            max_chars: self.max_chars,
+            collect_cap: self.collect_cap,
+        };
+        let matches = match &matchers.prefilter {
+            // A file small enough is read whole and skipped when the buffer has no match.
+            Some(prefilter) if meta.len() <= PREFILTER_MAX_BYTES => {
+                whole.clear();
+                let read = (&file).take(PREFILTER_MAX_BYTES).read_to_end(whole);
+                let sniff = whole.len().min(BINARY_SNIFF_BYTES);
+                if read.is_err() || whole[..sniff].contains(&0) || !prefilter.may_match(whole) {
+                    return None;
+                }
+                lines.run(&mut whole.as_slice(), &self.total)
+            }
+            _ => {
+                let mut reader = BufReader::with_capacity(64 * 1024, file);
+                if looks_binary(&mut reader).unwrap_or(true) {
+                    return None;
+                }
+                lines.run(&mut reader, &self.total)
+            }
+        };
+        (!matches.is_empty()).then(|| (time_ms(meta.modified()), path.to_path_buf(), matches))
+    }
+}
 
 /// The exact, per-line part of grep.
 struct LineSearch<'a> {
@@ -288,7 +386,7 @@ struct LineSearch<'a> {
 
 impl LineSearch<'_> {
     /// The matching lines of `reader`, counting each into `total` and stopping at the cap.
-    fn run(&self, reader: &mut impl BufRead, total: &mut usize) -> Vec<GrepMatch> {
+    fn run(&self, reader: &mut impl BufRead, total: &AtomicUsize) -> Vec<GrepMatch> {
         let mut line = Vec::new();
         let mut number = 0u64;
         let mut matches = Vec::new();
@@ -300,8 +398,7 @@ impl LineSearch<'_> {
                     line: number,
                     text: cut_chars(String::from_utf8_lossy(&line).into_owned(), self.max_chars),
                 });
-                *total += 1;
-                if *total >= self.collect_cap {
+                if total.fetch_add(1, Ordering::Relaxed) + 1 >= self.collect_cap {
                     break;
                 }
             }

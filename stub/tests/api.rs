@@ -675,6 +675,53 @@ fn grep_should_honour_gitignore_skip_binaries_and_cap() {
 }
 
 #[test]
+fn grep_over_many_files_should_find_each_match_once() {
+    // Files are searched on several threads while the walk goes on: none lost, none twice.
+    let sb = Sandbox::new();
+    let stub = sb.start();
+    let root = sb.path().join("proj");
+    stub.register("w", &root);
+    let mut want = Vec::new();
+    for d in 0..20 {
+        let dir = root.join(format!("d{d:02}"));
+        fs::create_dir_all(&dir).unwrap();
+        for f in 0..50 {
+            let n = d * 50 + f;
+            let hit = n % 7 == 0;
+            let body = if hit {
+                format!("first\nneedle {n}\nlast\n")
+            } else {
+                "first\nhay\nlast\n".into()
+            };
+            fs::write(dir.join(format!("f{f:02}.txt")), body).unwrap();
+            if hit {
+                want.push(format!("needle {n}"));
+            }
+        }
+    }
+    let g = stub.ok(
+        "/v1/workspaces/w/grep",
+        json!({ "pattern": "needle \\d+", "limit": 1000 }),
+    );
+    let mut got: Vec<String> = g["matches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap().to_string())
+        .collect();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
+    assert_eq!(g["truncated"], false);
+    let g = stub.ok(
+        "/v1/workspaces/w/grep",
+        json!({ "pattern": "needle", "limit": 5 }),
+    );
+    assert_eq!(g["matches"].as_array().unwrap().len(), 5);
+    assert_eq!(g["truncated"], true);
+}
+
+#[test]
 fn log_should_record_requests_but_never_the_token() {
     let sb = Sandbox::new();
     let stub = sb.start();

@@ -19,6 +19,7 @@ use regex::bytes::{Regex, RegexBuilder};
 use regex_syntax::hir::Look;
 
 /// The buffer regex of a grep, when the pattern allows one.
+#[derive(Clone)]
 pub struct Prefilter {
     regex: Regex,
     max_line: usize,
