@@ -180,6 +180,7 @@ pub fn grep(
         max_chars: req.max_line_chars.unwrap_or(limits::GREP_LINE_CHARS),
         collect_cap: limit * limits::GREP_COLLECT_FACTOR,
         total: AtomicUsize::new(0),
+        threads: search_threads(),
     };
 
     // Not O_DIRECTORY: the base may be a file. O_NONBLOCK: nor may a FIFO block this worker.
@@ -237,6 +238,12 @@ const MAX_SEARCH_THREADS: usize = 4;
 /// Opened files waiting for a search thread: bounds the descriptors a grep holds.
 const QUEUED_FILES: usize = 64;
 
+fn search_threads() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(MAX_SEARCH_THREADS)
+}
+
 /// A file with matches: its mtime (for newest first), its path and the matching lines.
 type FileMatches = (u64, PathBuf, Vec<GrepMatch>);
 
@@ -251,28 +258,31 @@ fn search_tree(
     include: Option<&PathGlob>,
     search: &FileSearch,
 ) -> std::io::Result<(Vec<FileMatches>, bool)> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(MAX_SEARCH_THREADS);
     let (queue, queued) = mpsc::sync_channel::<(File, std::fs::Metadata, PathBuf)>(QUEUED_FILES);
     let queued = Mutex::new(queued);
     std::thread::scope(|scope| {
-        let searchers: Vec<_> = (0..threads)
-            .map(|_| {
-                scope.spawn(|| {
-                    let matchers = search.matchers.clone();
-                    let mut whole = Vec::new();
-                    let mut found = Vec::new();
-                    loop {
-                        let next = queued.lock().unwrap_or_else(|e| e.into_inner()).recv();
-                        let Ok((file, meta, path)) = next else {
-                            return found;
-                        };
-                        found.extend(search.file(&matchers, file, meta, &path, &mut whole));
-                    }
-                })
+        // A host that refuses more threads (a low `ulimit -u`) gets the search on this one.
+        let searchers: Vec<_> = (0..search.threads)
+            .map_while(|_| {
+                let thread = std::thread::Builder::new().name("grep".into());
+                thread
+                    .spawn_scoped(scope, || {
+                        let matchers = search.matchers.clone();
+                        let mut whole = Vec::new();
+                        let mut found = Vec::new();
+                        loop {
+                            let next = queued.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                            let Ok((file, meta, path)) = next else {
+                                return found;
+                            };
+                            found.extend(search.file(&matchers, file, meta, &path, &mut whole));
+                        }
+                    })
+                    .ok()
             })
             .collect();
+        let mut found_here = Vec::new();
+        let mut whole = Vec::new();
         let mut stopped = false;
         let mut visited = 0usize;
         let mut visit = |entry: &walk::Entry<'_>| {
@@ -290,7 +300,10 @@ fn search_tree(
             // Opened by name in its directory's descriptor, without following: a file swapped for
             // a symlink since the listing is skipped.
             if let Ok(Some((file, meta))) = entry.open_regular() {
-                if queue.send((file, meta, entry.path.to_path_buf())).is_err() {
+                if searchers.is_empty() {
+                    let found = search.file(&search.matchers, file, meta, entry.path, &mut whole);
+                    found_here.extend(found);
+                } else if queue.send((file, meta, entry.path.to_path_buf())).is_err() {
                     return Flow::Stop;
                 }
             }
@@ -308,6 +321,7 @@ fn search_tree(
         let found = searchers
             .into_iter()
             .flat_map(|s| s.join().expect("a grep search thread panicked"))
+            .chain(found_here)
             .collect();
         walked.map(|()| (found, stopped))
     })
@@ -328,6 +342,8 @@ struct FileSearch {
     collect_cap: usize,
     /// Matches collected so far, over all threads.
     total: AtomicUsize,
+    /// Threads searching files in a tree besides the walking one.
+    threads: usize,
 }
 
 impl FileSearch {
@@ -410,6 +426,56 @@ impl LineSearch<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tree_should_be_searched_alike_with_or_without_threads() {
+        let dir = tempfile::tempdir().unwrap();
+        for d in 0..5 {
+            let sub = dir.path().join(format!("d{d}"));
+            std::fs::create_dir(&sub).unwrap();
+            for f in 0..40 {
+                let text = if f % 3 == 0 {
+                    "a\nneedle\n"
+                } else {
+                    "a\nhay\n"
+                };
+                std::fs::write(sub.join(format!("f{f}")), text).unwrap();
+            }
+        }
+        let found_with = |threads| {
+            let search = FileSearch {
+                matchers: Matchers {
+                    regex: regex::bytes::Regex::new("needle").unwrap(),
+                    prefilter: Prefilter::new("needle", false, MAX_LINE_BYTES),
+                },
+                max_chars: 100,
+                collect_cap: 1000,
+                total: AtomicUsize::new(0),
+                threads,
+            };
+            let base = File::open(dir.path()).unwrap();
+            let (mut files, stopped) = search_tree(
+                Opener::new(),
+                dir.path(),
+                dir.path(),
+                base,
+                &[],
+                None,
+                &search,
+            )
+            .unwrap();
+            assert!(!stopped);
+            files.sort_by(|a, b| a.1.cmp(&b.1));
+            files
+                .into_iter()
+                .map(|(_, p, m)| (p, m.len()))
+                .collect::<Vec<_>>()
+        };
+        // Threads 0: no thread could be started, so the walking thread searches too.
+        let alone = found_with(0);
+        assert_eq!(alone.len(), 5 * 14);
+        assert_eq!(found_with(3), alone);
+    }
 
     #[test]
     fn glob_without_slash_should_match_names_at_any_depth() {
