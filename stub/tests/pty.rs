@@ -8,7 +8,7 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Sandbox, Stub, IO_TIMEOUT};
+use common::{request_text, Sandbox, Stub, IO_TIMEOUT};
 use serde_json::{json, Value};
 use tungstenite::client::IntoClientRequest;
 use tungstenite::{Message, WebSocket};
@@ -29,18 +29,8 @@ fn request(
 ) -> (u16, String) {
     let mut stream = UnixStream::connect(&stub.socket).unwrap();
     stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nAuthorization: Bearer {}\r\nContent-Length: {}\r\n",
-        stub.token,
-        body.len()
-    );
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    // One write, as in `common::send`: a route that answers early may close before a second one.
-    head.push_str(body);
-    stream.write_all(head.as_bytes()).unwrap();
+    let text = request_text(method, path, Some(&stub.token), headers, body);
+    stream.write_all(text.as_bytes()).unwrap();
     let mut reader = BufReader::new(stream);
     let mut status = String::new();
     reader.read_line(&mut status).unwrap();

@@ -208,18 +208,33 @@ fn send(
     body: Option<&Value>,
 ) {
     let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+    let json = [("Content-Type", "application/json")];
+    let request = request_text(method, path, token, &json, &body);
+    stream.write_all(request.as_bytes()).unwrap();
+}
+
+/// A whole HTTP/1.1 request (`Connection: close`), to be sent in one write: a route that ignores
+/// its body may answer and close before a second write, which would then fail with EPIPE.
+pub fn request_text(
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> String {
+    let mut text = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
     );
     if let Some(token) = token {
-        head.push_str(&format!("Authorization: Bearer {token}\r\n"));
+        text.push_str(&format!("Authorization: Bearer {token}\r\n"));
     }
-    head.push_str("\r\n");
-    // One write: a route that ignores its body may answer and close before a second write, which
-    // would then fail with EPIPE.
-    head.push_str(&body);
-    stream.write_all(head.as_bytes()).unwrap();
+    for (name, value) in headers {
+        text.push_str(&format!("{name}: {value}\r\n"));
+    }
+    text.push_str("\r\n");
+    text.push_str(body);
+    text
 }
 
 /// Reads the status line and headers; returns the status and whether the body is chunked.
