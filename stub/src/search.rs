@@ -232,11 +232,36 @@ pub fn grep(
 
 /// Files up to this size are read whole and go through the [`Prefilter`] first.
 const PREFILTER_MAX_BYTES: u64 = 4 * 1024 * 1024;
-/// Threads that read and search files while the walk lists and opens them (ripgrep, the local
+/// Threads that open, read and search files while the walk lists them (ripgrep, the local
 /// baseline, uses every CPU as well).
 const MAX_SEARCH_THREADS: usize = 4;
-/// Opened files waiting for a search thread: bounds the descriptors a grep holds.
-const QUEUED_FILES: usize = 64;
+/// Files handed to a search thread at once. One file at a time cost more in thread wake-ups than
+/// the search itself (a grep over 10k small files switched threads ~1,800 times).
+const FILES_PER_BATCH: usize = 64;
+/// Directories a batch may draw from: each keeps its directory's descriptor open until searched.
+const DIRS_PER_BATCH: usize = 4;
+/// Batches waiting for a search thread. With the batches in the threads' hands and the walker's
+/// own, this bounds the directory descriptors a grep holds beyond the walk's path:
+/// `(QUEUED_BATCHES + MAX_SEARCH_THREADS + 1) * DIRS_PER_BATCH`.
+const QUEUED_BATCHES: usize = 2;
+
+/// The files one search thread takes at once.
+#[derive(Default)]
+struct Batch {
+    files: Vec<walk::FileRef>,
+    dirs: usize,
+}
+
+impl Batch {
+    /// Adds `file`; true when the batch is full (by files or by directories).
+    fn push(&mut self, file: walk::FileRef) -> bool {
+        if !self.files.last().is_some_and(|last| last.same_dir(&file)) {
+            self.dirs += 1;
+        }
+        self.files.push(file);
+        self.files.len() == FILES_PER_BATCH || self.dirs == DIRS_PER_BATCH
+    }
+}
 
 fn search_threads() -> usize {
     std::thread::available_parallelism()
@@ -258,7 +283,7 @@ fn search_tree(
     include: Option<&PathGlob>,
     search: &FileSearch,
 ) -> std::io::Result<(Vec<FileMatches>, bool)> {
-    let (queue, queued) = mpsc::sync_channel::<(File, std::fs::Metadata, PathBuf)>(QUEUED_FILES);
+    let (queue, queued) = mpsc::sync_channel::<Vec<walk::FileRef>>(QUEUED_BATCHES);
     let queued = Mutex::new(queued);
     std::thread::scope(|scope| {
         // A host that refuses more threads (a low `ulimit -u`) gets the search on this one.
@@ -272,10 +297,12 @@ fn search_tree(
                         let mut found = Vec::new();
                         loop {
                             let next = queued.lock().unwrap_or_else(|e| e.into_inner()).recv();
-                            let Ok((file, meta, path)) = next else {
+                            let Ok(batch) = next else {
                                 return found;
                             };
-                            found.extend(search.file(&matchers, file, meta, &path, &mut whole));
+                            for file in batch {
+                                found.extend(search.file_ref(&matchers, &file, &mut whole));
+                            }
                         }
                     })
                     .ok()
@@ -283,6 +310,7 @@ fn search_tree(
             .collect();
         let mut found_here = Vec::new();
         let mut whole = Vec::new();
+        let mut batch = Batch::default();
         let mut stopped = false;
         let mut visited = 0usize;
         let mut visit = |entry: &walk::Entry<'_>| {
@@ -297,15 +325,14 @@ fn search_tree(
             if include.is_some_and(|g| !g.matches(entry.rel)) {
                 return Flow::Continue;
             }
-            // Opened by name in its directory's descriptor, without following: a file swapped for
-            // a symlink since the listing is skipped.
-            if let Ok(Some((file, meta))) = entry.open_regular() {
-                if searchers.is_empty() {
-                    let found = search.file(&search.matchers, file, meta, entry.path, &mut whole);
-                    found_here.extend(found);
-                } else if queue.send((file, meta, entry.path.to_path_buf())).is_err() {
-                    return Flow::Stop;
-                }
+            if searchers.is_empty() {
+                let file = entry.file_ref();
+                found_here.extend(search.file_ref(&search.matchers, &file, &mut whole));
+                return Flow::Continue;
+            }
+            if batch.push(entry.file_ref()) && queue.send(std::mem::take(&mut batch).files).is_err()
+            {
+                return Flow::Stop;
             }
             Flow::Continue
         };
@@ -317,6 +344,9 @@ fn search_tree(
             ignores,
             &mut visit,
         );
+        if !batch.files.is_empty() {
+            let _ = queue.send(batch.files);
+        }
         drop(queue);
         let found = searchers
             .into_iter()
@@ -349,6 +379,20 @@ struct FileSearch {
 impl FileSearch {
     fn capped(&self) -> bool {
         self.total.load(Ordering::Relaxed) >= self.collect_cap
+    }
+
+    /// The matches in a file the walk met, opened here (not followed if it became a symlink).
+    fn file_ref(
+        &self,
+        matchers: &Matchers,
+        file: &walk::FileRef,
+        whole: &mut Vec<u8>,
+    ) -> Option<FileMatches> {
+        if self.capped() {
+            return None;
+        }
+        let (opened, meta) = file.open_regular().ok()??;
+        self.file(matchers, opened, meta, &file.path, whole)
     }
 
     /// The matches in one file, if any. `whole` is the thread's reusable read buffer.
@@ -485,6 +529,56 @@ mod tests {
         assert!(!g.matches(Path::new("a.rsx")));
         let g = PathGlob::new("*.{ts,tsx}").unwrap();
         assert!(g.matches(Path::new("x/y.tsx")));
+    }
+
+    #[test]
+    fn a_batch_should_end_at_its_file_or_directory_limit() {
+        // Three directories of 100 files, then ten of one file each: the first fill batches by
+        // files, the others by directories.
+        let dir = tempfile::tempdir().unwrap();
+        for (group, dirs, files) in [("big", 3, 100), ("small", 10, 1)] {
+            for d in 0..dirs {
+                let sub = dir.path().join(group).join(format!("d{d}"));
+                std::fs::create_dir_all(&sub).unwrap();
+                for f in 0..files {
+                    std::fs::write(sub.join(format!("f{f}")), "x").unwrap();
+                }
+            }
+        }
+        let (mut batches, mut batch) = (Vec::new(), Batch::default());
+        let mut visit = |entry: &walk::Entry<'_>| {
+            if entry.file_type == FileType::RegularFile && batch.push(entry.file_ref()) {
+                batches.push(std::mem::take(&mut batch));
+            }
+            Flow::Continue
+        };
+        let base = OwnedFd::from(File::open(dir.path()).unwrap());
+        walk::walk(Opener::new(), dir.path(), dir.path(), base, &[], &mut visit).unwrap();
+        batches.push(batch);
+        let dirs_of = |b: &Batch| {
+            let parents: std::collections::HashSet<_> = b
+                .files
+                .iter()
+                .map(|f| f.path.parent().unwrap().to_owned())
+                .collect();
+            parents.len()
+        };
+        for b in &batches {
+            assert!(b.files.len() <= FILES_PER_BATCH);
+            assert!(dirs_of(b) <= DIRS_PER_BATCH);
+        }
+        assert!(batches.iter().any(|b| b.files.len() == FILES_PER_BATCH));
+        assert!(batches
+            .iter()
+            .any(|b| dirs_of(b) == DIRS_PER_BATCH && b.files.len() < FILES_PER_BATCH));
+        let mut paths: Vec<_> = batches
+            .iter()
+            .flat_map(|b| &b.files)
+            .map(|f| &f.path)
+            .collect();
+        paths.sort();
+        paths.dedup();
+        assert_eq!(paths.len(), 310, "every file once");
     }
 
     #[test]

@@ -675,6 +675,37 @@ fn grep_should_honour_gitignore_skip_binaries_and_cap() {
 }
 
 #[test]
+fn grep_should_find_every_match_in_many_small_directories_with_few_descriptors() {
+    // Queued files keep their directories open: a tree of one-file directories must not run a
+    // stub with a low descriptor limit out of them (the files it could not open were missed).
+    let sb = Sandbox::new();
+    let stub = sb.start_with_open_files(64);
+    let root = sb.path().join("proj");
+    stub.register("w", &root);
+    let mut want = Vec::new();
+    for d in 0..300 {
+        let dir = root.join("many").join(format!("d{d:03}"));
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("f.txt"), format!("needle {d}\n")).unwrap();
+        want.push(format!("needle {d}"));
+    }
+    let g = stub.ok(
+        "/v1/workspaces/w/grep",
+        json!({ "pattern": "needle \\d+", "limit": 1000 }),
+    );
+    let mut got: Vec<String> = g["matches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap().to_string())
+        .collect();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
+    assert_eq!(g["truncated"], false);
+}
+
+#[test]
 fn grep_over_many_files_should_find_each_match_once() {
     // Files are searched on several threads while the walk goes on: none lost, none twice.
     let sb = Sandbox::new();

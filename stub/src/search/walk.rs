@@ -12,11 +12,12 @@
 //! git excludes file only inside a git (or jj) repository; deeper files win; ignore files of the
 //! base's parent directories count too. Ignore files are read through descriptors as well.
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use ignore::Match;
@@ -30,8 +31,8 @@ const MAX_IGNORE_FILE_BYTES: u64 = 1024 * 1024;
 
 /// One entry met by the walk.
 pub struct Entry<'a> {
-    /// The directory holding it.
-    dir: BorrowedFd<'a>,
+    /// The directory holding it (shared, so a [`FileRef`] can keep it open).
+    dir: &'a Arc<OwnedFd>,
     name: &'a OsStr,
     /// From the directory listing; a symlink is a symlink, never what it points to.
     pub file_type: FileType,
@@ -44,12 +45,42 @@ pub struct Entry<'a> {
 impl Entry<'_> {
     /// The entry's own metadata (a symlink's, not its target's).
     pub fn meta(&self) -> io::Result<Meta> {
-        nofollow::stat_at(self.dir, self.name)
+        nofollow::stat_at(self.dir.as_fd(), self.name)
     }
 
     /// The entry opened for reading, when it is (still) a regular file.
     pub fn open_regular(&self) -> io::Result<Option<(File, std::fs::Metadata)>> {
-        nofollow::open_regular_at(self.dir, self.name)
+        nofollow::open_regular_at(self.dir.as_fd(), self.name)
+    }
+
+    /// The entry, to be opened later, maybe on another thread.
+    pub fn file_ref(&self) -> FileRef {
+        FileRef {
+            dir: self.dir.clone(),
+            name: self.name.to_owned(),
+            path: self.path.to_path_buf(),
+        }
+    }
+}
+
+/// An entry of the walk to open later. It holds its directory's descriptor, so it is opened
+/// relative to the directory that was listed, without following, as [`Entry::open_regular`] does.
+pub struct FileRef {
+    dir: Arc<OwnedFd>,
+    name: OsString,
+    /// Absolute, for answers.
+    pub path: PathBuf,
+}
+
+impl FileRef {
+    /// The entry opened for reading, when it is (still) a regular file.
+    pub fn open_regular(&self) -> io::Result<Option<(File, std::fs::Metadata)>> {
+        nofollow::open_regular_at(self.dir.as_fd(), &self.name)
+    }
+
+    /// Whether both were listed in the same directory (and so keep the same descriptor open).
+    pub fn same_dir(&self, other: &FileRef) -> bool {
+        Arc::ptr_eq(&self.dir, &other.dir)
     }
 }
 
@@ -104,7 +135,7 @@ pub fn walk(
         global: Gitignore::global().0,
         visit,
     };
-    walker.dir(base_fd.as_fd(), base, Path::new(""))?;
+    walker.dir(&Arc::new(base_fd), base, Path::new(""))?;
     Ok(())
 }
 
@@ -120,14 +151,15 @@ impl Rules {
 }
 
 impl Walker<'_> {
-    fn dir(&mut self, fd: BorrowedFd<'_>, path: &Path, rel: &Path) -> io::Result<Flow> {
-        self.rules.push(load_rules(fd, path));
+    fn dir(&mut self, fd: &Arc<OwnedFd>, path: &Path, rel: &Path) -> io::Result<Flow> {
+        self.rules.push(load_rules(fd.as_fd(), path));
         let flow = self.entries(fd, path, rel);
         self.rules.pop();
         flow
     }
 
-    fn entries(&mut self, fd: BorrowedFd<'_>, path: &Path, rel: &Path) -> io::Result<Flow> {
+    fn entries(&mut self, dir: &Arc<OwnedFd>, path: &Path, rel: &Path) -> io::Result<Flow> {
+        let fd = dir.as_fd();
         for (name, file_type) in nofollow::entries(fd)? {
             if name == ".git" {
                 continue;
@@ -149,7 +181,7 @@ impl Walker<'_> {
                 continue;
             }
             let entry = Entry {
-                dir: fd,
+                dir,
                 name: &name,
                 file_type,
                 rel: &child_rel,
@@ -164,7 +196,7 @@ impl Walker<'_> {
                 let Ok(sub) = openat(fd, &name, flags, Mode::empty()) else {
                     continue;
                 };
-                if self.dir(sub.as_fd(), &child, &child_rel)? == Flow::Stop {
+                if self.dir(&Arc::new(sub), &child, &child_rel)? == Flow::Stop {
                     return Ok(Flow::Stop);
                 }
             }

@@ -77,6 +77,26 @@ impl Sandbox {
     pub fn start(&self) -> Stub {
         Stub::start(&self.home(), &self.user_home(), &self.token)
     }
+
+    /// A stub that may hold at most `limit` descriptors at once (`RLIMIT_NOFILE`).
+    pub fn start_with_open_files(&self, limit: u64) -> Stub {
+        let mut command = stub_command();
+        let rlimit = libc::rlimit {
+            rlim_cur: limit,
+            rlim_max: limit,
+        };
+        // SAFETY: setrlimit is async-signal-safe, and nothing else runs between fork and exec.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut command, move || {
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &rlimit) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
+        Stub::spawn(command, &self.home(), &self.user_home(), &self.token)
+    }
 }
 
 fn random_hex() -> String {
@@ -99,7 +119,11 @@ pub struct Stub {
 
 impl Stub {
     pub fn start(home: &Path, user_home: &Path, token: &str) -> Stub {
-        let mut child = stub_command()
+        Stub::spawn(stub_command(), home, user_home, token)
+    }
+
+    fn spawn(mut command: Command, home: &Path, user_home: &Path, token: &str) -> Stub {
+        let mut child = command
             .args(["serve", "--home"])
             .arg(home)
             .env("HOME", user_home)
