@@ -145,21 +145,11 @@ pub async fn ensure_stub(
     progress: &(dyn Fn(Step) + Send + Sync),
     attach: Option<&RegisterWorkspace>,
 ) -> Result<Stub> {
-    let stub = find_or_start_stub(target, stub_dir, progress, attach).await?;
-    super::attach_socket::remember(target, &stub.info);
-    Ok(stub)
-}
-
-async fn find_or_start_stub(
-    target: &SshTarget,
-    stub_dir: Option<&Path>,
-    progress: &(dyn Fn(Step) + Send + Sync),
-    attach: Option<&RegisterWorkspace>,
-) -> Result<Stub> {
     let connection = POOL.get(target).await?;
     progress(Step::Connected);
     if let Some(register) = attach {
-        // Warm: the running stub registers the workspace on its attach socket, without an exec.
+        // Warm: the running stub registers the workspace on its attach socket, without an exec. It was
+        // found where the record said, so there is nothing new to remember.
         if let Some(attached) = super::attach_socket::attach(&connection, target, register).await {
             if attached.is_ok() {
                 progress(Step::Reused);
@@ -167,7 +157,19 @@ async fn find_or_start_stub(
             return attached;
         }
     }
-    let probe = probe(&connection, attach).await?;
+    let stub = probe_or_start_stub(&connection, target, stub_dir, progress, attach).await?;
+    super::attach_socket::remember(target, &stub.info);
+    Ok(stub)
+}
+
+async fn probe_or_start_stub(
+    connection: &Connection,
+    target: &SshTarget,
+    stub_dir: Option<&Path>,
+    progress: &(dyn Fn(Step) + Send + Sync),
+    attach: Option<&RegisterWorkspace>,
+) -> Result<Stub> {
+    let probe = probe(connection, attach).await?;
     progress(Step::Probed {
         os: probe.os.clone(),
         arch: probe.arch.clone(),
@@ -235,7 +237,7 @@ async fn find_or_start_stub(
         Some(bytes)
     };
     let upload = bytes.as_deref().map(|b| (b, &probe));
-    let (info, token) = install_and_start(&connection, target, upload).await?;
+    let (info, token) = install_and_start(connection, target, upload).await?;
     if let Some(bytes) = &bytes {
         progress(Step::Uploading {
             done: bytes.len() as u64,
