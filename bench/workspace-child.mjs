@@ -13,10 +13,12 @@
 //   mode ops:    warm file/search calls: `fs/read` of `readPath` (and `fs/stat`, the smallest call) at
 //                least 30 times, `grep` of `pattern` `samples` times, each after one untimed warm-up, next
 //                to the same operation done locally on `localRoot` (fs.readFile + split into lines; `rg`
-//                over the local copy).
+//                over the local copy), and to one round trip of the bench's link (`linkPort`: the sink
+//                behind the same relay) answering as many bytes as the remote call's answer.
 import { execFile } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
+import net from 'node:net'
 import path from 'node:path'
 
 const require = createRequire(import.meta.url)
@@ -30,6 +32,31 @@ function rg(args, cwd) {
       resolve(stdout)
     })
   })
+}
+
+/** One open connection to the sink's exchange mode: `exchange(n)` asks for n bytes and waits for them all. */
+async function linkTo(port) {
+  const socket = net.connect(port, '127.0.0.1')
+  await new Promise((resolve, reject) => socket.once('connect', resolve).once('error', reject))
+  socket.setNoDelay(true)
+  socket.write('E')
+  let want = 0
+  let done = null
+  socket.on('data', (data) => {
+    want -= data.length
+    if (want <= 0 && done) done()
+  })
+  return {
+    exchange: (bytes) =>
+      new Promise((resolve) => {
+        want = bytes
+        done = resolve
+        const head = Buffer.alloc(8)
+        head.writeBigUInt64BE(BigInt(bytes))
+        socket.write(head)
+      }),
+    close: () => socket.destroy(),
+  }
 }
 
 async function timed(fn) {
@@ -59,7 +86,7 @@ async function main() {
     out.firstCallMs = first.ms
     if (!first.value.result) throw new Error(`fs/stat answered ${JSON.stringify(first.value)}`)
   } else if (args.mode === 'ops') {
-    const { place, readPath, pattern, localRoot, samples } = args
+    const { place, readPath, pattern, localRoot, linkPort, samples } = args
     const remoteRead = () => api.remoteCall(place, 'fs/read', { path: readPath })
     const remoteGrep = () => api.remoteCall(place, 'grep', { pattern, limit: 10_000 })
     const localRead = async () =>
@@ -73,14 +100,30 @@ async function main() {
     await localGrep()
     // The smallest call (stat of the root): the fixed cost of one call, apart from its payload.
     const remoteStat = () => api.remoteCall(place, 'fs/stat', { path: '.' })
-    await remoteStat()
-    const r = { remoteRead: [], localRead: [], remoteGrep: [], localGrep: [], remoteStat: [] }
+    const statAnswer = await remoteStat()
+    // The link carries answers of the same size as the calls' JSON (the HTTP head and SSH framing aside).
+    const link = await linkTo(linkPort)
+    const readBytes = Buffer.byteLength(JSON.stringify(first.value))
+    const statBytes = Buffer.byteLength(JSON.stringify(statAnswer))
+    await link.exchange(readBytes)
+    out.linkBytes = { read: readBytes, stat: statBytes }
+    const r = {
+      remoteRead: [],
+      localRead: [],
+      remoteGrep: [],
+      localGrep: [],
+      remoteStat: [],
+      linkRead: [],
+      linkStat: [],
+    }
     // Reads take a few ms, so a few samples are all noise: many more of them than of grep.
     const quickSamples = Math.max(30, samples * 10)
     for (let i = 0; i < quickSamples; i++) {
       const rr = await timed(remoteRead)
       const lr = await timed(localRead)
       const rs = await timed(remoteStat)
+      r.linkRead.push((await timed(() => link.exchange(readBytes))).ms)
+      r.linkStat.push((await timed(() => link.exchange(statBytes))).ms)
       if (!rr.value.result) throw new Error(`fs/read answered ${JSON.stringify(rr.value).slice(0, 300)}`)
       r.remoteRead.push(rr.ms)
       r.localRead.push(lr.ms)
@@ -103,6 +146,7 @@ async function main() {
         localMatches: lg.value.split('\n').filter(Boolean).length,
       })
     }
+    link.close()
     out.samples = r
   } else if (args.mode !== 'noop') {
     throw new Error(`unknown mode ${args.mode}`)

@@ -4,6 +4,8 @@
 // Per connection, the first byte picks the direction:
 //   'U' upload: count every byte until the client half-closes, answer `<count>\n`, close.
 //   'D' download: read an 8-byte big-endian length, send that many bytes, close.
+//   'E' exchange: for every 8-byte big-endian length read, send that many bytes; the connection stays open
+//       (one round trip of the bench's simulated link with a given answer size, to set against ours).
 import { chmodSync } from 'node:fs'
 import net from 'node:net'
 
@@ -24,10 +26,17 @@ const serve = (socket) => {
     } else if (mode === 'D' && header.length < 8) {
       header = Buffer.concat([header, data])
       if (header.length >= 8) send(socket, Number(header.readBigUInt64BE(0)))
+    } else if (mode === 'E') {
+      header = Buffer.concat([header, data])
+      while (header.length >= 8) {
+        socket.write(Buffer.alloc(Number(header.readBigUInt64BE(0)), 0x5a))
+        header = header.subarray(8)
+      }
     }
   })
   socket.on('end', () => {
     if (mode === 'U') socket.end(`${count}\n`)
+    else if (mode === 'E') socket.end()
   })
   socket.on('error', () => {})
 }
