@@ -674,6 +674,24 @@ fn grep_should_honour_gitignore_skip_binaries_and_cap() {
     assert_eq!(e["type"], "bad_request");
 }
 
+/// A grep for `needle <n>` answers every line in `want` once, in any order, and nothing else.
+fn assert_every_needle_found(stub: &common::Stub, mut want: Vec<String>) {
+    let g = stub.ok(
+        "/v1/workspaces/w/grep",
+        json!({ "pattern": "needle \\d+", "limit": 1000 }),
+    );
+    let mut got: Vec<String> = g["matches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap().to_string())
+        .collect();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
+    assert_eq!(g["truncated"], false);
+}
+
 #[test]
 fn grep_should_find_every_match_in_many_small_directories_with_few_descriptors() {
     // Queued files keep their directories open: a tree of one-file directories must not run a
@@ -689,20 +707,7 @@ fn grep_should_find_every_match_in_many_small_directories_with_few_descriptors()
         fs::write(dir.join("f.txt"), format!("needle {d}\n")).unwrap();
         want.push(format!("needle {d}"));
     }
-    let g = stub.ok(
-        "/v1/workspaces/w/grep",
-        json!({ "pattern": "needle \\d+", "limit": 1000 }),
-    );
-    let mut got: Vec<String> = g["matches"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["text"].as_str().unwrap().to_string())
-        .collect();
-    got.sort();
-    want.sort();
-    assert_eq!(got, want);
-    assert_eq!(g["truncated"], false);
+    assert_every_needle_found(&stub, want);
 }
 
 #[test]
@@ -730,20 +735,7 @@ fn grep_over_many_files_should_find_each_match_once() {
             }
         }
     }
-    let g = stub.ok(
-        "/v1/workspaces/w/grep",
-        json!({ "pattern": "needle \\d+", "limit": 1000 }),
-    );
-    let mut got: Vec<String> = g["matches"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["text"].as_str().unwrap().to_string())
-        .collect();
-    got.sort();
-    want.sort();
-    assert_eq!(got, want);
-    assert_eq!(g["truncated"], false);
+    assert_every_needle_found(&stub, want);
     let g = stub.ok(
         "/v1/workspaces/w/grep",
         json!({ "pattern": "needle", "limit": 5 }),
