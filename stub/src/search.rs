@@ -13,7 +13,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use std::sync::{mpsc, Mutex};
 
 use globset::{GlobBuilder, GlobMatcher};
@@ -26,7 +26,7 @@ use crate::error::ApiErr;
 use crate::fsops::{
     cut_chars, looks_binary, open_failed, read_line_capped, BINARY_SNIFF_BYTES, MAX_LINE_BYTES,
 };
-use crate::nofollow::{read_flags, Opener};
+use crate::nofollow::{out_of_descriptors, read_flags, Opener};
 use crate::state::{State, Target, Use};
 use crate::util::time_ms;
 use prefilter::Prefilter;
@@ -181,6 +181,7 @@ pub fn grep(
         collect_cap: limit * limits::GREP_COLLECT_FACTOR,
         total: AtomicUsize::new(0),
         threads: search_threads(),
+        failed: AtomicI32::new(0),
     };
 
     // Not O_DIRECTORY: the base may be a file. O_NONBLOCK: nor may a FIFO block this worker.
@@ -315,7 +316,7 @@ fn search_tree(
         let mut visited = 0usize;
         let mut visit = |entry: &walk::Entry<'_>| {
             visited += 1;
-            if visited >= limits::WALK_MAX_ENTRIES || search.capped() {
+            if visited >= limits::WALK_MAX_ENTRIES || search.done() {
                 stopped = true;
                 return Flow::Stop;
             }
@@ -353,7 +354,11 @@ fn search_tree(
             .flat_map(|s| s.join().expect("a grep search thread panicked"))
             .chain(found_here)
             .collect();
-        walked.map(|()| (found, stopped))
+        walked?;
+        match search.failure() {
+            Some(error) => Err(error),
+            None => Ok((found, stopped)),
+        }
     })
 }
 
@@ -374,11 +379,27 @@ struct FileSearch {
     total: AtomicUsize,
     /// Threads searching files in a tree besides the walking one.
     threads: usize,
+    /// The errno that made a file impossible to open for want of descriptors (0: none). The grep
+    /// then fails instead of answering without that file.
+    failed: AtomicI32,
 }
 
 impl FileSearch {
     fn capped(&self) -> bool {
         self.total.load(Ordering::Relaxed) >= self.collect_cap
+    }
+
+    /// Whether the walk should stop: enough matches, or a file could not be searched.
+    fn done(&self) -> bool {
+        self.capped() || self.failed.load(Ordering::Relaxed) != 0
+    }
+
+    /// The error that stopped the search, if one did.
+    fn failure(&self) -> Option<std::io::Error> {
+        match self.failed.load(Ordering::Relaxed) {
+            0 => None,
+            code => Some(std::io::Error::from_raw_os_error(code)),
+        }
     }
 
     /// The matches in a file the walk met, opened here (not followed if it became a symlink).
@@ -391,7 +412,16 @@ impl FileSearch {
         if self.capped() {
             return None;
         }
-        let (opened, meta) = file.open_regular().ok()??;
+        let (opened, meta) = match file.open_regular() {
+            Ok(found) => found?,
+            Err(e) if out_of_descriptors(&e) => {
+                let code = e.raw_os_error().unwrap_or(libc::EMFILE);
+                self.failed.store(code, Ordering::Relaxed);
+                return None;
+            }
+            // Gone, or swapped for a symlink, since the listing.
+            Err(_) => return None,
+        };
         self.file(matchers, opened, meta, &file.path, whole)
     }
 
@@ -496,6 +526,7 @@ mod tests {
                 collect_cap: 1000,
                 total: AtomicUsize::new(0),
                 threads,
+                failed: AtomicI32::new(0),
             };
             let base = File::open(dir.path()).unwrap();
             let (mut files, stopped) = search_tree(

@@ -680,16 +680,21 @@ fn assert_every_needle_found(stub: &common::Stub, mut want: Vec<String>) {
         "/v1/workspaces/w/grep",
         json!({ "pattern": "needle \\d+", "limit": 1000 }),
     );
-    let mut got: Vec<String> = g["matches"]
+    want.sort();
+    assert_eq!(matched_texts(&g), want);
+    assert_eq!(g["truncated"], false);
+}
+
+/// The text of every match in a grep answer, sorted.
+fn matched_texts(answer: &Value) -> Vec<String> {
+    let mut texts: Vec<String> = answer["matches"]
         .as_array()
         .unwrap()
         .iter()
         .map(|m| m["text"].as_str().unwrap().to_string())
         .collect();
-    got.sort();
-    want.sort();
-    assert_eq!(got, want);
-    assert_eq!(g["truncated"], false);
+    texts.sort();
+    texts
 }
 
 #[test]
@@ -708,6 +713,65 @@ fn grep_should_find_every_match_in_many_small_directories_with_few_descriptors()
         want.push(format!("needle {d}"));
     }
     assert_every_needle_found(&stub, want);
+}
+
+/// Lowers (or raises) how many descriptors the running process `pid` may hold.
+fn set_open_files(pid: u32, limit: u64) {
+    let rlimit = libc::rlimit {
+        rlim_cur: limit,
+        rlim_max: 4096,
+    };
+    // SAFETY: prlimit reads `rlimit` and writes nothing back (no old limit asked for).
+    let done = unsafe {
+        libc::prlimit(
+            pid as libc::pid_t,
+            libc::RLIMIT_NOFILE,
+            &rlimit,
+            std::ptr::null_mut(),
+        )
+    };
+    assert_eq!(done, 0, "prlimit: {}", std::io::Error::last_os_error());
+}
+
+#[test]
+fn grep_should_fail_rather_than_answer_less_when_out_of_descriptors() {
+    // A file the stub cannot open for want of descriptors is not one the grep may skip: the agent
+    // would take the partial answer for the whole. Every answer must be whole or an error, never a
+    // 200 without some of the files.
+    let sb = Sandbox::new();
+    let stub = sb.start();
+    let root = sb.path().join("proj");
+    stub.register("w", &root);
+    let dir = root.join("flat");
+    fs::create_dir_all(&dir).unwrap();
+    let mut want = Vec::new();
+    for n in 0..2000 {
+        fs::write(dir.join(format!("f{n:04}.txt")), format!("needle {n}\n")).unwrap();
+        want.push(format!("needle {n}"));
+    }
+    want.sort();
+    let open_now = fs::read_dir(format!("/proc/{}/fd", stub.pid()))
+        .unwrap()
+        .count() as u64;
+    // The request's connection, the walk's base, and one more: the threads' file opens then meet
+    // the limit while the walk still lists.
+    set_open_files(stub.pid(), open_now + 3);
+    let grep = json!({ "pattern": "needle \\d+", "limit": 10000 });
+    for _ in 0..5 {
+        let (status, body) = stub.call("POST", "/v1/workspaces/w/grep", Some(&grep));
+        if status == 200 {
+            let got = matched_texts(&body);
+            assert_eq!(got.len(), want.len(), "a partial answer");
+            assert_eq!(got, want);
+        } else {
+            let message = body["error"]["message"].as_str().unwrap_or_default();
+            assert!(message.contains("(os error 24)"), "EMFILE: {body}");
+        }
+    }
+    set_open_files(stub.pid(), 1024);
+    let (status, body) = stub.call("POST", "/v1/workspaces/w/grep", Some(&grep));
+    assert_eq!(status, 200);
+    assert_eq!(body["matches"].as_array().unwrap().len(), want.len());
 }
 
 #[test]

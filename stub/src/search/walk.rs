@@ -192,9 +192,11 @@ impl Walker<'_> {
             }
             if is_dir {
                 let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-                // Fails when the directory was swapped for a symlink (or made unreadable): skip it.
-                let Ok(sub) = openat(fd, &name, flags, Mode::empty()) else {
-                    continue;
+                let sub = match openat(fd, &name, flags, Mode::empty()) {
+                    Ok(sub) => sub,
+                    Err(e) if nofollow::out_of_descriptors(&e.into()) => return Err(e.into()),
+                    // Swapped for a symlink (or made unreadable) since the listing: skip it.
+                    Err(_) => continue,
                 };
                 if self.dir(&Arc::new(sub), &child, &child_rel)? == Flow::Stop {
                     return Ok(Flow::Stop);
