@@ -301,14 +301,14 @@ pub fn read_flags() -> OFlags {
     OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::NOFOLLOW | OFlags::CLOEXEC
 }
 
-/// The entries of the directory `dir` (readable, not `O_PATH`) without `.` and `..`, with the type
-/// the listing gives (`Unknown` on some filesystems: ask [`stat_at`]).
 /// Whether `error` says the process (or the system) has no descriptor left. That is no property of
 /// the file: a walk that skipped it and went on would answer as if it had seen everything.
 pub fn out_of_descriptors(error: &io::Error) -> bool {
     matches!(error.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
 }
 
+/// The entries of the directory `dir` (readable, not `O_PATH`) without `.` and `..`, with the type
+/// the listing gives (`Unknown` on some filesystems: ask [`stat_at`]).
 pub fn entries(dir: BorrowedFd<'_>) -> io::Result<Vec<(OsString, FileType)>> {
     let mut out = Vec::new();
     // `read_from` reads through its own descriptor of the same directory (`openat(dir, ".")`).
