@@ -702,7 +702,8 @@ fn grep_should_find_every_match_in_many_small_directories_with_few_descriptors()
     // Queued files keep their directories open: a tree of one-file directories must not run a
     // stub with a low descriptor limit out of them (the files it could not open were missed).
     let sb = Sandbox::new();
-    let stub = sb.start_with_open_files(64);
+    let stub = sb.start();
+    let _ = stub.limit_open_files(64);
     let root = sb.path().join("proj");
     stub.register("w", &root);
     let mut want = Vec::new();
@@ -713,24 +714,6 @@ fn grep_should_find_every_match_in_many_small_directories_with_few_descriptors()
         want.push(format!("needle {d}"));
     }
     assert_every_needle_found(&stub, want);
-}
-
-/// Lowers (or raises) how many descriptors the running process `pid` may hold.
-fn set_open_files(pid: u32, limit: u64) {
-    let rlimit = libc::rlimit {
-        rlim_cur: limit,
-        rlim_max: 4096,
-    };
-    // SAFETY: prlimit reads `rlimit` and writes nothing back (no old limit asked for).
-    let done = unsafe {
-        libc::prlimit(
-            pid as libc::pid_t,
-            libc::RLIMIT_NOFILE,
-            &rlimit,
-            std::ptr::null_mut(),
-        )
-    };
-    assert_eq!(done, 0, "prlimit: {}", std::io::Error::last_os_error());
 }
 
 #[test]
@@ -755,7 +738,7 @@ fn grep_should_fail_rather_than_answer_less_when_out_of_descriptors() {
         .count() as u64;
     // The request's connection, the walk's base, and one more: the threads' file opens then meet
     // the limit while the walk still lists.
-    set_open_files(stub.pid(), open_now + 3);
+    let before = stub.limit_open_files(open_now + 3);
     let grep = json!({ "pattern": "needle \\d+", "limit": 10000 });
     for _ in 0..5 {
         let (status, body) = stub.call("POST", "/v1/workspaces/w/grep", Some(&grep));
@@ -768,7 +751,7 @@ fn grep_should_fail_rather_than_answer_less_when_out_of_descriptors() {
             assert!(message.contains("(os error 24)"), "EMFILE: {body}");
         }
     }
-    set_open_files(stub.pid(), 1024);
+    stub.limit_open_files(before);
     let (status, body) = stub.call("POST", "/v1/workspaces/w/grep", Some(&grep));
     assert_eq!(status, 200);
     assert_eq!(body["matches"].as_array().unwrap().len(), want.len());

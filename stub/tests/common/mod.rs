@@ -77,26 +77,6 @@ impl Sandbox {
     pub fn start(&self) -> Stub {
         Stub::start(&self.home(), &self.user_home(), &self.token)
     }
-
-    /// A stub that may hold at most `limit` descriptors at once (`RLIMIT_NOFILE`).
-    pub fn start_with_open_files(&self, limit: u64) -> Stub {
-        let mut command = stub_command();
-        let rlimit = libc::rlimit {
-            rlim_cur: limit,
-            rlim_max: limit,
-        };
-        // SAFETY: setrlimit is async-signal-safe, and nothing else runs between fork and exec.
-        unsafe {
-            std::os::unix::process::CommandExt::pre_exec(&mut command, move || {
-                if libc::setrlimit(libc::RLIMIT_NOFILE, &rlimit) == 0 {
-                    Ok(())
-                } else {
-                    Err(std::io::Error::last_os_error())
-                }
-            });
-        }
-        Stub::spawn(command, &self.home(), &self.user_home(), &self.token)
-    }
 }
 
 fn random_hex() -> String {
@@ -119,11 +99,7 @@ pub struct Stub {
 
 impl Stub {
     pub fn start(home: &Path, user_home: &Path, token: &str) -> Stub {
-        Stub::spawn(stub_command(), home, user_home, token)
-    }
-
-    fn spawn(mut command: Command, home: &Path, user_home: &Path, token: &str) -> Stub {
-        let mut child = command
+        let mut child = stub_command()
             .args(["serve", "--home"])
             .arg(home)
             .env("HOME", user_home)
@@ -169,6 +145,24 @@ impl Stub {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// From now on, the stub may hold at most `limit` descriptors at once (`RLIMIT_NOFILE`, soft;
+    /// the hard limit stays, so a later call can raise it again). Returns the limit it had.
+    pub fn limit_open_files(&self, limit: u64) -> u64 {
+        let pid = self.pid() as libc::pid_t;
+        let mut rlimit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: prlimit reads the new limit (when given) and writes only the old one.
+        let got = unsafe { libc::prlimit(pid, libc::RLIMIT_NOFILE, std::ptr::null(), &mut rlimit) };
+        assert_eq!(got, 0, "prlimit: {}", std::io::Error::last_os_error());
+        let before = rlimit.rlim_cur;
+        rlimit.rlim_cur = limit;
+        let set = unsafe { libc::prlimit(pid, libc::RLIMIT_NOFILE, &rlimit, std::ptr::null_mut()) };
+        assert_eq!(set, 0, "prlimit: {}", std::io::Error::last_os_error());
+        before
     }
 
     pub fn call(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
