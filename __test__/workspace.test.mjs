@@ -419,6 +419,35 @@ describe('ssh-provider workspaces', () => {
     )
   })
 
+  test('a restarted OpenCode and a second workspace make no new SSH login: the sharing helper holds it', async () => {
+    const logins = async () => ((await sshd.readLog()).match(/Accepted publickey for /g) ?? []).length
+    const ws = await createWorkspace({ provider: 'default', host: 'p1', directory: '~/shared-link' })
+    await waitForStatus(ws.id, 'connected')
+    const { session, say } = await openSession(ws)
+    await say('CALL_TOOL:write {"filePath":"one.txt","content":"written through the helper\\n"}')
+    const loginsBefore = await logins()
+
+    const second = await createWorkspace({ provider: 'default', host: 'p1', directory: '~/shared-link-2' })
+    await waitForStatus(second.id, 'connected')
+    process.kill(serve.pid, 'SIGKILL')
+    await until(() => sharedServers().length === 0, 'the workspace server to stop with OpenCode')
+    await serve.stop()
+    await startOpencodeAgain()
+    await waitForStatus(ws.id, 'connected', 60_000)
+    await say('CALL_TOOL:bash {"command":"cat one.txt","description":"after restart"}')
+    const tools = await toolsOnceBashCompleted(session)
+    assert.equal(tools.at(-1).state.output.trim(), 'written through the helper')
+    assert.equal(
+      await logins(),
+      loginsBefore,
+      'the second create, the restarted OpenCode and its workspace server all used the shared connection',
+    )
+    for (const id of [ws.id, second.id])
+      await serve.client.delete(
+        `/experimental/workspace/${id}?directory=${encodeURIComponent(local.projectDir)}`,
+      )
+  })
+
   test('a workspace from before servers were shared keeps its own server and sessions after a restart', async () => {
     const ws = await createWorkspace({ provider: 'default', host: 'p1', directory: '~/older' })
     await waitForStatus(ws.id, 'connected')

@@ -31,6 +31,12 @@ CARGO_ZIGBUILD_VERSION=${CARGO_ZIGBUILD_VERSION:-0.24.0}
 ZIGLANG_VERSION=${ZIGLANG_VERSION:-0.17.1}
 
 ADDON_TARGETS=(x86_64-unknown-linux-gnu.2.17 x86_64-unknown-linux-musl aarch64-unknown-linux-gnu.2.17)
+# napi's platform names, which the helper beside each addon carries too.
+declare -A HELPER_PLATFORMS=(
+  [x86_64-unknown-linux-gnu]=linux-x64-gnu
+  [x86_64-unknown-linux-musl]=linux-x64-musl
+  [aarch64-unknown-linux-gnu]=linux-arm64-gnu
+)
 STUB_ARCHES=(x86_64 aarch64)
 
 log() { printf '\n== build-dist: %s\n' "$*"; }
@@ -76,6 +82,11 @@ if [ "${DIST_ADDONS:-1}" != 0 ]; then
     s=$(now)
     # -o: the .node, index.js and index.d.ts go to $DIST_DIR, not the repo root.
     npx napi build --platform --release -x --target "$t" -o "$DIST_DIR"
+    # The connection-sharing helper, named after the addon it goes beside.
+    cargo zigbuild --release --bin opencode-remote-mux --target "$t"
+    triple=${t%.2.17}
+    install -m 0755 "$CARGO_TARGET_DIR/$triple/release/opencode-remote-mux" \
+      "$DIST_DIR/opencode-remote-mux.${HELPER_PLATFORMS[$triple]}"
     echo "addon $t: $(($(now) - s)) s"
   done
 
@@ -90,7 +101,8 @@ if [ "${DIST_ADDONS:-1}" != 0 ]; then
       exit 1
     fi
     cp "$src" "npm/$plat/"
-    echo "npm/$plat/opencode-remote.$plat.node"
+    cp "$DIST_DIR/opencode-remote-mux.$plat" "npm/$plat/"
+    echo "npm/$plat/opencode-remote.$plat.node npm/$plat/opencode-remote-mux.$plat"
   done
   # The arm64 addon runs before it ships: loaded by Debian's arm64 node under qemu-aarch64, against a
   # test sshd (scripts/smoke-arm64.sh; DIST_SMOKE=0 skips it).

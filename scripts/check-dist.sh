@@ -94,6 +94,12 @@ check_gnu_addon linux-x64-gnu npm/linux-x64-gnu/opencode-remote.linux-x64-gnu.no
 check_musl_addon linux-x64-musl npm/linux-x64-musl/opencode-remote.linux-x64-musl.node x86-64
 check_gnu_addon linux-arm64-gnu npm/linux-arm64-gnu/opencode-remote.linux-arm64-gnu.node "ARM aarch64"
 
+echo "== connection-sharing helpers (beside each addon, named after it)"
+for plat in linux-x64-gnu linux-x64-musl linux-arm64-gnu; do
+  f=npm/$plat/opencode-remote-mux.$plat
+  [ -x "$f" ] || bad "$f missing or not executable"
+done
+
 echo "== stubs"
 shopt -s nullglob
 x86_stubs=(stub/dist/opencode-remote-stub-*-x86_64-linux)

@@ -43,6 +43,8 @@ profile=${BUILD_PROFILE:-debug}
 echo "setup: building the native addon ($profile)"
 if [ "$profile" = release ]; then
   npx napi build --platform --release
+  bash scripts/build-helper.sh --release
 else
   npx napi build --platform
+  bash scripts/build-helper.sh
 fi

@@ -10,27 +10,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Sshd, SshdOptions};
+use common::{echo_server, Sshd, SshdOptions};
 use opencode_remote::ssh::tunnel::{OpenFailure, Tunnel};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpStream, UnixListener};
-
-/// A Unix socket echo server: the "remote" service the tunnel reaches through sshd. Returns the
-/// socket's path and the directory holding it (removed when dropped).
-async fn echo_server() -> (String, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("echo.sock");
-    let listener = UnixListener::bind(&path).expect("bind");
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let (mut reader, mut writer) = socket.split();
-                let _ = tokio::io::copy(&mut reader, &mut writer).await;
-            });
-        }
-    });
-    (path.to_string_lossy().into_owned(), dir)
-}
+use tokio::net::TcpStream;
 
 async fn round_trip(port: u16, payload: &[u8]) -> Vec<u8> {
     let mut socket = TcpStream::connect(("127.0.0.1", port))

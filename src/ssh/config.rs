@@ -57,7 +57,8 @@ pub const DEFAULT_GLOBAL_KNOWN_HOSTS: &[&str] =
 const SYSTEM_CONFIG: &str = "/etc/ssh/ssh_config";
 
 /// Everything needed to open one SSH connection.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Serializable, so a process can hand it to the connection-sharing helper ([`super::mux`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SshTarget {
     /// The configured host name: the only thing shown to the model. Jump hosts carry their target's name,
     /// so an error on the way is still reported under a name the user configured.

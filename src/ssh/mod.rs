@@ -6,6 +6,8 @@ pub mod connect;
 pub mod exec;
 pub mod install_key;
 pub mod known_hosts;
+#[cfg(unix)]
+pub mod mux;
 pub mod pool;
 pub mod probe;
 mod proxy_command;

@@ -50,20 +50,31 @@ impl Pool {
         }
     }
 
+    /// Whether any pooled connection is still open.
+    pub async fn any_open(&self) -> bool {
+        let slots: Vec<Slot> = self
+            .slots
+            .lock()
+            .expect("pool lock")
+            .values()
+            .cloned()
+            .collect();
+        for slot in slots {
+            if slot.lock().await.as_ref().is_some_and(|c| !c.is_closed()) {
+                return true;
+            }
+        }
+        false
+    }
+
     fn slot(&self, target: &SshTarget) -> Slot {
         let mut slots = self.slots.lock().expect("pool lock");
         slots.entry(pool_key(target)).or_default().clone()
     }
 }
 
-/// Everything that changes how we connect is part of the key, so an edited config gets a new connection.
+/// The whole target is the key, so an edited config gets a new connection (and the sharing helper
+/// never hands one process's connection to another that configured the host differently).
 fn pool_key(target: &SshTarget) -> String {
-    let jumps: Vec<String> = target.proxy_jump.iter().map(SshTarget::address).collect();
-    format!(
-        "{}|{}|{:?}|{}",
-        target.name,
-        target.address(),
-        target.identity_files,
-        jumps.join(",")
-    )
+    serde_json::to_string(target).expect("a target serializes")
 }

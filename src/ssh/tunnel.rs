@@ -4,13 +4,16 @@
 //! which no other user on the host can reach or replace (a loopback TCP port there could be both).
 //!
 //! Each accepted connection asks the pool for a live connection, so when the SSH link drops the next
-//! request simply reconnects: the tunnel heals itself without anyone restarting it.
+//! request simply reconnects: the tunnel heals itself without anyone restarting it. When this process
+//! holds no live connection to the host, the channel goes through this user's shared one
+//! ([`super::mux`]) if there is one.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
@@ -53,9 +56,8 @@ pub struct Tunnel {
 
 impl Tunnel {
     /// Forward `127.0.0.1:<free port>` here to the Unix socket at `socket` (absolute) on `target`.
+    /// It does not connect: callers open it once they reached the host (a bad host then fails there).
     pub async fn open(target: SshTarget, socket: &str) -> Result<Tunnel> {
-        // Connect first, so a bad host fails here and not on the first request.
-        POOL.get(&target).await?;
         let listener = TcpListener::bind(("127.0.0.1", 0))
             .await
             .map_err(|e| Error::io("opening the local tunnel port", e))?;
@@ -167,11 +169,24 @@ where
 /// Carry one local connection over a direct-streamlocal channel, reconnecting the SSH link if it is
 /// gone.
 async fn forward(
-    mut socket: TcpStream,
+    socket: TcpStream,
     target: &SshTarget,
     remote: &str,
     failure: &AtomicU8,
 ) -> Result<()> {
+    #[cfg(unix)]
+    if link_is_down(target).await {
+        match super::mux::open(target, remote).await {
+            Some(super::mux::Opened::Stream(stream)) => {
+                failure.store(OPENED, Ordering::Relaxed);
+                return splice(socket, stream, target).await;
+            }
+            Some(super::mux::Opened::Refused(refusal)) => {
+                return Err(refused(target, refusal, failure))
+            }
+            None => {}
+        }
+    }
     let mut attempt = 0;
     let channel = loop {
         let opened = async {
@@ -181,24 +196,8 @@ async fn forward(
         match opened.await {
             Ok(Ok(channel)) => break channel,
             // The server's answer, not a link problem: reconnecting would not change it, and evicting
-            // would break every other user of the link. Recorded before the local socket closes, so
-            // the client that sees it close can ask why.
-            Ok(Err(refusal)) => {
-                let code = match refusal {
-                    OpenFailure::Prohibited => PROHIBITED,
-                    OpenFailure::ConnectFailed => CONNECT_FAILED,
-                };
-                failure.store(code, Ordering::Relaxed);
-                return Err(match refusal {
-                    OpenFailure::Prohibited => Error::ForwardingRefused {
-                        host: target.name.clone(),
-                    },
-                    OpenFailure::ConnectFailed => Error::Ssh {
-                        host: target.name.clone(),
-                        detail: "the host could not connect to the stub's socket".into(),
-                    },
-                });
-            }
+            // would break every other user of the link.
+            Ok(Err(refusal)) => return Err(refused(target, refusal, failure)),
             // Only a dead SSH link is worth a reconnect.
             Err(error @ (Error::Unreachable { .. } | Error::Ssh { .. }))
                 if attempt + 1 < CHANNEL_ATTEMPTS && link_is_down(target).await =>
@@ -212,10 +211,37 @@ async fn forward(
         }
     };
     failure.store(OPENED, Ordering::Relaxed);
-    let mut stream = channel.into_stream();
+    splice(socket, channel.into_stream(), target).await
+}
+
+/// Record the server's refusal (before the local socket closes, so the client that sees it close can
+/// ask why) and describe it.
+fn refused(target: &SshTarget, refusal: OpenFailure, failure: &AtomicU8) -> Error {
+    let code = match refusal {
+        OpenFailure::Prohibited => PROHIBITED,
+        OpenFailure::ConnectFailed => CONNECT_FAILED,
+    };
+    failure.store(code, Ordering::Relaxed);
+    match refusal {
+        OpenFailure::Prohibited => Error::ForwardingRefused {
+            host: target.name.clone(),
+        },
+        OpenFailure::ConnectFailed => Error::Ssh {
+            host: target.name.clone(),
+            detail: "the host could not connect to the stub's socket".into(),
+        },
+    }
+}
+
+/// Copy both ways between the local connection and the channel until both are done.
+async fn splice(
+    mut socket: TcpStream,
+    mut channel: impl AsyncRead + AsyncWrite + Unpin,
+    target: &SshTarget,
+) -> Result<()> {
     tokio::io::copy_bidirectional_with_sizes(
         &mut socket,
-        &mut stream,
+        &mut channel,
         COPY_BUFFER_BYTES,
         COPY_BUFFER_BYTES,
     )

@@ -4,6 +4,9 @@
 //! stub and its token. The socket's absolute path comes from the last stub this machine saw on the
 //! host (a small local record, not secret); when there is none, or the stub does not answer there,
 //! the caller falls back to the probe exec.
+//!
+//! The channel goes through this user's shared connection ([`crate::ssh::mux`]) when there is one:
+//! a create in a freshly started OpenCode then costs two round trips and no handshake.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,8 +22,11 @@ use super::stub_client::StubClient;
 use crate::error::{Error, Result};
 use crate::login::local::{state_dir, write_private};
 use crate::ssh::config::SshTarget;
-use crate::ssh::connect::Connection;
+#[cfg(unix)]
+use crate::ssh::mux::Opened;
+use crate::ssh::pool::POOL;
 use crate::ssh::tunnel::Tunnel;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// The attach socket answers within this, or the probe exec takes over.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -31,16 +37,15 @@ const RECORD_FILE: &str = "stub-sockets.json";
 
 /// Register `register` through the stub's attach socket. `None` when that is not possible (no
 /// record of the host's stub, no stub there, another version): the caller probes instead. A root
-/// the stub refuses is an error, as from the probe.
-pub async fn attach(
-    connection: &Connection,
-    target: &SshTarget,
-    register: &RegisterWorkspace,
-) -> Option<Result<Stub>> {
+/// the stub refuses is an error, as from the probe; so is a host this process cannot connect to.
+pub async fn attach(target: &SshTarget, register: &RegisterWorkspace) -> Option<Result<Stub>> {
     let socket = attach_socket_of(&known_socket(target)?)?;
-    let answer = tokio::time::timeout(ANSWER_TIMEOUT, ask(connection, &socket, register))
-        .await
-        .ok()??;
+    let request = request_text(register)?;
+    let answer = match tokio::time::timeout(ANSWER_TIMEOUT, ask(target, &socket, &request)).await {
+        Ok(Ok(answer)) => answer?,
+        Ok(Err(error)) => return Some(Err(error)),
+        Err(_) => return None,
+    };
     let attached = match answer {
         Answer::Attached(attached) => attached,
         Answer::Refused(refused) => {
@@ -72,45 +77,55 @@ enum Answer {
     Refused(ApiError),
 }
 
-/// `POST /v1/attach` over one channel to `socket`; `None` when the channel or the answer fails.
-async fn ask(
-    connection: &Connection,
-    socket: &str,
-    register: &RegisterWorkspace,
-) -> Option<Answer> {
-    let mut channel = connection
-        .open_direct_streamlocal(socket)
-        .await
-        .ok()?
-        .ok()?;
+/// `POST /v1/attach` with `register` as its body.
+fn request_text(register: &RegisterWorkspace) -> Option<String> {
     let body = serde_json::to_string(register).ok()?;
-    let request = format!(
+    Some(format!(
         "POST {} HTTP/1.1\r\nHost: stub\r\nContent-Type: application/json\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         routes::ATTACH,
         body.len()
-    );
-    channel.data_bytes(request.into_bytes()).await.ok()?;
-    let mut raw = Vec::new();
-    let answer = loop {
-        if let Some(answer) = whole_answer(&raw) {
-            break parse_answer(answer);
-        }
-        match channel.wait().await {
-            Some(russh::ChannelMsg::Data { data })
-                if raw.len() + data.len() <= MAX_ANSWER_BYTES =>
-            {
-                raw.extend_from_slice(&data)
-            }
-            Some(russh::ChannelMsg::WindowAdjusted { .. }) => {}
-            _ => break None,
-        }
+    ))
+}
+
+/// `request` over one channel to `socket`: through the shared connection when there is one, else
+/// on this process's own. `Ok(None)` when the channel or the answer fails; an error when this
+/// process cannot connect to the host at all.
+async fn ask(target: &SshTarget, socket: &str, request: &str) -> Result<Option<Answer>> {
+    #[cfg(unix)]
+    match crate::ssh::mux::open(target, socket).await {
+        Some(Opened::Stream(mut stream)) => return Ok(exchange(&mut stream, request).await),
+        Some(Opened::Refused(_)) => return Ok(None),
+        None => {}
+    }
+    let connection = POOL.get(target).await?;
+    let Ok(Ok(channel)) = connection.open_direct_streamlocal(socket).await else {
+        return Ok(None);
     };
-    // Closed at once, not after the server's EOF: sshd (Nagle on, for a channel without a
-    // terminal) holds its EOF and close until their data is acknowledged, which a delayed ACK
-    // here postpones by tens of milliseconds; our close acknowledges it now.
-    let _ = channel.close().await;
-    answer
+    let mut stream = channel.into_stream();
+    Ok(exchange(&mut stream, request).await)
+}
+
+/// Send `request` and read one whole answer. The channel closes when the stream is dropped, without
+/// waiting for the stub's end of it.
+async fn exchange(
+    stream: &mut (impl AsyncRead + AsyncWrite + Unpin),
+    request: &str,
+) -> Option<Answer> {
+    stream.write_all(request.as_bytes()).await.ok()?;
+    stream.flush().await.ok()?;
+    let mut raw = Vec::new();
+    let mut buffer = [0u8; 8192];
+    loop {
+        if let Some(answer) = whole_answer(&raw) {
+            return parse_answer(answer);
+        }
+        let read = stream.read(&mut buffer).await.ok()?;
+        if read == 0 || raw.len() + read > MAX_ANSWER_BYTES {
+            return None;
+        }
+        raw.extend_from_slice(&buffer[..read]);
+    }
 }
 
 /// The answer in `raw` once its head and its `Content-Length` bytes of body have arrived.

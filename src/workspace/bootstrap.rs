@@ -145,18 +145,18 @@ pub async fn ensure_stub(
     progress: &(dyn Fn(Step) + Send + Sync),
     attach: Option<&RegisterWorkspace>,
 ) -> Result<Stub> {
-    let connection = POOL.get(target).await?;
-    progress(Step::Connected);
     if let Some(register) = attach {
         // Warm: the running stub registers the workspace on its attach socket, without an exec. It was
         // found where the record said, so there is nothing new to remember.
-        if let Some(attached) = super::attach_socket::attach(&connection, target, register).await {
+        if let Some(attached) = super::attach_socket::attach(target, register).await {
             if attached.is_ok() {
                 progress(Step::Reused);
             }
             return attached;
         }
     }
+    let connection = POOL.get(target).await?;
+    progress(Step::Connected);
     let stub = probe_or_start_stub(&connection, target, stub_dir, progress, attach).await?;
     super::attach_socket::remember(target, &stub.info);
     Ok(stub)

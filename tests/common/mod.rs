@@ -360,3 +360,20 @@ fn kill(pids: &[u32]) {
         .stderr(Stdio::null())
         .status();
 }
+
+/// A Unix socket echo server: the "remote" service the tunnel reaches through sshd. Returns the
+/// socket's path and the directory holding it (removed when dropped).
+pub async fn echo_server() -> (String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("echo.sock");
+    let listener = tokio::net::UnixListener::bind(&path).expect("bind");
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (mut reader, mut writer) = socket.split();
+                let _ = tokio::io::copy(&mut reader, &mut writer).await;
+            });
+        }
+    });
+    (path.to_string_lossy().into_owned(), dir)
+}
