@@ -129,6 +129,19 @@ after(async () => {
   await llm?.stop()
 })
 
+/** Pids of the connection-sharing helpers serving this lab's state directory. */
+function sharingHelpers() {
+  const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'))
+  const dir = path.join(local.env.XDG_STATE_HOME, 'opencode-remote', `mux-${version}`)
+  return readdirSync('/proc').filter((pid) => {
+    try {
+      return /^\d+$/.test(pid) && readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(dir)
+    } catch {
+      return false
+    }
+  })
+}
+
 /** Where a file named `name` is under `dir` (recursively), or undefined. */
 function findFile(dir, name) {
   if (!existsSync(dir)) return undefined
@@ -171,6 +184,10 @@ describe('SSH workspaces in the TUI', () => {
     assert.ok(remote, 'the file was written on the host')
     assert.equal(readFileSync(remote, 'utf8').trim(), marker)
     assert.equal(findFile(local.projectDir, 'tui-proof.txt'), undefined, 'nothing was written locally')
+    // The bash call ran in the workspace server (another process than the one that created the workspace):
+    // it reached the host through this user's connection-sharing helper, which the addon started from
+    // beside itself in what `opencode plug` installed.
+    assert.equal(sharingHelpers().length, 1, 'one connection-sharing helper runs for this user')
   })
 
   test('a file picked with @ reaches the model with the host’s text, not the local copy’s', async () => {

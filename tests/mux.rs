@@ -2,6 +2,7 @@
 //! any number of callers ride one SSH connection, the host's refusal comes through as such, an
 //! unreachable host sends the caller back to its own connection, another local user is not served,
 //! and the helper leaves once its links are gone.
+#![cfg(unix)]
 
 #[allow(
     dead_code,

@@ -24,6 +24,8 @@ const IDLE_EXIT_WITHOUT_LINKS: Duration = Duration::from_secs(5);
 const CHECK_EVERY: Duration = Duration::from_secs(1);
 /// A client names its channel within this, or is dropped.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Pause after a failed accept.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// Copy buffer per direction, as the tunnel's.
 const COPY_BUFFER_BYTES: usize = 256 * 1024;
 
@@ -55,7 +57,11 @@ pub async fn serve(dir: &Path) -> Result<()> {
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
+                let Ok((stream, _)) = accepted else {
+                    // Out of descriptors: the connection stays queued, so wait instead of spinning.
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    continue;
+                };
                 if !super::same_user(&stream) {
                     continue;
                 }
