@@ -4,7 +4,8 @@
 // plane's tree are read from /proc: RSS, PSS (shared pages split between the processes that map them) and
 // USS (pages only this process maps: what stopping it would free). Target (issue 12): a second workspace on
 // the same project adds ≤ 100 MB; the ratio is the second workspace's added USS over 100 MB. (The first
-// starts the project's shared workspace server, which the second joins.)
+// starts the project's shared workspace server, which the second joins.) This user's connection-sharing
+// helper, detached from that tree, is counted with it once it runs.
 // Prints one `BENCH {...}` line per step and a summary; exits 1 only on a crash.
 //
 //   npm run bench:workspace-memory
@@ -73,8 +74,22 @@ function tree(pid) {
   return out
 }
 
-function measure(rootPid) {
-  const processes = tree(rootPid)
+/** This lab's connection-sharing helper, if one runs: detached from the tree, but the workspaces' memory. */
+function sharingHelpers(stateHome) {
+  const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'))
+  const dir = path.join(stateHome, 'opencode-remote', `mux-${version}`)
+  return readdirSync('/proc').filter((pid) => {
+    try {
+      return /^\d+$/.test(pid) && readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(dir)
+    } catch {
+      return false
+    }
+  })
+}
+
+function measure(rootPid, stateHome) {
+  const processes = [rootPid, ...sharingHelpers(stateHome).map(Number)]
+    .flatMap(tree)
     .map((p) => ({ ...p, ...memoryOf(p.pid) }))
     .filter((p) => p.rss !== undefined)
   const sum = (key) => processes.reduce((n, p) => n + p[key], 0)
@@ -103,7 +118,7 @@ async function main() {
     // The control plane's own instance, loaded as a user's first request would load it.
     await serve.client.get(`/path?${query}`)
     await sleep(SETTLE_MS)
-    const steps = [{ step: 'control plane alone', ...measure(serve.pid) }]
+    const steps = [{ step: 'control plane alone', ...measure(serve.pid, local.env.XDG_STATE_HOME) }]
     for (const n of [1, 2]) {
       log(`creating workspace ${n}`)
       const ws = await serve.client.post(
@@ -114,7 +129,10 @@ async function main() {
       // A session in it, so its server has done real work, not only started.
       await serve.client.post(`/session?workspace=${ws.id}&${query}`, {}, { timeoutMs: 60_000 })
       await sleep(SETTLE_MS)
-      steps.push({ step: `with ${n} workspace${n > 1 ? 's' : ''}`, ...measure(serve.pid) })
+      steps.push({
+        step: `with ${n} workspace${n > 1 ? 's' : ''}`,
+        ...measure(serve.pid, local.env.XDG_STATE_HOME),
+      })
     }
     for (let i = 1; i < steps.length; i++) {
       const added = {

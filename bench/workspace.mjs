@@ -25,7 +25,8 @@
 //   handshake (TCP + kex + auth, russh `connect()`) + one exec round trip (`true` on that connection), both
 //   measured alone by `examples/tunnel_bench.rs`, each sample in a fresh process as ours and taken in turn
 //   with ours (before it, then after it), so that drift weighs on both.
-// - tunnel throughput: 256 MiB up (and down) through `opencode_remote::ssh::tunnel::Tunnel`
+// - tunnel throughput: 256 MiB up (and down) through `opencode_remote::ssh::tunnel::Tunnel` (on its own
+//   connection, and again in a process without one, through the sharing helper)
 //   (`examples/tunnel_bench.rs`) vs `ssh -N -L`, to the same Unix socket sink (bench/workspace-sink.mjs),
 //   as the workspace tunnel forwards to the stub's socket (stream-local forwarding).
 // - remote read (100 KiB file) and grep (10k-file tree), warm: `remoteCall` vs the same operation locally on a
@@ -106,7 +107,7 @@ function medianPhases(rows, field = 'phases') {
 }
 
 let sshd, relay, root, home, env, sshConfigPath, knownHostsPath, identityFile, stubDir, stubBinary
-let version, addonPath, sink, sinkSocket, linkRelay
+let version, addonPath, helperPath, sink, sinkSocket, linkRelay
 const cleanups = []
 
 // ---------------------------------------------------------------------------------------------------------
@@ -121,10 +122,10 @@ async function setup() {
   if (!existsSync(stubBinary)) throw new Error(`${stubBinary} is missing: run bash stub/build.sh first`)
   addonPath = process.env.NAPI_RS_NATIVE_LIBRARY_PATH || (existsSync(DEFAULT_ADDON) ? DEFAULT_ADDON : '')
   log(`addon: ${addonPath || 'the package default (index.js)'}; stub: ${stubBinary}`)
-  const helper = path.join(addonPath ? path.dirname(addonPath) : REPO, 'opencode-remote-mux.linux-x64-gnu')
-  if (!existsSync(helper))
+  helperPath = path.join(addonPath ? path.dirname(addonPath) : REPO, 'opencode-remote-mux.linux-x64-gnu')
+  if (!existsSync(helperPath))
     throw new Error(
-      `${helper} is missing: run bash scripts/build-helper.sh [--release] <the addon's directory>`,
+      `${helperPath} is missing: run bash scripts/build-helper.sh [--release] <the addon's directory>`,
     )
   if (!existsSync(EXAMPLE)) {
     log('building the tunnel helper: cargo build --release --example tunnel_bench (a few minutes)')
@@ -557,6 +558,16 @@ async function openOurTunnel(remoteSocket) {
   return { port: Number(value), close: () => child.kill('SIGTERM') }
 }
 
+/** Ours again, in a process holding no connection: every channel goes through the sharing helper. */
+async function openSharedTunnel(remoteSocket) {
+  const { child, value } = await spawnWithLine(
+    EXAMPLE,
+    ['tunnel-shared', String(sshd.port), sshd.user, identityFile, knownHostsPath, remoteSocket, helperPath],
+    'PORT',
+  )
+  return { port: Number(value), close: () => child.kill('SIGTERM') }
+}
+
 async function openOpenSshTunnel(remoteSocket) {
   const localPort = await freePort()
   const child = spawn(
@@ -621,19 +632,21 @@ async function benchTunnel() {
   cleanups.push(ours.close)
   const openssh = await openOpenSshTunnel(sinkSocket)
   cleanups.push(openssh.close)
+  const shared = await openSharedTunnel(sinkSocket)
+  cleanups.push(shared.close)
   const direct = { port: sinkPort }
   // Warm-up: a first channel on each, page faults, JIT.
-  for (const t of [ours, openssh, direct]) {
+  for (const t of [ours, openssh, shared, direct]) {
     await transfer(t.port, 'U', 32 * 1024 * 1024)
     await transfer(t.port, 'D', 32 * 1024 * 1024)
   }
   const res = {}
   for (const dir of ['U', 'D']) {
-    res[dir] = { ours: [], openssh: [], direct: [] }
+    res[dir] = { ours: [], openssh: [], shared: [], direct: [] }
     for (let i = 0; i < SAMPLES; i++) {
-      const order = i % 2 ? ['openssh', 'ours', 'direct'] : ['ours', 'openssh', 'direct']
+      const order = i % 2 ? ['openssh', 'shared', 'ours', 'direct'] : ['ours', 'shared', 'openssh', 'direct']
       for (const side of order) {
-        const t = { ours, openssh, direct }[side]
+        const t = { ours, openssh, shared, direct }[side]
         const ms = await transfer(t.port, dir, TUNNEL_BYTES)
         res[dir][side].push(ms)
         log(`tunnel ${dir === 'U' ? 'upload' : 'download'} ${side} #${i + 1}: ${r1(ms)} ms`)
@@ -642,6 +655,7 @@ async function benchTunnel() {
   }
   ours.close()
   openssh.close()
+  shared.close()
   return res
 }
 
@@ -1001,11 +1015,27 @@ async function main() {
         direct: tun[dir].direct.map(r1),
       },
     })
+    const s = median(tun[dir].shared)
+    lines.push({
+      case: `tunnel throughput 256MiB ${name}, through the sharing helper`,
+      ours_ms: r1(s),
+      baseline_ms: r1(b),
+      ratio: r3(s / b),
+      baseline_is: 'ssh -N -L (OpenSSH) to the same sink',
+      ours_mib_s: mibs(s),
+      samples: tun[dir].shared.map(r1),
+    })
     summary.push([
       `tunnel ${name} ours/OpenSSH`,
       `<= ${TARGETS.tunnelRatio}`,
       r3(o / b),
       o / b <= TARGETS.tunnelRatio,
+    ])
+    summary.push([
+      `  same, through the sharing helper`,
+      `<= ${TARGETS.tunnelRatio}`,
+      r3(s / b),
+      s / b <= TARGETS.tunnelRatio,
     ])
   }
 

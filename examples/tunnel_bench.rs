@@ -4,6 +4,10 @@
 //! tunnel_bench tunnel <port> <user> <identity> <known_hosts> <remote_socket>
 //!     Opens `opencode_remote::ssh::tunnel::Tunnel` to the Unix socket <remote_socket> on the host and prints
 //!     `PORT <local port>`; serves until stdin closes.
+//! tunnel_bench tunnel-shared <port> <user> <identity> <known_hosts> <remote_socket> <helper>
+//!     The same, with this process holding no connection: each channel goes through the
+//!     connection-sharing helper <helper> (`opencode_remote::ssh::mux`), as in a process that found
+//!     the helper up.
 //! tunnel_bench rtt <port> <user> <identity> <known_hosts> <samples>
 //!     Per sample, a fresh connection: `connect()` (TCP, key exchange, host-key check, auth) timed
 //!     alone, then one exec round trip (`true`: channel open, exec, exit status, close) on it.
@@ -58,14 +62,17 @@ async fn main() {
     if args.len() == 2 && args[0] == "ackhop" {
         return ack_hop(args[1].parse().expect("port")).await;
     }
-    let usage = "usage: tunnel_bench tunnel|rtt <port> <user> <identity> <known_hosts> <n>";
-    if args.len() != 6 {
+    let usage = "usage: tunnel_bench tunnel|rtt <port> <user> <identity> <known_hosts> <n> \
+                 | tunnel-shared <port> <user> <identity> <known_hosts> <socket> <helper>";
+    if args.len() == 7 && args[0] == "tunnel-shared" {
+        opencode_remote::ssh::mux::use_helper(PathBuf::from(&args[6]));
+    } else if args.len() != 6 {
         eprintln!("{usage}");
         std::process::exit(2);
     }
     let target = target(&args[1..5]);
     match args[0].as_str() {
-        "tunnel" => {
+        "tunnel" | "tunnel-shared" => {
             let tunnel = Tunnel::open(target, &args[5]).await.expect("open tunnel");
             println!("PORT {}", tunnel.local_port());
             until_stdin_closes().await;
