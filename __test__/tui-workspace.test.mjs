@@ -13,6 +13,7 @@ import { startFakeLlm } from './harness/fake-llm.mjs'
 import { makeOpencodeHome, opencodeBin, runOpencode } from './harness/opencode.mjs'
 import { startSshd } from './harness/sshd.mjs'
 import { installPackedPackage } from './support/package.mjs'
+import { sharingHelperPids } from './support/sharing.mjs'
 
 const socket = `ocr-tui-${process.pid}`
 let llm, sshd, local, pkg
@@ -129,19 +130,6 @@ after(async () => {
   await llm?.stop()
 })
 
-/** Pids of the connection-sharing helpers serving this lab's state directory. */
-function sharingHelpers() {
-  const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'))
-  const dir = path.join(local.env.XDG_STATE_HOME, 'opencode-remote', `mux-${version}`)
-  return readdirSync('/proc').filter((pid) => {
-    try {
-      return /^\d+$/.test(pid) && readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(dir)
-    } catch {
-      return false
-    }
-  })
-}
-
 /** Where a file named `name` is under `dir` (recursively), or undefined. */
 function findFile(dir, name) {
   if (!existsSync(dir)) return undefined
@@ -187,7 +175,11 @@ describe('SSH workspaces in the TUI', () => {
     // The bash call ran in the workspace server (another process than the one that created the workspace):
     // it reached the host through this user's connection-sharing helper, which the addon started from
     // beside itself in what `opencode plug` installed.
-    assert.equal(sharingHelpers().length, 1, 'one connection-sharing helper runs for this user')
+    assert.equal(
+      sharingHelperPids(local.env.XDG_STATE_HOME).length,
+      1,
+      'one connection-sharing helper runs for this user',
+    )
   })
 
   test('a file picked with @ reaches the model with the host’s text, not the local copy’s', async () => {

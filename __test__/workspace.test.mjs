@@ -396,9 +396,7 @@ describe('ssh-provider workspaces', () => {
 
     // OpenCode dies without cleaning up (SIGKILL of its main process only): its workspace server must
     // not be left running.
-    process.kill(serve.pid, 'SIGKILL')
-    await until(() => sharedServers().length === 0, 'the workspace server to stop with OpenCode')
-    await serve.stop()
+    await killOpencode()
     await startOpencodeAgain()
     await waitForStatus(ws.id, 'connected', 60_000)
 
@@ -429,9 +427,7 @@ describe('ssh-provider workspaces', () => {
 
     const second = await createWorkspace({ provider: 'default', host: 'p1', directory: '~/shared-link-2' })
     await waitForStatus(second.id, 'connected')
-    process.kill(serve.pid, 'SIGKILL')
-    await until(() => sharedServers().length === 0, 'the workspace server to stop with OpenCode')
-    await serve.stop()
+    await killOpencode()
     await startOpencodeAgain()
     await waitForStatus(ws.id, 'connected', 60_000)
     await say('CALL_TOOL:bash {"command":"cat one.txt","description":"after restart"}')
@@ -462,9 +458,7 @@ describe('ssh-provider workspaces', () => {
       [ws.id],
       'no other workspace is open',
     )
-    process.kill(serve.pid, 'SIGKILL')
-    await until(() => sharedServers().length === 0, 'the workspace server to stop with OpenCode')
-    await serve.stop()
+    await killOpencode()
     // What an earlier version left: the workspace's sessions in a database of its own.
     const state = path.join(local.env.XDG_STATE_HOME, 'opencode-remote')
     const [project] = readdirSync(path.join(state, 'projects'))
@@ -514,6 +508,13 @@ async function openSession(ws) {
       { timeoutMs: 120_000, retries: 0 },
     )
   return { session, say }
+}
+
+/** SIGKILL OpenCode's main process only (no clean-up): its workspace server must stop with it. */
+async function killOpencode() {
+  process.kill(serve.pid, 'SIGKILL')
+  await until(() => sharedServers().length === 0, 'the workspace server to stop with OpenCode')
+  await serve.stop()
 }
 
 /** Start OpenCode again after it died, and do what the TUI does then: sync loops start only when asked. */

@@ -18,6 +18,7 @@ import { startFakeLlm } from '../__test__/harness/fake-llm.mjs'
 import { makeOpencodeHome, startServe } from '../__test__/harness/opencode.mjs'
 import { startSshd } from '../__test__/harness/sshd.mjs'
 import { installPackedPackage } from '../__test__/support/package.mjs'
+import { sharingHelperPids } from '../__test__/support/sharing.mjs'
 
 const TARGET_MB = 100
 /** Time for a new workspace's server to finish loading and settle before it is measured. */
@@ -74,21 +75,10 @@ function tree(pid) {
   return out
 }
 
-/** This lab's connection-sharing helper, if one runs: detached from the tree, but the workspaces' memory. */
-function sharingHelpers(stateHome) {
-  const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'))
-  const dir = path.join(stateHome, 'opencode-remote', `mux-${version}`)
-  return readdirSync('/proc').filter((pid) => {
-    try {
-      return /^\d+$/.test(pid) && readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(dir)
-    } catch {
-      return false
-    }
-  })
-}
-
+/** The control plane's tree, and this lab's connection-sharing helper once it runs: detached from the tree,
+ * but the workspaces' memory. */
 function measure(rootPid, stateHome) {
-  const processes = [rootPid, ...sharingHelpers(stateHome).map(Number)]
+  const processes = [rootPid, ...sharingHelperPids(stateHome)]
     .flatMap(tree)
     .map((p) => ({ ...p, ...memoryOf(p.pid) }))
     .filter((p) => p.rss !== undefined)

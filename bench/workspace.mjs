@@ -56,6 +56,7 @@ import { fileURLToPath } from 'node:url'
 import { exec, killUid, listProcesses, signalAll } from '../__test__/harness/proc.mjs'
 import { startRelay } from '../__test__/harness/relay.mjs'
 import { canConnect, freePort, startSshd } from '../__test__/harness/sshd.mjs'
+import { sharingHelperPids } from '../__test__/support/sharing.mjs'
 
 const HERE = path.dirname(fileURLToPath(import.meta.url))
 const REPO = path.resolve(HERE, '..')
@@ -607,23 +608,13 @@ function warmHost(rtt) {
   return rtt === 0 ? DIRECT : HOST
 }
 
-/** This bench's connection-sharing helper (found by the directory in its command line). */
-function sharingHelperPids() {
-  const dir = path.join(env.HOME, '.local', 'state', 'opencode-remote', `mux-${version}`)
-  return listProcesses()
-    .map((p) => p.pid)
-    .filter((pid) => {
-      try {
-        return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(dir)
-      } catch {
-        return false
-      }
-    })
-}
+/** This bench's connection-sharing helper (its HOME has no XDG_STATE_HOME). */
+const benchHelperPids = () => sharingHelperPids(path.join(env.HOME, '.local', 'state'))
 
+/** Stop this bench's connection-sharing helper. */
 async function stopSharingHelper() {
-  signalAll(sharingHelperPids(), 'SIGKILL')
-  while (sharingHelperPids().length) await sleep(5)
+  signalAll(benchHelperPids(), 'SIGKILL')
+  while (benchHelperPids().length) await sleep(5)
 }
 
 async function benchTunnel() {
@@ -859,7 +850,7 @@ async function main() {
       addon_load_ms: r1(loadMs),
       openssh_ssh_true_ms: r1(median(sshTrue)),
       connections: medianOf(warm.create, 'connections'),
-      sharing_helper_vmrss_kib: sharingHelperPids().map(vmRssKiB)[0] ?? null,
+      sharing_helper_vmrss_kib: benchHelperPids().map(vmRssKiB)[0] ?? null,
       samples: warm.create.map((r) => r1(r.elapsedMs)),
       budget_samples: probe.handshakeMs.map((h, i) => r1(h + probe.execMs[i])),
     })

@@ -35,6 +35,19 @@ export function exec(file, args, opts = {}) {
   })
 }
 
+/** @returns {number[]} the pids of the processes that have `arg` as one of their command-line arguments */
+export function pidsWithArgument(arg) {
+  return listProcesses()
+    .map((p) => p.pid)
+    .filter((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(arg)
+      } catch {
+        return false // the process went away while we looked
+      }
+    })
+}
+
 /** @returns {Array<{pid: number, ppid: number, uid: number}>} every process visible in /proc */
 export function listProcesses() {
   const out = []

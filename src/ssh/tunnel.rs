@@ -143,7 +143,7 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// The next accepted connection; errors are logged and retried, after [`ACCEPT_BACKOFF`] unless
 /// they concern only the connection being accepted.
-async fn accept_backing_off<T, F, Fut>(mut accept: F) -> T
+pub(super) async fn accept_backing_off<T, F, Fut>(mut accept: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = std::io::Result<T>>,
@@ -239,17 +239,22 @@ async fn splice(
     mut channel: impl AsyncRead + AsyncWrite + Unpin,
     target: &SshTarget,
 ) -> Result<()> {
-    tokio::io::copy_bidirectional_with_sizes(
-        &mut socket,
-        &mut channel,
-        COPY_BUFFER_BYTES,
-        COPY_BUFFER_BYTES,
-    )
-    .await
-    .map_err(|e| Error::Ssh {
-        host: target.name.clone(),
-        detail: format!("tunnel stream: {e}"),
-    })?;
+    copy_both_ways(&mut socket, &mut channel)
+        .await
+        .map_err(|e| Error::Ssh {
+            host: target.name.clone(),
+            detail: format!("tunnel stream: {e}"),
+        })?;
+    Ok(())
+}
+
+/// Copy both ways until both directions are done, with buffers sized for bulk transfers (see
+/// [`COPY_BUFFER_BYTES`]); the sharing helper splices its channels with it too.
+pub(super) async fn copy_both_ways(
+    a: &mut (impl AsyncRead + AsyncWrite + Unpin + ?Sized),
+    b: &mut (impl AsyncRead + AsyncWrite + Unpin + ?Sized),
+) -> std::io::Result<()> {
+    tokio::io::copy_bidirectional_with_sizes(a, b, COPY_BUFFER_BYTES, COPY_BUFFER_BYTES).await?;
     Ok(())
 }
 

@@ -25,7 +25,7 @@ use std::time::Duration;
 use tokio::io::BufReader;
 use tokio::net::UnixStream;
 
-pub use server::{serve, IDLE_EXIT};
+pub use server::serve;
 use wire::{Answer, Request};
 
 use super::config::SshTarget;
@@ -154,9 +154,12 @@ async fn connect(socket: &Path) -> Option<UnixStream> {
 
 /// Whether the other end of `stream` runs as this process's user.
 fn same_user(stream: &UnixStream) -> bool {
+    stream.peer_cred().is_ok_and(|peer| peer.uid() == my_uid())
+}
+
+fn my_uid() -> u32 {
     // SAFETY: geteuid cannot fail.
-    let me = unsafe { libc::geteuid() };
-    stream.peer_cred().is_ok_and(|peer| peer.uid() == me)
+    unsafe { libc::geteuid() }
 }
 
 /// Our helper's directory: created 0700, owned by us; `None` when it cannot be, or when its socket's
@@ -170,8 +173,7 @@ fn private_dir() -> Option<PathBuf> {
     std::os::unix::fs::DirBuilderExt::mode(builder.recursive(true), 0o700);
     builder.create(&dir).ok()?;
     let meta = std::fs::symlink_metadata(&dir).ok()?;
-    // SAFETY: geteuid cannot fail.
-    if !meta.is_dir() || meta.uid() != unsafe { libc::geteuid() } {
+    if !meta.is_dir() || meta.uid() != my_uid() {
         return None;
     }
     if meta.mode() & 0o077 != 0 {

@@ -14,20 +14,17 @@ use super::wire::{self, Answer, Request};
 use super::{LOCK_FILE, SOCKET_FILE};
 use crate::error::{Error, Result};
 use crate::ssh::pool::Pool;
+use crate::ssh::tunnel::{accept_backing_off, copy_both_ways};
 
 /// With no stream open, the helper leaves this long after the last one closed (OpenSSH's
 /// `ControlPersist` for a connection kept only for later use).
-pub const IDLE_EXIT: Duration = Duration::from_secs(10 * 60);
+const IDLE_EXIT: Duration = Duration::from_secs(10 * 60);
 /// ... and sooner when none of its connections is alive anymore: it has nothing left to share.
 const IDLE_EXIT_WITHOUT_LINKS: Duration = Duration::from_secs(5);
 /// How often it looks at the above, and whether its socket is still its own.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
 /// A client names its channel within this, or is dropped.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// Pause after a failed accept.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
-/// Copy buffer per direction, as the tunnel's.
-const COPY_BUFFER_BYTES: usize = 256 * 1024;
 
 struct State {
     pool: Pool,
@@ -48,6 +45,8 @@ pub async fn serve(dir: &Path) -> Result<()> {
     let inode = std::fs::metadata(&socket)
         .map_err(|e| Error::io("reading the socket", e))?
         .ino();
+    // Whether the socket at our path is still the one we bound (not removed, not another helper's).
+    let still_ours = || std::fs::metadata(&socket).map(|m| m.ino()).ok() == Some(inode);
     let state = Arc::new(State {
         pool: Pool::default(),
         open_streams: AtomicUsize::new(0),
@@ -56,12 +55,7 @@ pub async fn serve(dir: &Path) -> Result<()> {
     let mut check = tokio::time::interval(CHECK_EVERY);
     loop {
         tokio::select! {
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else {
-                    // Out of descriptors: the connection stays queued, so wait instead of spinning.
-                    tokio::time::sleep(ACCEPT_BACKOFF).await;
-                    continue;
-                };
+            (stream, _) = accept_backing_off(|| listener.accept()) => {
                 if !super::same_user(&stream) {
                     continue;
                 }
@@ -74,15 +68,14 @@ pub async fn serve(dir: &Path) -> Result<()> {
                 });
             }
             _ = check.tick() => {
-                let replaced = std::fs::metadata(&socket).map(|m| m.ino()) .ok() != Some(inode);
-                if replaced || idle_long_enough(&state).await {
+                if !still_ours() || idle_long_enough(&state).await {
                     break;
                 }
             }
         }
     }
     // Connections close as the process exits; the socket goes unless another helper took it over.
-    if std::fs::metadata(&socket).map(|m| m.ino()).ok() == Some(inode) {
+    if still_ours() {
         let _ = std::fs::remove_file(&socket);
     }
     Ok(())
@@ -128,14 +121,7 @@ async fn serve_stream(stream: UnixStream, pool: &Pool) {
         return;
     }
     let Some(channel) = channel else { return };
-    let mut channel = channel.into_stream();
-    let _ = tokio::io::copy_bidirectional_with_sizes(
-        &mut stream,
-        &mut channel,
-        COPY_BUFFER_BYTES,
-        COPY_BUFFER_BYTES,
-    )
-    .await;
+    let _ = copy_both_ways(&mut stream, &mut channel.into_stream()).await;
 }
 
 /// The channel `request` names, on the pooled connection; a dead link is replaced once.
@@ -147,7 +133,10 @@ async fn open_channel(
     for _ in 0..2 {
         let connection = match pool.get(&request.target).await {
             Ok(connection) => connection,
-            Err(error) => return (unavailable(&error), None),
+            Err(error) => {
+                let reason = error.to_string();
+                return (Answer::Unavailable { reason }, None);
+            }
         };
         match connection.open_direct_streamlocal(&request.socket).await {
             Ok(Ok(channel)) => return (Answer::Opened, Some(channel)),
@@ -159,10 +148,4 @@ async fn open_channel(
         }
     }
     (Answer::Unavailable { reason: last_error }, None)
-}
-
-fn unavailable(error: &Error) -> Answer {
-    Answer::Unavailable {
-        reason: error.to_string(),
-    }
 }
