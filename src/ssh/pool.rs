@@ -50,6 +50,12 @@ impl Pool {
         }
     }
 
+    /// Whether this pool holds an open connection to `target`: a channel should then use it rather
+    /// than the sharing helper's (one connection per process and host, not two).
+    pub async fn is_live(&self, target: &SshTarget) -> bool {
+        self.peek(target).await.is_some_and(|c| !c.is_closed())
+    }
+
     /// Whether any pooled connection is still open.
     pub async fn any_open(&self) -> bool {
         let slots: Vec<Slot> = self

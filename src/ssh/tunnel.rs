@@ -175,7 +175,7 @@ async fn forward(
     failure: &AtomicU8,
 ) -> Result<()> {
     #[cfg(unix)]
-    if link_is_down(target).await {
+    if !POOL.is_live(target).await {
         match super::mux::open(target, remote).await {
             Some(super::mux::Opened::Stream(stream)) => {
                 failure.store(OPENED, Ordering::Relaxed);
@@ -200,7 +200,7 @@ async fn forward(
             Ok(Err(refusal)) => return Err(refused(target, refusal, failure)),
             // Only a dead SSH link is worth a reconnect.
             Err(error @ (Error::Unreachable { .. } | Error::Ssh { .. }))
-                if attempt + 1 < CHANNEL_ATTEMPTS && link_is_down(target).await =>
+                if attempt + 1 < CHANNEL_ATTEMPTS && !POOL.is_live(target).await =>
             {
                 log::debug!("tunnel to {}: {error}; reconnecting", target.name);
                 POOL.evict(target).await;
@@ -256,13 +256,6 @@ pub(super) async fn copy_both_ways(
 ) -> std::io::Result<()> {
     tokio::io::copy_bidirectional_with_sizes(a, b, COPY_BUFFER_BYTES, COPY_BUFFER_BYTES).await?;
     Ok(())
-}
-
-/// Whether the pooled connection for `target` is gone (or was never made).
-async fn link_is_down(target: &SshTarget) -> bool {
-    POOL.peek(target)
-        .await
-        .is_none_or(|connection| connection.is_closed())
 }
 
 #[cfg(test)]

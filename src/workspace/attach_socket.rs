@@ -88,15 +88,18 @@ fn request_text(register: &RegisterWorkspace) -> Option<String> {
     ))
 }
 
-/// `request` over one channel to `socket`: through the shared connection when there is one, else
-/// on this process's own. `Ok(None)` when the channel or the answer fails; an error when this
-/// process cannot connect to the host at all.
+/// `request` over one channel to `socket`, taken as the tunnel takes its channels: on this
+/// process's live connection, else through the shared one, else on a connection made here.
+/// `Ok(None)` when the channel or the answer fails; an error when this process cannot connect to
+/// the host at all.
 async fn ask(target: &SshTarget, socket: &str, request: &str) -> Result<Option<Answer>> {
     #[cfg(unix)]
-    match crate::ssh::mux::open(target, socket).await {
-        Some(Opened::Stream(mut stream)) => return Ok(exchange(&mut stream, request).await),
-        Some(Opened::Refused(_)) => return Ok(None),
-        None => {}
+    if !POOL.is_live(target).await {
+        match crate::ssh::mux::open(target, socket).await {
+            Some(Opened::Stream(mut stream)) => return Ok(exchange(&mut stream, request).await),
+            Some(Opened::Refused(_)) => return Ok(None),
+            None => {}
+        }
     }
     let connection = POOL.get(target).await?;
     let Ok(Ok(channel)) = connection.open_direct_streamlocal(socket).await else {
